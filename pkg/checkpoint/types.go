@@ -1,0 +1,37 @@
+// Package checkpoint measures recovery points: how stale each region's replicated checkpoints
+// and model artefacts are, and whether a standby is within the service's RPO target.
+package checkpoint
+
+import (
+	"context"
+	"time"
+)
+
+// RegionRPO is one region's data age.
+type RegionRPO struct {
+	Service string `json:"service"`
+	Region  string `json:"region"`
+	// Known is false when no source could say (then Stale is false and Reason says why).
+	Known bool `json:"known"`
+	// Age: how far this region's data lags the primary's (buckets) or the reported lag (metric).
+	Age    time.Duration `json:"age"`
+	Target time.Duration `json:"target"`
+	// Stale: Age > Target (Target > 0).
+	Stale  bool   `json:"stale"`
+	Source string `json:"source"` // metric | buckets | both
+	Reason string `json:"reason"`
+	// Newest checkpoint object time (buckets source).
+	Newest time.Time `json:"newest,omitempty"`
+}
+
+// LagSource reads a replication-lag gauge (seconds) per location for a project: one
+// ListTimeSeries call per metric per project. Missing locations are absent from the map.
+type LagSource interface {
+	Lag(ctx context.Context, project, metricType string, now time.Time) (map[string]time.Duration, error)
+}
+
+// ObjectLister finds the newest object (by creation/update time) under a bucket prefix.
+// ok is false when there is none.
+type ObjectLister interface {
+	Newest(ctx context.Context, bucket, prefix string) (t time.Time, ok bool, err error)
+}

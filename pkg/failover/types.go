@@ -1,0 +1,99 @@
+// Package failover is drwatchd's decision core: a pure, per-service state machine that decides
+// from health and RPO observations whether to fail over, where, when to fail back and when to
+// stop and page a human. It performs no I/O and reads no clock.
+package failover
+
+import (
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+)
+
+// StateName is a service's state.
+type StateName string
+
+// States.
+const (
+	Healthy     StateName = "healthy"
+	Suspect     StateName = "suspect"
+	FailingOver StateName = "failing-over"
+	FailedOver  StateName = "failed-over"
+	FailingBack StateName = "failing-back"
+	RollingBack StateName = "rolling-back"
+	Blocked     StateName = "blocked"
+	Paused      StateName = "paused"
+)
+
+// States lists every state in a stable order (for metrics: one series each, value 0/1).
+var States = []StateName{Healthy, Suspect, FailingOver, FailedOver, FailingBack, RollingBack, Blocked, Paused}
+
+// State is one service's persisted decision state.
+type State struct {
+	Service string    `json:"service"`
+	State   StateName `json:"state"`
+	Since   time.Time `json:"since"`
+	Reason  string    `json:"reason"`
+	// Primary is the configured home region; Active is the region that serves (most) traffic.
+	Primary string `json:"primary"`
+	Active  string `json:"active"`
+	// Plan in progress (nil when none).
+	Plan *plan.Plan `json:"plan,omitempty"`
+	// PausedFrom is the state to return to on resume.
+	PausedFrom StateName `json:"paused_from,omitempty"`
+	// Failovers are the start times of failovers (for cooldown and the anti-flap window).
+	Failovers []time.Time `json:"failovers,omitempty"`
+	// Completed counts completed failovers; Rollbacks counts rollbacks.
+	Completed int `json:"completed"`
+	Rollbacks int `json:"rollbacks"`
+	// Candidates from the last target selection, chosen first.
+	Candidates []Candidate `json:"candidates,omitempty"`
+	// Events: the most recent events, newest last (bounded).
+	Events []Event `json:"events,omitempty"`
+}
+
+// Candidate is a standby considered as a failover target.
+type Candidate struct {
+	Region   string `json:"region"`
+	Eligible bool   `json:"eligible"`
+	Chosen   bool   `json:"chosen"`
+	Reason   string `json:"reason"` // why eligible/rejected, e.g. "rpo stale: 42m > 15m"
+}
+
+// Event is something that happened, for logs, metrics, alerts and /status.
+type Event struct {
+	At      time.Time `json:"at"`
+	Service string    `json:"service"`
+	// Kind: transition | failover-started | failover-completed | rolled-back | blocked |
+	// rpo-violation | paused | resumed | command | would-act (dry-run) | plan-failed | conflict
+	Kind   string    `json:"kind"`
+	From   StateName `json:"from,omitempty"`
+	To     StateName `json:"to,omitempty"`
+	Region string    `json:"region,omitempty"`
+	Reason string    `json:"reason"`
+}
+
+// Command is a manual operator command.
+type Command struct {
+	Verb   string    `json:"verb"`   // pause | resume | failover | failback | abort
+	Target string    `json:"target"` // failover: the region to move to (optional: best candidate)
+	Who    string    `json:"who"`
+	Why    string    `json:"why"`
+	At     time.Time `json:"at"`
+}
+
+// Observation is everything the machine needs about one service at one instant.
+type Observation struct {
+	Health map[string]health.RegionStatus  // by region
+	RPO    map[string]checkpoint.RegionRPO // by region (absent: unknown)
+	// Weights as read from the router; nil when unknown (read failed: WeightsErr).
+	Weights    plan.Weights
+	WeightsErr string
+	// ScaleReady: for the plan's pending ScaleOp, whether the target's replicas are ready.
+	ScaleReady bool
+	ScaleErr   string
+	// Leader: false means observe only; the machine may change its view but emits no actions.
+	Leader   bool
+	Commands []Command
+}

@@ -1,0 +1,87 @@
+// Package health turns Cloud Monitoring signals and active probes into a per-region verdict
+// (healthy, degraded, unhealthy, unknown) with hysteresis and a human-readable reason.
+package health
+
+import (
+	"context"
+	"time"
+)
+
+// Verdict is a region's health as the failover machine sees it.
+type Verdict string
+
+// Verdicts.
+const (
+	Healthy   Verdict = "healthy"
+	Degraded  Verdict = "degraded"
+	Unhealthy Verdict = "unhealthy"
+	Unknown   Verdict = "unknown"
+)
+
+// Verdicts lists all verdicts in a stable order (for metrics).
+var Verdicts = []Verdict{Healthy, Degraded, Unhealthy, Unknown}
+
+// RegionStatus is one region's evaluated health at one loop iteration.
+type RegionStatus struct {
+	Service string  `json:"service"`
+	Region  string  `json:"region"`
+	Verdict Verdict `json:"verdict"`
+	// Reason is human-readable, e.g. "error ratio 0.31 > 0.05 over 5m (4,210 requests)".
+	Reason string `json:"reason"`
+	// Since is when the verdict last changed.
+	Since time.Time `json:"since"`
+	// Bad and Good count consecutive bad / good evaluations (hysteresis counters).
+	Bad  int `json:"consecutive_bad"`
+	Good int `json:"consecutive_good"`
+	// HardDown: every signal says the region serves nothing (probes fail and/or ~100 % errors);
+	// the failover machine uses emergency steps.
+	HardDown bool `json:"hard_down"`
+	// Signals behind the verdict (zero when not known).
+	ErrorRatio float64            `json:"error_ratio"`
+	Requests   float64            `json:"requests"`
+	LatencyP99 time.Duration      `json:"latency_p99"`
+	BurnRates  map[string]float64 `json:"burn_rates,omitempty"` // key: window, e.g. "5m", "1h"
+	Probe      *ProbeResult       `json:"probe,omitempty"`
+	// MetricsAt is the end time of the newest metric point used; zero if none.
+	MetricsAt time.Time `json:"metrics_at"`
+}
+
+// ProbeResult is the latest state of a region's active probe.
+type ProbeResult struct {
+	OK                  bool          `json:"ok"`
+	Status              int           `json:"status"`
+	Latency             time.Duration `json:"latency"`
+	Error               string        `json:"error,omitempty"`
+	At                  time.Time     `json:"at"`
+	ConsecutiveFailures int           `json:"consecutive_failures"`
+}
+
+// SeriesKey identifies one Vertex AI endpoint's time series.
+type SeriesKey struct {
+	Location   string
+	EndpointID string
+}
+
+// Point is one aligned bucket of an endpoint's prediction metrics, ending at End.
+type Point struct {
+	End      time.Time
+	Requests float64 // responses in the bucket (response_count)
+	Errors   float64 // errors in the bucket (error_count)
+	// LatencyP99 in the bucket; negative when unknown (no latency series for that bucket).
+	LatencyP99 time.Duration
+}
+
+// Query asks for every endpoint of one project over [Start, End], aligned to Alignment.
+type Query struct {
+	Project   string
+	Start     time.Time
+	End       time.Time
+	Alignment time.Duration
+}
+
+// MetricsSource fetches prediction metrics for all endpoints of a project at once: one
+// ListTimeSeries call per metric type, grouped by endpoint_id and location. Points come sorted by
+// End, oldest first.
+type MetricsSource interface {
+	Fetch(ctx context.Context, q Query) (map[SeriesKey][]Point, error)
+}
