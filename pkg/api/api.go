@@ -1,0 +1,63 @@
+// Package api holds the JSON shapes of drwatchd's status and admin API, shared by the daemon,
+// its HTTP server and the command-line client.
+package api
+
+import (
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+)
+
+// Status is the whole daemon's view, served at /status.
+type Status struct {
+	Version  string          `json:"version"`
+	Time     time.Time       `json:"time"`
+	Ready    bool            `json:"ready"`
+	Leader   bool            `json:"leader"`
+	Holder   string          `json:"leader_identity,omitempty"`
+	Services []ServiceStatus `json:"services"`
+}
+
+// ServiceStatus is one service's view.
+type ServiceStatus struct {
+	Name    string         `json:"name"`
+	Project string         `json:"project"`
+	Mode    string         `json:"mode"`
+	State   failover.State `json:"state"`
+	Weights plan.Weights   `json:"weights"`
+	// WeightsError is set when the router could not be read.
+	WeightsError string         `json:"weights_error,omitempty"`
+	Regions      []RegionStatus `json:"regions"`
+}
+
+// RegionStatus is one region of a service.
+type RegionStatus struct {
+	Name     string                `json:"name"`
+	Role     string                `json:"role"`
+	Priority int                   `json:"priority"`
+	Weight   int                   `json:"weight"`
+	Health   health.RegionStatus   `json:"health"`
+	RPO      *checkpoint.RegionRPO `json:"rpo,omitempty"`
+}
+
+// Command is an admin command sent to POST /v1/services/{service}/{verb}.
+type Command struct {
+	// Target region (failover only; empty = best candidate).
+	Target string `json:"target,omitempty"`
+	// Why is required: every command is logged with who and why.
+	Why string `json:"why"`
+	// Who issued it (free text, e.g. a username); the server also logs the peer address.
+	Who string `json:"who"`
+}
+
+// CommandResult answers a command.
+type CommandResult struct {
+	Accepted bool   `json:"accepted"`
+	Message  string `json:"message"`
+}
+
+// Verbs the admin API accepts.
+var Verbs = []string{"pause", "resume", "failover", "failback", "abort"}

@@ -1,0 +1,167 @@
+// Package server is drwatchd's HTTP surface: /metrics, /healthz, /readyz, /status and the status
+// page on the public listener, and the token-authenticated admin API on its own listener.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/api"
+)
+
+// Daemon is what the server needs from the daemon: a read-only view and a command inbox.
+type Daemon interface {
+	Status() api.Status
+	// Submit queues an operator command for a service; it returns an error when the service is
+	// unknown or the command is malformed.
+	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
+}
+
+// ErrUnknownService is returned by Submit for a service that is not configured.
+var ErrUnknownService = errors.New("unknown service")
+
+// Public returns the handler of the public listener.
+func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		ErrorLog:          zap.NewStdLog(log.Named("promhttp")),
+		EnableOpenMetrics: true,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		renderStatusPage(w, d.Status())
+	})
+	return mux
+}
+
+// Admin returns the handler of the admin listener. token is the bearer token; every request
+// without it is refused with 401. Commands are logged with who, why and the peer address.
+func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
+	log = log.Named("admin")
+	want := sha256.Sum256([]byte(token))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST /v1/services/{service}/{verb}", func(w http.ResponseWriter, r *http.Request) {
+		service, verb := r.PathValue("service"), r.PathValue("verb")
+		if !slices.Contains(api.Verbs, verb) {
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: fmt.Sprintf("unknown verb %q (want one of %s)", verb, strings.Join(api.Verbs, ", "))})
+			return
+		}
+		var cmd api.Command
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cmd); err != nil {
+			writeJSON(w, http.StatusBadRequest, api.CommandResult{Message: "bad request body: " + err.Error()})
+			return
+		}
+		if strings.TrimSpace(cmd.Why) == "" {
+			writeJSON(w, http.StatusBadRequest, api.CommandResult{Message: `"why" is required: every command is logged with who and why`})
+			return
+		}
+		if cmd.Who == "" {
+			cmd.Who = "unknown"
+		}
+		log.Info("admin command",
+			zap.String("service", service), zap.String("verb", verb), zap.String("target", cmd.Target),
+			zap.String("who", cmd.Who), zap.String("why", cmd.Why), zap.String("peer", r.RemoteAddr))
+		res, err := d.Submit(r.Context(), service, verb, cmd)
+		switch {
+		case errors.Is(err, ErrUnknownService):
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error()})
+		default:
+			writeJSON(w, http.StatusAccepted, res)
+		}
+	})
+	return authenticate(mux, want, log)
+}
+
+func authenticate(next http.Handler, want [32]byte, log *zap.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// Compare hashes in constant time: neither the token's content nor its length leaks.
+		sum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			log.Warn("admin request refused: missing or wrong bearer token",
+				zap.String("peer", r.RemoteAddr), zap.String("path", r.URL.Path))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="drwatchd"`)
+			writeJSON(w, http.StatusUnauthorized, api.CommandResult{Message: "missing or wrong bearer token"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Listener serves h on addr until Shutdown.
+type Listener struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr (":0" picks a free port) without serving yet.
+func Listen(addr string, h http.Handler) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return &Listener{ln: ln, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}}, nil
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() string { return l.ln.Addr().String() }
+
+// Serve blocks until the server is shut down; a clean shutdown returns nil.
+func (l *Listener) Serve() error {
+	if err := l.srv.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for in-flight requests up to ctx's deadline.
+func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
