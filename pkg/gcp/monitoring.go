@@ -1,0 +1,204 @@
+package gcp
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"google.golang.org/api/iterator"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/drwatchd/drwatchd/pkg/health"
+)
+
+// Vertex AI online prediction metrics (Cloud Monitoring metric types) and their resource type.
+// Production code and the simulator (pkg/sim) share these names.
+const (
+	ResourceTypeEndpoint      = "aiplatform.googleapis.com/Endpoint"
+	MetricResponseCount       = "aiplatform.googleapis.com/prediction/online/response_count"
+	MetricErrorCount          = "aiplatform.googleapis.com/prediction/online/error_count"
+	MetricPredictionLatencies = "aiplatform.googleapis.com/prediction/online/prediction_latencies"
+	MetricReplicas            = "aiplatform.googleapis.com/prediction/online/replicas"
+	MetricTargetReplicas      = "aiplatform.googleapis.com/prediction/online/target_replicas"
+
+	// LatencyTypeTotal is the prediction_latencies latency_type that measures the whole
+	// request (the others are "model" and "overhead"); p99 is read from it alone.
+	LatencyTypeTotal = "total"
+)
+
+// Group-by fields of every prediction query: one output series per endpoint.
+var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location"}
+
+// MinAlignment is Cloud Monitoring's smallest alignment period with a cross-series reducer;
+// shorter Query.Alignment values are raised to it.
+const MinAlignment = 60 * time.Second
+
+// LatencyMode selects how the p99 latency is aggregated.
+type LatencyMode int
+
+const (
+	// LatencyReducePercentile: ALIGN_DELTA per series, then REDUCE_PERCENTILE_99 across the
+	// endpoint's series (merges the distributions of all deployed models; the default).
+	LatencyReducePercentile LatencyMode = iota
+	// LatencyAlignPercentile: ALIGN_PERCENTILE_99 per series, then REDUCE_MAX (the worst
+	// deployed model's p99).
+	LatencyAlignPercentile
+)
+
+// MonitoringSource implements health.MetricsSource with Cloud Monitoring. Fetch makes exactly
+// one ListTimeSeries call (all its pages) per metric type for the project, grouped by
+// endpoint_id and location, whatever the number of endpoints.
+type MonitoringSource struct {
+	client *monitoring.MetricClient
+
+	// Timeout bounds each ListTimeSeries call with all its pages (default 10 s).
+	Timeout time.Duration
+	// Retry bounds in-call retries of UNAVAILABLE (default DefaultRetry).
+	Retry RetryPolicy
+	// PageSize asks for at most this many series per page (0: the server's default).
+	PageSize int32
+	// Latency selects the p99 aggregation (default LatencyReducePercentile).
+	Latency LatencyMode
+	// Observe, when set, is told about every call.
+	Observe Observer
+}
+
+var _ health.MetricsSource = (*MonitoringSource)(nil)
+
+// NewMonitoringSource returns a source reading through c.
+func NewMonitoringSource(c *monitoring.MetricClient) *MonitoringSource {
+	return &MonitoringSource{client: c, Timeout: 10 * time.Second, Retry: DefaultRetry}
+}
+
+// Fetch returns every endpoint's points over [q.Start, q.End] in q.Project, sorted oldest first.
+// A point's LatencyP99 is -1 when no latency value exists for its bucket.
+func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[health.SeriesKey][]health.Point, error) {
+	if q.Project == "" {
+		return nil, classify(fmt.Errorf("empty project"), read, "fetch prediction metrics")
+	}
+	align := q.Alignment
+	if align < MinAlignment {
+		align = MinAlignment
+	}
+	align = align.Truncate(time.Second) // the API wants whole seconds
+	acc := map[health.SeriesKey]map[int64]*health.Point{}
+	at := func(k health.SeriesKey, end time.Time) *health.Point {
+		byEnd := acc[k]
+		if byEnd == nil {
+			byEnd = map[int64]*health.Point{}
+			acc[k] = byEnd
+		}
+		p := byEnd[end.UnixNano()]
+		if p == nil {
+			p = &health.Point{End: end, LatencyP99: -1}
+			byEnd[end.UnixNano()] = p
+		}
+		return p
+	}
+
+	latAligner, latReducer := monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_PERCENTILE_99
+	if m.Latency == LatencyAlignPercentile {
+		latAligner, latReducer = monitoringpb.Aggregation_ALIGN_PERCENTILE_99, monitoringpb.Aggregation_REDUCE_MAX
+	}
+	queries := []struct {
+		metric  string
+		extra   string // more filter terms
+		aligner monitoringpb.Aggregation_Aligner
+		reducer monitoringpb.Aggregation_Reducer
+		apply   func(p *health.Point, v float64)
+	}{
+		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
+			func(p *health.Point, v float64) { p.Requests += v }},
+		{MetricErrorCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
+			func(p *health.Point, v float64) { p.Errors += v }},
+		{MetricPredictionLatencies, fmt.Sprintf(" AND metric.label.latency_type = %q", LatencyTypeTotal), latAligner, latReducer,
+			func(p *health.Point, v float64) {
+				d := time.Duration(v * float64(time.Millisecond))
+				if d > p.LatencyP99 {
+					p.LatencyP99 = d
+				}
+			}},
+	}
+	for _, qq := range queries {
+		req := &monitoringpb.ListTimeSeriesRequest{
+			Name:     "projects/" + q.Project,
+			Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", qq.metric, ResourceTypeEndpoint) + qq.extra,
+			Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(q.Start), EndTime: timestamppb.New(q.End)},
+			Aggregation: &monitoringpb.Aggregation{
+				AlignmentPeriod:    durationpb.New(align),
+				PerSeriesAligner:   qq.aligner,
+				CrossSeriesReducer: qq.reducer,
+				GroupByFields:      endpointGroupBy,
+			},
+			View:     monitoringpb.ListTimeSeriesRequest_FULL,
+			PageSize: m.PageSize,
+		}
+		err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
+			labels := ts.GetResource().GetLabels()
+			k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
+			if k.Location == "" || k.EndpointID == "" {
+				return
+			}
+			for _, pt := range ts.GetPoints() {
+				v, ok := numeric(pt.GetValue())
+				if !ok || pt.GetInterval().GetEndTime() == nil {
+					continue
+				}
+				qq.apply(at(k, pt.GetInterval().GetEndTime().AsTime()), v)
+			}
+		})
+		if err != nil {
+			return nil, classify(err, read, fmt.Sprintf("list time series %s in project %s", qq.metric, q.Project))
+		}
+	}
+
+	out := make(map[health.SeriesKey][]health.Point, len(acc))
+	for k, byEnd := range acc {
+		pts := make([]health.Point, 0, len(byEnd))
+		for _, p := range byEnd {
+			pts = append(pts, *p)
+		}
+		sort.Slice(pts, func(i, j int) bool { return pts[i].End.Before(pts[j].End) })
+		out[k] = pts
+	}
+	return out, nil
+}
+
+// list runs one ListTimeSeries call, iterating over all its pages under one deadline.
+func (m *MonitoringSource) list(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest, each func(*monitoringpb.TimeSeries)) error {
+	return listTimeSeries(ctx, m.client, m.Timeout, m.Retry, m.Observe, req, each)
+}
+
+func listTimeSeries(ctx context.Context, c *monitoring.MetricClient, timeout time.Duration, retry RetryPolicy,
+	obs Observer, req *monitoringpb.ListTimeSeriesRequest, each func(*monitoringpb.TimeSeries)) (err error) {
+	ctx, cancel := withTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { obs.observe("monitoring.ListTimeSeries", start, classify(err, read, "")) }()
+	it := c.ListTimeSeries(ctx, req, retry.callOption())
+	for {
+		ts, err := it.Next()
+		if err == iterator.Done {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		each(ts)
+	}
+}
+
+// numeric reads an INT64 or DOUBLE typed value.
+func numeric(v *monitoringpb.TypedValue) (float64, bool) {
+	switch x := v.GetValue().(type) {
+	case *monitoringpb.TypedValue_Int64Value:
+		return float64(x.Int64Value), true
+	case *monitoringpb.TypedValue_DoubleValue:
+		return x.DoubleValue, true
+	}
+	return 0, false
+}

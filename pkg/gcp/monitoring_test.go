@@ -1,0 +1,278 @@
+package gcp
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"google.golang.org/api/option"
+	distributionpb "google.golang.org/genproto/googleapis/api/distribution"
+	metricpb "google.golang.org/genproto/googleapis/api/metric"
+	monitoredrespb "google.golang.org/genproto/googleapis/api/monitoredres"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/drwatchd/drwatchd/pkg/errclass"
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/sim/fakemon"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func newMonitoring(t *testing.T) (*fakemon.Server, *monitoring.MetricClient) {
+	t.Helper()
+	fake := fakemon.New()
+	conn := grpcConn(t, fake.Register)
+	c, err := monitoring.NewMetricClient(testCtx(t), option.WithGRPCConn(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, c
+}
+
+func endpointResource(project, loc, ep string) *monitoredrespb.MonitoredResource {
+	return &monitoredrespb.MonitoredResource{Type: ResourceTypeEndpoint, Labels: map[string]string{
+		"resource_container": project, "location": loc, "endpoint_id": ep,
+	}}
+}
+
+func deltaPoint(end time.Time, v *monitoringpb.TypedValue) *monitoringpb.Point {
+	return &monitoringpb.Point{
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(end.Add(-time.Minute)), EndTime: timestamppb.New(end)},
+		Value:    v,
+	}
+}
+
+func intSeries(metric string, labels map[string]string, res *monitoredrespb.MonitoredResource, end time.Time, v int64) *monitoringpb.TimeSeries {
+	return &monitoringpb.TimeSeries{
+		Metric:     &metricpb.Metric{Type: metric, Labels: labels},
+		Resource:   res,
+		MetricKind: metricpb.MetricDescriptor_DELTA,
+		ValueType:  metricpb.MetricDescriptor_INT64,
+		Points:     []*monitoringpb.Point{deltaPoint(end, &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_Int64Value{Int64Value: v}})},
+	}
+}
+
+// latencyBounds: bucket 1 is [0,100) ms, bucket 2 [100,200), bucket 3 [200,400), bucket 4 [400,800).
+var latencyBounds = []float64{0, 100, 200, 400, 800}
+
+// distSeries: n samples, all in bucket b.
+func distSeries(latencyType string, dm string, res *monitoredrespb.MonitoredResource, end time.Time, b int, n int64) *monitoringpb.TimeSeries {
+	counts := make([]int64, len(latencyBounds)+1)
+	counts[b] = n
+	d := &distributionpb.Distribution{
+		Count:         n,
+		Mean:          (latencyBounds[b-1] + latencyBounds[b]) / 2,
+		BucketOptions: &distributionpb.Distribution_BucketOptions{Options: &distributionpb.Distribution_BucketOptions_ExplicitBuckets{ExplicitBuckets: &distributionpb.Distribution_BucketOptions_Explicit{Bounds: latencyBounds}}},
+		BucketCounts:  counts,
+	}
+	return &monitoringpb.TimeSeries{
+		Metric:     &metricpb.Metric{Type: MetricPredictionLatencies, Labels: map[string]string{"deployed_model_id": dm, "latency_type": latencyType}},
+		Resource:   res,
+		MetricKind: metricpb.MetricDescriptor_DELTA,
+		ValueType:  metricpb.MetricDescriptor_DISTRIBUTION,
+		Points:     []*monitoringpb.Point{deltaPoint(end, &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_DistributionValue{DistributionValue: d}})},
+	}
+}
+
+var regions4 = []string{"us-central1", "europe-west4", "asia-southeast1", "us-east4"}
+
+// seedEndpoints adds n endpoints spread over the four regions, each with two deployed models,
+// for the minutes 1..5 after t0. Endpoint i has, per minute m, per deployed model: 10*i+m
+// responses with code 200 and 2 with code 500, and 2 errors; the total latency of model "a" is
+// in [0,100) and of "b" in [100,200) ms (merged p99: 198 ms), and a "model" latency series in
+// [400,800) that the query must not read.
+func seedEndpoints(fake *fakemon.Server, project string, n int) {
+	for i := range n {
+		res := endpointResource(project, regions4[i%4], fmt.Sprintf("ep%03d", i))
+		for m := 1; m <= 5; m++ {
+			end := t0.Add(time.Duration(m) * time.Minute)
+			for _, dm := range []string{"a", "b"} {
+				fake.Add(
+					intSeries(MetricResponseCount, map[string]string{"deployed_model_id": dm, "response_code": "200"}, res, end, int64(10*i+m)),
+					intSeries(MetricResponseCount, map[string]string{"deployed_model_id": dm, "response_code": "500"}, res, end, 2),
+					intSeries(MetricErrorCount, map[string]string{"deployed_model_id": dm}, res, end, 2),
+				)
+			}
+			fake.Add(
+				distSeries("total", "a", res, end, 1, 100),
+				distSeries("total", "b", res, end, 2, 100),
+				distSeries("model", "a", res, end, 4, 100),
+			)
+		}
+	}
+}
+
+func checkEndpoints(t *testing.T, got map[health.SeriesKey][]health.Point, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("got %d endpoints, want %d", len(got), n)
+	}
+	for i := range n {
+		k := health.SeriesKey{Location: regions4[i%4], EndpointID: fmt.Sprintf("ep%03d", i)}
+		pts := got[k]
+		if len(pts) != 5 {
+			t.Fatalf("%v: got %d points, want 5: %+v", k, len(pts), pts)
+		}
+		for j, p := range pts {
+			m := j + 1
+			if want := t0.Add(time.Duration(m) * time.Minute); !p.End.Equal(want) {
+				t.Errorf("%v point %d: end %v, want %v (oldest first)", k, j, p.End, want)
+			}
+			if want := float64(2 * (10*i + m + 2)); p.Requests != want {
+				t.Errorf("%v point %d: requests %v, want %v", k, j, p.Requests, want)
+			}
+			if p.Errors != 4 {
+				t.Errorf("%v point %d: errors %v, want 4", k, j, p.Errors)
+			}
+			if want := 198 * time.Millisecond; p.LatencyP99 != want {
+				t.Errorf("%v point %d: p99 %v, want %v", k, j, p.LatencyP99, want)
+			}
+		}
+	}
+}
+
+func query() health.Query {
+	return health.Query{Project: "proj", Start: t0, End: t0.Add(5 * time.Minute), Alignment: time.Minute}
+}
+
+func TestFetchOneCallPerMetricType(t *testing.T) {
+	for _, mode := range []LatencyMode{LatencyReducePercentile, LatencyAlignPercentile} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			fake, c := newMonitoring(t)
+			seedEndpoints(fake, "proj", 200)
+			seedEndpoints(fake, "other-project", 4) // not ours
+			src := NewMonitoringSource(c)
+			src.Latency = mode
+			var observed []string
+			src.Observe = func(method, code string, _ time.Duration) { observed = append(observed, method+" "+code) }
+
+			got, err := src.Fetch(testCtx(t), query())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == LatencyAlignPercentile {
+				// Worst deployed model's p99: model "b", 100 + 0.99*100 ms.
+				for k, pts := range got {
+					for j := range pts {
+						if pts[j].LatencyP99 != 199*time.Millisecond {
+							t.Fatalf("%v: p99 %v, want 199ms", k, pts[j].LatencyP99)
+						}
+						pts[j].LatencyP99 = 198 * time.Millisecond
+					}
+				}
+			}
+			checkEndpoints(t, got, 200)
+			for _, m := range []string{MetricResponseCount, MetricErrorCount, MetricPredictionLatencies} {
+				if n := fake.Calls("ListTimeSeries", m); n != 1 {
+					t.Errorf("%s: %d ListTimeSeries calls, want 1", m, n)
+				}
+			}
+			if n := fake.Calls("ListTimeSeries", ""); n != 3 {
+				t.Errorf("%d ListTimeSeries calls in all, want 3", n)
+			}
+			if len(observed) != 3 || observed[0] != "monitoring.ListTimeSeries OK" {
+				t.Errorf("observed %q, want 3 OK calls", observed)
+			}
+		})
+	}
+}
+
+func TestFetchSeveralPages(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 20)
+	fake.SetPageSize(7) // 20 series per metric: pages of 7, 7, 6
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEndpoints(t, got, 20)
+	if n := fake.Calls("ListTimeSeries", MetricResponseCount); n != 3 {
+		t.Errorf("%d page calls for response_count, want 3", n)
+	}
+}
+
+func TestFetchMissingLatencyIsNegative(t *testing.T) {
+	fake, c := newMonitoring(t)
+	res := endpointResource("proj", "us-central1", "ep1")
+	fake.Add(intSeries(MetricResponseCount, map[string]string{"response_code": "200"}, res, t0.Add(time.Minute), 7))
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := got[health.SeriesKey{Location: "us-central1", EndpointID: "ep1"}]
+	if len(pts) != 1 || pts[0].Requests != 7 || pts[0].Errors != 0 || pts[0].LatencyP99 >= 0 {
+		t.Fatalf("got %+v, want one point with 7 requests and unknown latency", pts)
+	}
+}
+
+func TestFetchUnavailableIsRetryableAndQuick(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 4)
+	fake.SetFault(func(method string) error { return status.Error(codes.Unavailable, "monitoring is down") })
+	src := NewMonitoringSource(c)
+	var codesSeen []string
+	src.Observe = func(_, code string, _ time.Duration) { codesSeen = append(codesSeen, code) }
+
+	start := time.Now()
+	_, err := src.Fetch(testCtx(t), query())
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Fetch took %v: the client's default 90 s retry is not overridden", took)
+	}
+	if !errclass.Is(err, errclass.Retryable) {
+		t.Fatalf("err = %v, want Retryable", err)
+	}
+	if _, code := errclass.Of(err); code != "UNAVAILABLE" {
+		t.Errorf("code %q, want UNAVAILABLE", code)
+	}
+	// The first metric's call and its two bounded retries, then Fetch gives up.
+	if n := fake.Calls("ListTimeSeries", ""); n != 1+DefaultRetry.Retries {
+		t.Errorf("%d calls, want %d", n, 1+DefaultRetry.Retries)
+	}
+	if len(codesSeen) != 1 || codesSeen[0] != "UNAVAILABLE" {
+		t.Errorf("observed %q", codesSeen)
+	}
+}
+
+func TestFetchDeadlineBoundsTheCall(t *testing.T) {
+	fake, c := newMonitoring(t)
+	block := make(chan struct{})
+	defer close(block)
+	fake.SetFault(func(string) error { <-block; return nil })
+	src := NewMonitoringSource(c)
+	src.Timeout = 200 * time.Millisecond
+	_, err := src.Fetch(testCtx(t), query())
+	if !errclass.Is(err, errclass.Retryable) {
+		t.Fatalf("err = %v, want Retryable (deadline)", err)
+	}
+	if _, code := errclass.Of(err); code != "DEADLINE_EXCEEDED" {
+		t.Errorf("code %q, want DEADLINE_EXCEEDED", code)
+	}
+}
+
+func TestFetchErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		code codes.Code
+		want errclass.Kind
+	}{
+		{codes.ResourceExhausted, errclass.Quota},
+		{codes.PermissionDenied, errclass.Permanent},
+		{codes.NotFound, errclass.NotFound},
+		{codes.Internal, errclass.Retryable},
+	} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			fake, c := newMonitoring(t)
+			fake.SetFault(func(string) error { return status.Error(tc.code, "injected") })
+			_, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+			if k, _ := errclass.Of(err); err == nil || k != tc.want {
+				t.Fatalf("err = %v (%v), want %v", err, k, tc.want)
+			}
+			if want := "list time series " + MetricResponseCount + " in project proj: "; len(err.Error()) < len(want) || err.Error()[:len(want)] != want {
+				t.Errorf("err %q lacks context %q", err, want)
+			}
+		})
+	}
+}
