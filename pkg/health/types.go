@@ -33,6 +33,10 @@ type RegionStatus struct {
 	// Bad and Good count consecutive bad / good evaluations (hysteresis counters).
 	Bad  int `json:"consecutive_bad"`
 	Good int `json:"consecutive_good"`
+	// LastKnown is the last verdict decided on data (never Unknown; empty before any). While
+	// Verdict is Unknown it says what the region was before data went missing, so an ongoing
+	// outage is not hidden (Bad stays frozen too).
+	LastKnown Verdict `json:"last_known,omitempty"`
 	// HardDown: every signal says the region serves nothing (probes fail and/or ~100 % errors);
 	// the failover machine uses emergency steps.
 	HardDown bool `json:"hard_down"`

@@ -1,0 +1,509 @@
+package health
+
+import (
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+)
+
+// HardDownErrorRatio is the error ratio at and above which a region counts as serving nothing.
+const HardDownErrorRatio = 0.9
+
+// Input is everything Evaluate judges for one region at one loop iteration.
+type Input struct {
+	// Points are the endpoint's aligned buckets, oldest first; may be empty. Points ending
+	// after now are ignored.
+	Points []Point
+	// MetricsErr is the last poll's error for the service's project; non-nil makes the metrics
+	// signal unknown.
+	MetricsErr error
+	// Probe is the latest probe result; nil when no probe is configured or none has run yet.
+	Probe *ProbeResult
+}
+
+// signal is one source's raw classification at one evaluation.
+type signal uint8
+
+const (
+	sigNone     signal = iota // source not configured: not a signal at all
+	sigUnknown                // configured but cannot tell
+	sigGood                   // positive evidence of health
+	sigDegraded               // degraded thresholds crossed
+	sigBad                    // unhealthy thresholds crossed
+)
+
+func (s signal) available() bool { return s >= sigGood }
+
+type regionKey struct{ service, region string }
+
+type regionState struct {
+	verdict Verdict   // published verdict ("" before the first evaluation)
+	held    Verdict   // last verdict decided on data (never Unknown); "" before any
+	since   time.Time // when verdict last changed
+	bad     int
+	good    int
+	reason  string
+}
+
+// Evaluator turns raw signals into a verdict per (service, region) with hysteresis. It is pure:
+// no I/O, no clock; time comes in as now. It keeps hysteresis state between calls and is not
+// safe for concurrent use (the daemon loop owns it).
+type Evaluator struct {
+	states map[regionKey]*regionState
+	// scratch buffers reused across evaluations so that an unchanged reason costs no allocation.
+	mbuf, pbuf, buf []byte
+	winNames        map[time.Duration]string
+}
+
+// NewEvaluator returns an Evaluator with no history: every region starts without a verdict.
+func NewEvaluator() *Evaluator {
+	return &Evaluator{
+		states:   make(map[regionKey]*regionState),
+		winNames: make(map[time.Duration]string),
+	}
+}
+
+// Forget drops the hysteresis state of a region (after a config reload removed it).
+func (e *Evaluator) Forget(service, region string) {
+	delete(e.states, regionKey{service, region})
+}
+
+// maxWindows bounds the windows summed in one pass without allocating (Window + 4 rules x 2).
+const maxWindows = 9
+
+type windowSums struct {
+	n      int
+	dur    [maxWindows]time.Duration
+	req    [maxWindows]float64
+	errs   [maxWindows]float64
+	latSum float64 // sum of p99 (seconds) x requests over Window, buckets with latency only
+	latReq float64
+}
+
+func (w *windowSums) index(d time.Duration) int {
+	for i := 0; i < w.n; i++ {
+		if w.dur[i] == d {
+			return i
+		}
+	}
+	if w.n == maxWindows || d <= 0 {
+		return -1
+	}
+	w.dur[w.n] = d
+	w.n++
+	return w.n - 1
+}
+
+func ratio(errs, req float64) float64 {
+	if req <= 0 {
+		return 0
+	}
+	r := errs / req
+	if r > 1 {
+		r = 1
+	}
+	return r
+}
+
+// Evaluate classifies the region's signals, applies quorum and hysteresis, and returns the
+// region's status at now. svc must contain region; the config's defaults must have been applied.
+func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now time.Time) RegionStatus {
+	h := &svc.Health
+	var rc *config.Region
+	for i := range svc.Regions {
+		if svc.Regions[i].Name == region {
+			rc = &svc.Regions[i]
+			break
+		}
+	}
+	k := regionKey{svc.Name, region}
+	st := e.states[k]
+	if st == nil {
+		st = &regionState{}
+		e.states[k] = st
+	}
+	out := RegionStatus{Service: svc.Name, Region: region, Probe: in.Probe}
+
+	msig, mhard := e.classifyMetrics(h, in, now, &out)
+	psig := e.classifyProbe(rc, in.Probe, now)
+
+	// Quorum.
+	var raw signal
+	allQuorum := h.Quorum == "all"
+	switch {
+	case !msig.available() && !psig.available():
+		raw = sigUnknown
+	case !msig.available():
+		raw = psig
+	case !psig.available():
+		raw = msig
+	case allQuorum:
+		switch {
+		case msig == sigBad && psig == sigBad:
+			raw = sigBad
+		case msig >= sigDegraded || psig >= sigDegraded:
+			raw = sigDegraded // signals disagree: not confirmed
+		default:
+			raw = sigGood
+		}
+	default: // any: the worse signal wins, even against positive evidence from the other
+		raw = max(msig, psig)
+	}
+	noDataBad := raw == sigUnknown && h.NoData == "unhealthy"
+
+	// Reason: the fragments of the signals that decided.
+	b := e.buf[:0]
+	if noDataBad {
+		b = append(b, "no data: "...)
+	}
+	addM, addP := msig != sigNone, psig != sigNone
+	if raw == sigBad && !allQuorum && !noDataBad {
+		addM, addP = msig == sigBad, psig == sigBad
+	} else if raw != sigUnknown {
+		addM, addP = msig.available(), psig.available()
+	}
+	if addM {
+		b = append(b, e.mbuf...)
+	}
+	if addP {
+		if addM {
+			b = append(b, "; "...)
+		}
+		b = append(b, e.pbuf...)
+	}
+	if len(b) == 0 {
+		b = append(b, "no signal configured"...)
+	}
+	e.buf = b
+	if string(b) != st.reason { // no allocation when the reason did not change
+		st.reason = string(b)
+	}
+	out.Reason = st.reason
+
+	// Hysteresis.
+	ua, ha := max(h.UnhealthyAfter, 1), max(h.HealthyAfter, 1)
+	if noDataBad {
+		raw = sigBad
+	}
+	var v Verdict
+	switch raw {
+	case sigUnknown:
+		// Missing data neither moves toward failover nor hides an outage: counters freeze, the
+		// verdict shows Unknown, and the last data verdict stays in LastKnown and st.held.
+		v = Unknown
+	case sigBad:
+		st.bad++
+		st.good = 0
+		switch {
+		case st.bad >= ua:
+			v = Unhealthy
+		case st.held == "":
+			v = Degraded // no confirmed verdict yet: something is wrong, not yet confirmed
+		default:
+			v = st.held // below unhealthy_after: keep the last verdict; Bad > 0 shows suspicion
+		}
+	default:
+		st.good++
+		st.bad = 0
+		v = Healthy
+		if raw == sigDegraded {
+			v = Degraded
+		}
+		if st.held == Unhealthy && st.good < ha {
+			v = Unhealthy
+		}
+	}
+	if raw != sigUnknown {
+		st.held = v
+	}
+	if v != st.verdict {
+		st.verdict = v
+		st.since = now
+	}
+	out.Verdict = v
+	out.Since = st.since
+	out.Bad, out.Good = st.bad, st.good
+	out.LastKnown = st.held
+
+	probeDown := psig == sigBad
+	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeDown && !msig.available())
+	return out
+}
+
+// classifyMetrics judges error ratio, latency and burn rates; the reason fragment goes to e.mbuf.
+// hard reports an error ratio >= HardDownErrorRatio with enough requests.
+func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, out *RegionStatus) (sig signal, hard bool) {
+	b := e.mbuf[:0]
+	defer func() { e.mbuf = b }()
+	if in.MetricsErr != nil {
+		b = append(b, "monitoring API error: "...)
+		b = append(b, in.MetricsErr.Error()...)
+		return sigUnknown, false
+	}
+	pts := in.Points
+	last := len(pts) - 1
+	for last >= 0 && pts[last].End.After(now) {
+		last--
+	}
+	if last < 0 {
+		b = append(b, "no metric points"...)
+		return sigUnknown, false
+	}
+	newest := pts[last].End
+	out.MetricsAt = newest
+	if age := now.Sub(newest); h.Staleness > 0 && age > h.Staleness.D() {
+		b = append(b, "no metric points for "...)
+		b = appendDur(b, age)
+		b = append(b, " (staleness "...)
+		b = appendDur(b, h.Staleness.D())
+		b = append(b, ')')
+		return sigUnknown, false
+	}
+
+	// One backward pass sums every window: the health window and each burn-rate window.
+	var w windowSums
+	win := h.Window.D()
+	w.index(win)
+	br := h.BurnRate
+	if br != nil && (br.SLO <= 0 || br.SLO >= 1) {
+		br = nil
+	}
+	if br != nil {
+		for _, r := range br.Rules {
+			w.index(r.Long.D())
+			w.index(r.Short.D())
+		}
+	}
+	var maxWin time.Duration
+	for i := 0; i < w.n; i++ {
+		maxWin = max(maxWin, w.dur[i])
+	}
+	for i := last; i >= 0; i-- {
+		p := &pts[i]
+		age := now.Sub(p.End) // End in (now-W, now]  <=>  0 <= age < W
+		if age >= maxWin {
+			break
+		}
+		for j := 0; j < w.n; j++ {
+			if age < w.dur[j] {
+				w.req[j] += p.Requests
+				w.errs[j] += p.Errors
+			}
+		}
+		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
+			w.latSum += p.LatencyP99.Seconds() * p.Requests
+			w.latReq += p.Requests
+		}
+	}
+
+	minReq := float64(h.MinRequests)
+	req := w.req[0]
+	if win <= 0 {
+		req = 0
+	}
+	out.Requests = req
+	enough := req >= minReq && req > 0
+	if req > 0 {
+		out.ErrorRatio = ratio(w.errs[0], req)
+	}
+	// Latency: request-weighted mean of the buckets' p99 over Window. Buckets cannot be merged
+	// exactly; the mean follows a sustained regression and dilutes a single-bucket spike, which
+	// is what a failover decision wants.
+	latKnown := w.latReq > 0
+	if latKnown {
+		out.LatencyP99 = time.Duration(w.latSum / w.latReq * float64(time.Second))
+	}
+
+	bad, degraded, judged := false, false, false
+	if enough {
+		judged = true
+		hard = out.ErrorRatio >= HardDownErrorRatio
+		t := h.ErrorRatio
+		if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl != sigGood {
+			b = sep(b)
+			b = append(b, "error ratio "...)
+			b = appendRatio(b, out.ErrorRatio)
+			b = append(b, " > "...)
+			if lvl == sigBad {
+				b = appendRatio(b, t.Unhealthy)
+				bad = true
+			} else {
+				b = appendRatio(b, t.Degraded)
+				degraded = true
+			}
+			b = append(b, " over "...)
+			b = appendDur(b, win)
+			b = append(b, " ("...)
+			b = appendCount(b, req)
+			b = append(b, " requests)"...)
+		}
+		lt := h.LatencyP99
+		if latKnown {
+			if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
+				b = sep(b)
+				b = append(b, "p99 latency "...)
+				b = appendDur(b, out.LatencyP99)
+				b = append(b, " > "...)
+				if lvl == sigBad {
+					b = appendDur(b, lt.Unhealthy.D())
+					bad = true
+				} else {
+					b = appendDur(b, lt.Degraded.D())
+					degraded = true
+				}
+				b = append(b, " over "...)
+				b = appendDur(b, win)
+			}
+		}
+	}
+	if br != nil {
+		budget := 1 - br.SLO
+		for _, r := range br.Rules {
+			li, si := w.index(r.Long.D()), w.index(r.Short.D())
+			if li < 0 || si < 0 || w.req[li] < minReq || w.req[li] <= 0 || w.req[si] <= 0 {
+				continue
+			}
+			judged = true
+			lb := ratio(w.errs[li], w.req[li]) / budget
+			sb := ratio(w.errs[si], w.req[si]) / budget
+			if out.BurnRates == nil {
+				out.BurnRates = make(map[string]float64, 2*len(br.Rules))
+			}
+			out.BurnRates[e.winName(r.Long.D())] = lb
+			out.BurnRates[e.winName(r.Short.D())] = sb
+			if lb > r.Factor && sb > r.Factor {
+				b = sep(b)
+				b = append(b, "burn rate "...)
+				b = appendBurn(b, lb)
+				b = append(b, " over "...)
+				b = appendDur(b, r.Long.D())
+				b = append(b, " and "...)
+				b = appendBurn(b, sb)
+				b = append(b, " over "...)
+				b = appendDur(b, r.Short.D())
+				b = append(b, " > "...)
+				b = appendBurn(b, r.Factor)
+				bad = true
+			}
+		}
+	}
+	switch {
+	case !judged:
+		b = append(b, "not enough requests ("...)
+		b = appendCount(b, req)
+		b = append(b, " < "...)
+		b = appendCount(b, minReq)
+		b = append(b, ") over "...)
+		b = appendDur(b, win)
+		return sigUnknown, false
+	case bad:
+		return sigBad, hard
+	case degraded:
+		return sigDegraded, false
+	}
+	// Healthy: a short summary of what was seen.
+	if enough {
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, out.ErrorRatio)
+		b = append(b, " over "...)
+		b = appendDur(b, win)
+		b = append(b, " ("...)
+		b = appendCount(b, req)
+		b = append(b, " requests)"...)
+		if latKnown {
+			b = append(b, ", p99 "...)
+			b = appendDur(b, out.LatencyP99)
+		}
+	} else {
+		b = append(b, "burn rates within budget"...)
+	}
+	return sigGood, false
+}
+
+// thresholdLevel compares v with thresholds; a threshold <= 0 is disabled.
+func thresholdLevel(v, degraded, unhealthy float64) signal {
+	switch {
+	case unhealthy > 0 && v > unhealthy:
+		return sigBad
+	case degraded > 0 && v > degraded:
+		return sigDegraded
+	}
+	return sigGood
+}
+
+func sep(b []byte) []byte {
+	if len(b) > 0 {
+		b = append(b, "; "...)
+	}
+	return b
+}
+
+// probeStaleIntervals: a probe result older than this many intervals (plus the timeout) is stale.
+const probeStaleIntervals = 3
+
+// classifyProbe judges the probe; the reason fragment goes to e.pbuf.
+func (e *Evaluator) classifyProbe(rc *config.Region, p *ProbeResult, now time.Time) signal {
+	b := e.pbuf[:0]
+	defer func() { e.pbuf = b }()
+	var pc *config.Probe
+	if rc != nil {
+		pc = rc.Probe
+	}
+	if p == nil {
+		if pc == nil {
+			return sigNone
+		}
+		b = append(b, "no probe result yet"...)
+		return sigUnknown
+	}
+	ftd := 1
+	if pc != nil {
+		ftd = max(pc.FailuresToDown, 1)
+		if iv := pc.Interval.D(); iv > 0 {
+			if age := now.Sub(p.At); age > probeStaleIntervals*iv+pc.Timeout.D() {
+				b = append(b, "probe result stale ("...)
+				b = appendDur(b, age)
+				b = append(b, " old)"...)
+				return sigUnknown
+			}
+		}
+	}
+	if p.OK {
+		b = append(b, "probe ok ("...)
+		b = appendInt(b, p.Status)
+		b = append(b, ", "...)
+		b = appendDur(b, p.Latency)
+		b = append(b, ')')
+		return sigGood
+	}
+	b = append(b, "probe failed "...)
+	b = appendInt(b, p.ConsecutiveFailures)
+	if p.ConsecutiveFailures >= ftd {
+		b = append(b, "x"...)
+	} else {
+		b = append(b, '/')
+		b = appendInt(b, ftd)
+	}
+	if p.Error != "" {
+		b = append(b, ": "...)
+		b = append(b, p.Error...)
+	}
+	if p.ConsecutiveFailures >= ftd {
+		return sigBad
+	}
+	return sigUnknown // failing, but not yet failures_to_down times: no evidence either way
+}
+
+func appendInt(b []byte, n int) []byte {
+	return appendCount(b, float64(n))
+}
+
+// winName is the label for a window ("5m", "1h"), cached.
+func (e *Evaluator) winName(d time.Duration) string {
+	s, ok := e.winNames[d]
+	if !ok {
+		s = FormatDuration(d)
+		e.winNames[d] = s
+	}
+	return s
+}

@@ -1,0 +1,382 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/errclass"
+)
+
+// Poller defaults.
+const (
+	// RefetchSpan is how far back a poll re-reads once backfilled: late (ingestion-delayed)
+	// points and partial buckets are re-read and replaced for this long.
+	RefetchSpan = 10 * time.Minute
+	// MaxQuotaBackoff caps the time polls are skipped after quota errors.
+	MaxQuotaBackoff = 5 * time.Minute
+	// MaxRetries bounds in-loop retries of a retryable Fetch error.
+	MaxRetries = 2
+	// DefaultRetryBackoff is the first retry's wait; it doubles per retry.
+	DefaultRetryBackoff = 250 * time.Millisecond
+
+	defaultAlignment    = 60 * time.Second
+	defaultLoopInterval = 10 * time.Second
+)
+
+// PollerOption configures a Poller.
+type PollerOption func(*Poller)
+
+// WithRetryBackoff sets the first retry's wait (doubling per retry); 0 retries at once (tests, the
+// simulator on a virtual clock).
+func WithRetryBackoff(d time.Duration) PollerOption {
+	return func(p *Poller) { p.retryBackoff = d }
+}
+
+// Poller fetches every configured endpoint's prediction metrics, one Fetch per project per
+// loop, and keeps a per-endpoint history of aligned buckets covering the lookback. Poll and
+// Update may be called from different goroutines; calls are serialised.
+type Poller struct {
+	src          MetricsSource
+	log          *zap.Logger
+	m            *pollMetrics
+	retryBackoff time.Duration
+
+	mu       sync.Mutex
+	maxSkip  int // loops
+	projects map[string]*projectPoll
+	order    []string // sorted project names
+}
+
+type projectPoll struct {
+	name      string
+	lookback  time.Duration
+	alignment time.Duration
+	series    map[SeriesKey]*series // configured endpoints only
+
+	lastSuccess time.Time // zero until the first successful (backfill) fetch
+	err         error     // the last poll's error (nil after a success)
+	strikes     int       // consecutive quota errors
+	skip        int       // polls left to skip
+	scratch     []Point
+}
+
+type series struct{ pts []Point }
+
+// NewPoller builds a poller for cfg's services. log may be nil.
+func NewPoller(src MetricsSource, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, opts ...PollerOption) *Poller {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &Poller{
+		src:          src,
+		log:          log,
+		m:            newPollMetrics(reg),
+		retryBackoff: DefaultRetryBackoff,
+		projects:     make(map[string]*projectPoll),
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	p.Update(cfg)
+	return p
+}
+
+// Update applies a new configuration: history of endpoints still configured is kept; a project
+// whose lookback grew is backfilled again.
+func (p *Poller) Update(cfg *config.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	iv := cfg.Loop.Interval.D()
+	if iv <= 0 {
+		iv = defaultLoopInterval
+	}
+	p.maxSkip = max(1, int((MaxQuotaBackoff+iv-1)/iv))
+
+	next := make(map[string]*projectPoll)
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		pp := next[svc.Project]
+		if pp == nil {
+			pp = &projectPoll{name: svc.Project, series: make(map[SeriesKey]*series)}
+			next[svc.Project] = pp
+		}
+		h := &svc.Health
+		pp.lookback = max(pp.lookback, lookback(h))
+		al := h.Alignment.D()
+		if al <= 0 {
+			al = defaultAlignment
+		}
+		if pp.alignment == 0 || al < pp.alignment {
+			pp.alignment = al // the finest alignment serves every service of the project
+		}
+		for _, r := range svc.Regions {
+			pp.series[SeriesKey{Location: r.Name, EndpointID: r.EndpointID}] = nil
+		}
+	}
+	for name, pp := range next {
+		old := p.projects[name]
+		for k := range pp.series {
+			var s *series
+			if old != nil {
+				s = old.series[k]
+			}
+			if s == nil {
+				s = &series{}
+			}
+			pp.series[k] = s
+		}
+		if old != nil && old.lookback >= pp.lookback && old.alignment == pp.alignment {
+			pp.lastSuccess, pp.err, pp.strikes, pp.skip = old.lastSuccess, old.err, old.strikes, old.skip
+		}
+	}
+	p.projects = next
+	p.order = p.order[:0]
+	for name := range next {
+		p.order = append(p.order, name)
+	}
+	sort.Strings(p.order)
+}
+
+// lookback is the history a service needs: Lookback, else the longest burn-rate window, else
+// Window.
+func lookback(h *config.Health) time.Duration {
+	if d := h.Lookback.D(); d > 0 {
+		return d
+	}
+	d := h.Window.D()
+	if h.BurnRate != nil {
+		for _, r := range h.BurnRate.Rules {
+			d = max(d, r.Long.D())
+		}
+	}
+	return d
+}
+
+// Snapshot is the poller's view after one Poll. It is immutable: later polls never modify the
+// slices it returns, so it may be read concurrently and kept.
+type Snapshot struct {
+	At     time.Time
+	points map[SeriesKey][]Point
+	errs   map[string]error
+}
+
+// Points returns the endpoint's buckets, oldest first (nil when none). Do not modify them.
+func (s Snapshot) Points(location, endpointID string) []Point {
+	return s.points[SeriesKey{Location: location, EndpointID: endpointID}]
+}
+
+// Err returns the project's last poll error: nil after a successful fetch; while polls are
+// skipped for a quota backoff, the error that started it.
+func (s Snapshot) Err(project string) error { return s.errs[project] }
+
+// Poll fetches every project once (concurrently) and returns the merged view at now. ctx bounds
+// the whole poll, retries included.
+func (p *Poller) Poll(ctx context.Context, now time.Time) Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, name := range p.order {
+		pp := p.projects[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.pollProject(ctx, pp, now)
+		}()
+	}
+	wg.Wait()
+
+	n := 0
+	for _, pp := range p.projects {
+		n += len(pp.series)
+	}
+	snap := Snapshot{At: now, points: make(map[SeriesKey][]Point, n), errs: make(map[string]error, len(p.projects))}
+	for name, pp := range p.projects {
+		if pp.err != nil {
+			snap.errs[name] = pp.err
+		}
+		for k, s := range pp.series {
+			if len(s.pts) > 0 {
+				snap.points[k] = s.pts[:len(s.pts):len(s.pts)]
+			}
+		}
+	}
+	return snap
+}
+
+// errQuotaBackoff marks a poll skipped for a quota backoff.
+var errQuotaBackoff = errors.New("poll skipped for quota backoff")
+
+func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time) {
+	lbl := pp.name
+	if pp.skip > 0 {
+		pp.skip--
+		p.m.skipped.WithLabelValues(lbl).Inc()
+		if !errors.Is(pp.err, errQuotaBackoff) {
+			pp.err = fmt.Errorf("%w: %w", errQuotaBackoff, pp.err)
+		}
+		return
+	}
+	span := pp.lookback
+	if !pp.lastSuccess.IsZero() {
+		refetch := min(max(RefetchSpan, 3*pp.alignment), pp.lookback)
+		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), pp.lookback)
+	}
+	q := Query{Project: pp.name, Start: now.Add(-span), End: now, Alignment: pp.alignment}
+
+	start := time.Now() // duration metric only; decisions use now
+	var (
+		res map[SeriesKey][]Point
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		res, err = p.src.Fetch(ctx, q)
+		if err == nil {
+			break
+		}
+		kind, code := errclass.Of(err)
+		if code == "" {
+			code = kind.String()
+		}
+		p.m.apiErrors.WithLabelValues(lbl, code).Inc()
+		if kind == errclass.Quota {
+			pp.strikes++
+			pp.skip = min(1<<min(pp.strikes-1, 20), p.maxSkip)
+			p.log.Warn("monitoring quota exhausted, backing off",
+				zap.String("project", pp.name), zap.String("code", code),
+				zap.Int("skip_polls", pp.skip), zap.Error(err))
+			break
+		}
+		if kind != errclass.Retryable || attempt >= MaxRetries || !p.wait(ctx, p.retryBackoff<<attempt) {
+			p.log.Warn("monitoring fetch failed",
+				zap.String("project", pp.name), zap.String("code", code),
+				zap.Int("attempts", attempt+1), zap.Error(err))
+			break
+		}
+	}
+	p.m.duration.WithLabelValues(lbl).Observe(time.Since(start).Seconds())
+	if err != nil {
+		pp.err = fmt.Errorf("fetch metrics of project %s: %w", pp.name, err)
+		return
+	}
+	if pp.err != nil {
+		p.log.Info("monitoring fetch recovered", zap.String("project", pp.name))
+	}
+	pp.err, pp.strikes = nil, 0
+	pp.lastSuccess = now
+	p.m.lastSuccess.WithLabelValues(lbl).Set(float64(now.UnixNano()) / 1e9)
+
+	cutoff := now.Add(-pp.lookback)
+	for k, s := range pp.series {
+		pp.scratch = s.merge(res[k], cutoff, pp.scratch)
+	}
+}
+
+// wait sleeps d unless ctx ends first or its deadline is too close; it reports whether to retry.
+func (p *Poller) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*d {
+		return false // no time left for the wait and another call
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// merge folds fetched (sorted by End) into the history: a bucket with the same End is replaced
+// (later reads supersede partial ones), others are kept; buckets ending at or before cutoff are
+// dropped. Storage is copy-on-write: the backing array is only appended to, so slices handed out
+// in earlier snapshots never change; a replaced or inserted bucket copies the history.
+// scratch is a reusable buffer; the (possibly grown) buffer is returned.
+func (s *series) merge(fetched []Point, cutoff time.Time, scratch []Point) []Point {
+	for len(fetched) > 0 && !fetched[0].End.After(cutoff) {
+		fetched = fetched[1:]
+	}
+	old := s.pts
+	// Trim expired buckets from the front (reslice: no write).
+	k := 0
+	for k < len(old) && !old[k].End.After(cutoff) {
+		k++
+	}
+	old = old[k:]
+	if len(fetched) == 0 {
+		s.pts = old
+		return scratch
+	}
+	// j: first old bucket not before the fetched span.
+	j := sort.Search(len(old), func(i int) bool { return !old[i].End.Before(fetched[0].End) })
+	// Merge old[j:] and fetched into scratch; fetched wins on equal End.
+	tail := scratch[:0]
+	a, b := old[j:], fetched
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].End.Before(b[0].End)):
+			tail = append(tail, a[0])
+			a = a[1:]
+		case len(a) == 0 || b[0].End.Before(a[0].End):
+			tail = append(tail, b[0])
+			b = b[1:]
+		default: // same End
+			tail = append(tail, b[0])
+			a, b = a[1:], b[1:]
+		}
+	}
+	// If the existing tail is unchanged, the rest is a pure append.
+	same := len(tail) >= len(old)-j
+	for i := j; same && i < len(old); i++ {
+		same = tail[i-j] == old[i]
+	}
+	if same {
+		s.pts = append(old, tail[len(old)-j:]...)
+	} else {
+		n := make([]Point, j, j+len(tail)+8)
+		copy(n, old[:j])
+		s.pts = append(n, tail...)
+	}
+	return tail
+}
+
+type pollMetrics struct {
+	duration    *prometheus.HistogramVec
+	apiErrors   *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+	skipped     *prometheus.CounterVec
+}
+
+func newPollMetrics(reg prometheus.Registerer) *pollMetrics {
+	f := promauto.With(reg)
+	return &pollMetrics{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drwatchd_health_poll_duration_seconds",
+			Help:    "Duration of one project's metrics poll, retries included.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"project"}),
+		apiErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_health_api_errors_total",
+			Help: "Monitoring API errors by project and code.",
+		}, []string{"project", "code"}),
+		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_health_last_successful_poll_timestamp_seconds",
+			Help: "Time of the last successful metrics poll per project.",
+		}, []string{"project"}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_health_polls_skipped_total",
+			Help: "Polls skipped during a quota backoff.",
+		}, []string{"project"}),
+	}
+}

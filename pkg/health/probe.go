@@ -1,0 +1,358 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+
+	"github.com/drwatchd/drwatchd/pkg/clock"
+	"github.com/drwatchd/drwatchd/pkg/config"
+)
+
+// Probe defaults (used when the config's defaults were not applied).
+const (
+	defaultProbeInterval = 5 * time.Second
+	defaultProbeTimeout  = 2 * time.Second
+	// maxProbeBody bounds how much of a probe response is read.
+	maxProbeBody = 4 << 10
+)
+
+// TokenSourceFunc returns the token source for a probe with google_auth: true.
+type TokenSourceFunc func(ctx context.Context, probeURL string) (oauth2.TokenSource, error)
+
+// GoogleAccessToken is the default TokenSourceFunc: an OAuth2 access token (scope
+// cloud-platform) from the application default credentials, which is what Vertex AI prediction
+// URLs (*.googleapis.com) accept. A target that needs an ID token (Cloud Run, IAP) can be served
+// by passing WithTokenSource with google.golang.org/api/idtoken.NewTokenSource.
+func GoogleAccessToken(ctx context.Context, _ string) (oauth2.TokenSource, error) {
+	return google.DefaultTokenSource(ctx, "https://www.googleapis.com/auth/cloud-platform")
+}
+
+// ProberOption configures a Prober.
+type ProberOption func(*Prober)
+
+// WithHTTPClient replaces the prober's HTTP client.
+func WithHTTPClient(c *http.Client) ProberOption { return func(p *Prober) { p.client = c } }
+
+// WithTokenSource replaces how google_auth probes get their token.
+func WithTokenSource(f TokenSourceFunc) ProberOption { return func(p *Prober) { p.tokenFunc = f } }
+
+type probeTarget struct {
+	service, region string
+	cfg             config.Probe
+	interval        time.Duration
+	timeout         time.Duration
+	expect          int
+
+	tsMu sync.Mutex // token source built lazily on the first probe; retried until it works
+	ts   oauth2.TokenSource
+
+	success     prometheus.Gauge
+	duration    prometheus.Observer
+	consecutive prometheus.Gauge
+}
+
+// Prober runs the configured active probes and keeps each region's latest result.
+type Prober struct {
+	client    *http.Client
+	tokenFunc TokenSourceFunc
+	log       *zap.Logger
+	results   *prometheus.CounterVec
+
+	success, consecutive *prometheus.GaugeVec
+	duration             *prometheus.HistogramVec
+
+	targetsMu sync.Mutex
+	targets   []*probeTarget
+	changed   chan struct{} // Update tells Run to restart its goroutines
+
+	mu     sync.RWMutex
+	latest map[regionKey]*ProbeResult
+}
+
+// NewProber builds a prober for every region of cfg that has a probe. log may be nil.
+func NewProber(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, opts ...ProberOption) *Prober {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2
+	tr.IdleConnTimeout = time.Minute
+	p := &Prober{
+		client:    &http.Client{Transport: tr},
+		tokenFunc: GoogleAccessToken,
+		log:       log,
+		latest:    make(map[regionKey]*ProbeResult),
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	f := promauto.With(reg)
+	sr := []string{"service", "region"}
+	p.success = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "drwatchd_probe_success",
+		Help: "1 when the region's last probe succeeded.",
+	}, sr)
+	p.duration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "drwatchd_probe_duration_seconds",
+		Help:    "Probe request duration.",
+		Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, sr)
+	p.consecutive = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "drwatchd_probe_consecutive_failures",
+		Help: "Consecutive failed probes of the region.",
+	}, sr)
+	p.results = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "drwatchd_probe_results_total",
+		Help: "Probe results by outcome (ok, status, timeout, error).",
+	}, []string{"service", "region", "result"})
+	p.changed = make(chan struct{}, 1)
+	p.targets = p.buildTargets(cfg)
+	return p
+}
+
+func (p *Prober) buildTargets(cfg *config.Config) []*probeTarget {
+	var out []*probeTarget
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		for j := range svc.Regions {
+			r := &svc.Regions[j]
+			if r.Probe == nil {
+				continue
+			}
+			t := &probeTarget{
+				service: svc.Name, region: r.Name, cfg: *r.Probe,
+				interval: r.Probe.Interval.D(), timeout: r.Probe.Timeout.D(), expect: r.Probe.ExpectStatus,
+				success:     p.success.WithLabelValues(svc.Name, r.Name),
+				duration:    p.duration.WithLabelValues(svc.Name, r.Name),
+				consecutive: p.consecutive.WithLabelValues(svc.Name, r.Name),
+			}
+			if t.interval <= 0 {
+				t.interval = defaultProbeInterval
+			}
+			if t.timeout <= 0 {
+				t.timeout = defaultProbeTimeout
+			}
+			if t.expect == 0 {
+				t.expect = http.StatusOK
+			}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Update installs the probes of a reloaded config. Results of regions still probed are kept;
+// a running Run restarts its goroutines on the new targets.
+func (p *Prober) Update(cfg *config.Config) {
+	targets := p.buildTargets(cfg)
+	keep := map[regionKey]bool{}
+	for _, t := range targets {
+		keep[regionKey{t.service, t.region}] = true
+	}
+	p.targetsMu.Lock()
+	p.targets = targets
+	p.targetsMu.Unlock()
+	p.mu.Lock()
+	for k := range p.latest {
+		if !keep[k] {
+			delete(p.latest, k)
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Prober) snapshot() []*probeTarget {
+	p.targetsMu.Lock()
+	defer p.targetsMu.Unlock()
+	return p.targets
+}
+
+// Latest returns a copy of the region's latest probe result, nil when none yet (or no probe).
+// Safe for concurrent use.
+func (p *Prober) Latest(service, region string) *ProbeResult {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	r := p.latest[regionKey{service, region}]
+	if r == nil {
+		return nil
+	}
+	c := *r
+	return &c
+}
+
+// Run probes every target on its own goroutine, each every interval of clk, until ctx ends.
+// The first probe of each target runs at once.
+func (p *Prober) Run(ctx context.Context, clk clock.Clock) error {
+	for {
+		rctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, t := range p.snapshot() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					p.probe(rctx, t, clk.Now())
+					select {
+					case <-rctx.Done():
+						return
+					case <-clk.After(t.interval):
+					}
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.changed:
+		}
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// ProbeOnce probes every target once, concurrently, and returns when all are done; results are
+// stamped with now. The simulator uses it on its virtual clock instead of Run.
+func (p *Prober) ProbeOnce(ctx context.Context, now time.Time) {
+	var wg sync.WaitGroup
+	for _, t := range p.snapshot() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.probe(ctx, t, now)
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
+	if ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	start := time.Now() // latency measurement only
+	status, outcome, err := p.do(ctx, t)
+	lat := time.Since(start)
+	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		outcome, err = "timeout", errors.New("timeout after "+FormatDuration(t.timeout))
+	}
+	res := ProbeResult{OK: err == nil, Status: status, Latency: lat, At: now}
+	if err != nil {
+		res.Error = err.Error()
+	}
+
+	k := regionKey{t.service, t.region}
+	p.mu.Lock()
+	prev := p.latest[k]
+	if !res.OK {
+		res.ConsecutiveFailures = 1
+		if prev != nil {
+			res.ConsecutiveFailures += prev.ConsecutiveFailures
+		}
+	}
+	prevOK := prev == nil || prev.OK
+	p.latest[k] = &res
+	p.mu.Unlock()
+
+	p.results.WithLabelValues(t.service, t.region, outcome).Inc()
+	t.duration.Observe(lat.Seconds())
+	t.consecutive.Set(float64(res.ConsecutiveFailures))
+	if res.OK {
+		t.success.Set(1)
+		if !prevOK {
+			p.log.Info("probe recovered", zap.String("service", t.service), zap.String("region", t.region))
+		}
+	} else {
+		t.success.Set(0)
+		if prevOK {
+			p.log.Warn("probe failed", zap.String("service", t.service), zap.String("region", t.region),
+				zap.Int("status", status), zap.String("error", res.Error))
+		}
+	}
+}
+
+// do performs one probe request: outcome is ok | status | error.
+func (p *Prober) do(ctx context.Context, t *probeTarget) (status int, outcome string, err error) {
+	method := strings.ToUpper(t.cfg.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	var body io.Reader
+	if t.cfg.Body != "" {
+		body = strings.NewReader(t.cfg.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.cfg.URL, body)
+	if err != nil {
+		return 0, "error", err
+	}
+	if t.cfg.Body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range t.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("User-Agent", "drwatchd-probe")
+	if t.cfg.GoogleAuth {
+		tok, err := p.token(ctx, t)
+		if err != nil {
+			return 0, "error", err
+		}
+		tok.SetAuthHeader(req)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in the config; keep the reason short
+		}
+		return 0, "error", err
+	}
+	defer resp.Body.Close()
+	_, rerr := io.Copy(io.Discard, io.LimitReader(resp.Body, maxProbeBody))
+	if resp.StatusCode != t.expect {
+		return resp.StatusCode, "status", errors.New("status " + strconv.Itoa(resp.StatusCode) + ", want " + strconv.Itoa(t.expect))
+	}
+	if rerr != nil {
+		return resp.StatusCode, "error", rerr
+	}
+	return resp.StatusCode, "ok", nil
+}
+
+func (p *Prober) token(ctx context.Context, t *probeTarget) (*oauth2.Token, error) {
+	t.tsMu.Lock()
+	if t.ts == nil {
+		// The token source outlives this probe's context.
+		ts, err := p.tokenFunc(context.WithoutCancel(ctx), t.cfg.URL)
+		if err != nil {
+			t.tsMu.Unlock()
+			return nil, errors.New("google auth: " + err.Error())
+		}
+		t.ts = oauth2.ReuseTokenSource(nil, ts)
+	}
+	ts := t.ts
+	t.tsMu.Unlock()
+	tok, err := ts.Token()
+	if err != nil {
+		return nil, errors.New("google auth token: " + err.Error())
+	}
+	return tok, nil
+}

@@ -1,0 +1,182 @@
+package health
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/oauth2"
+
+	"github.com/drwatchd/drwatchd/pkg/clock"
+	"github.com/drwatchd/drwatchd/pkg/config"
+)
+
+type probeServer struct {
+	*httptest.Server
+	flaky atomic.Bool // /flaky fails while set
+}
+
+func newProbeServer(t *testing.T) *probeServer {
+	ps := &probeServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/503", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("/predict", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || string(b) != `{"instances":[]}` || r.Header.Get("X-Test") != "1" ||
+			r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, strings.Repeat("x", 1<<20)) // more than the prober reads
+	})
+	mux.HandleFunc("/flaky", func(w http.ResponseWriter, r *http.Request) {
+		if ps.flaky.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	ps.Server = httptest.NewServer(mux) // loopback
+	t.Cleanup(ps.Close)
+	return ps
+}
+
+func probeCfg(base string) *config.Config {
+	p := func(path string) *config.Probe {
+		return &config.Probe{URL: base + path, Method: "GET", Interval: dur(5 * time.Second), Timeout: dur(200 * time.Millisecond), ExpectStatus: 200, FailuresToDown: 2}
+	}
+	predict := p("/predict")
+	predict.Method, predict.Body, predict.ExpectStatus, predict.GoogleAuth = "POST", `{"instances":[]}`, 202, true
+	predict.Headers = map[string]string{"X-Test": "1"}
+	return &config.Config{Services: []config.Service{
+		{Name: "a", Regions: []config.Region{{Name: "ok", Probe: p("/ok")}, {Name: "bad", Probe: p("/503")}, {Name: "none"}}},
+		{Name: "b", Regions: []config.Region{{Name: "hang", Probe: p("/hang")}, {Name: "predict", Probe: predict}, {Name: "flaky", Probe: p("/flaky")}}},
+	}}
+}
+
+func newTestProber(t *testing.T, base string) (*Prober, *prometheus.Registry) {
+	reg := prometheus.NewRegistry()
+	static := func(context.Context, string) (oauth2.TokenSource, error) {
+		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "Bearer"}), nil
+	}
+	return NewProber(probeCfg(base), zaptest.NewLogger(t), reg, WithTokenSource(static)), reg
+}
+
+func TestProbeOnce(t *testing.T) {
+	ps := newProbeServer(t)
+	p, reg := newTestProber(t, ps.URL)
+	ps.flaky.Store(true)
+	ctx := context.Background()
+
+	p.ProbeOnce(ctx, t0)
+	p.ProbeOnce(ctx, t0.Add(5*time.Second))
+	want := map[[2]string]ProbeResult{
+		{"a", "ok"}:      {OK: true, Status: 200},
+		{"a", "bad"}:     {Status: 503, Error: "status 503, want 200", ConsecutiveFailures: 2},
+		{"b", "hang"}:    {Error: "timeout after 200ms", ConsecutiveFailures: 2},
+		{"b", "predict"}: {OK: true, Status: 202},
+		{"b", "flaky"}:   {Status: 500, Error: "status 500, want 200", ConsecutiveFailures: 2},
+	}
+	for k, w := range want {
+		got := p.Latest(k[0], k[1])
+		if got == nil {
+			t.Fatalf("%v: no result", k)
+		}
+		if got.OK != w.OK || got.Status != w.Status || got.Error != w.Error || got.ConsecutiveFailures != w.ConsecutiveFailures ||
+			!got.At.Equal(t0.Add(5*time.Second)) {
+			t.Errorf("%v: got %+v, want %+v", k, *got, w)
+		}
+	}
+	if p.Latest("a", "none") != nil {
+		t.Error("region without probe has a result")
+	}
+
+	// Recovery resets the count.
+	ps.flaky.Store(false)
+	p.ProbeOnce(ctx, t0.Add(10*time.Second))
+	if got := p.Latest("b", "flaky"); !got.OK || got.ConsecutiveFailures != 0 {
+		t.Errorf("flaky after recovery: %+v", *got)
+	}
+	// Latest returns a copy.
+	p.Latest("a", "bad").ConsecutiveFailures = 100
+	if p.Latest("a", "bad").ConsecutiveFailures != 3 {
+		t.Error("Latest does not return a copy")
+	}
+
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP drwatchd_probe_consecutive_failures Consecutive failed probes of the region.
+# TYPE drwatchd_probe_consecutive_failures gauge
+drwatchd_probe_consecutive_failures{region="bad",service="a"} 3
+drwatchd_probe_consecutive_failures{region="flaky",service="b"} 0
+drwatchd_probe_consecutive_failures{region="hang",service="b"} 3
+drwatchd_probe_consecutive_failures{region="ok",service="a"} 0
+drwatchd_probe_consecutive_failures{region="predict",service="b"} 0
+# HELP drwatchd_probe_success 1 when the region's last probe succeeded.
+# TYPE drwatchd_probe_success gauge
+drwatchd_probe_success{region="bad",service="a"} 0
+drwatchd_probe_success{region="flaky",service="b"} 1
+drwatchd_probe_success{region="hang",service="b"} 0
+drwatchd_probe_success{region="ok",service="a"} 1
+drwatchd_probe_success{region="predict",service="b"} 1
+`), "drwatchd_probe_consecutive_failures", "drwatchd_probe_success"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(p.results.WithLabelValues("b", "hang", "timeout")); got != 3 {
+		t.Errorf("timeouts counted = %v, want 3", got)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+func TestProberRunOnFakeClock(t *testing.T) {
+	ps := newProbeServer(t)
+	cfg := &config.Config{Services: []config.Service{{Name: "a", Regions: []config.Region{
+		{Name: "bad", Probe: &config.Probe{URL: ps.URL + "/503", Interval: dur(5 * time.Second), Timeout: dur(time.Second), ExpectStatus: 200}},
+		{Name: "ok", Probe: &config.Probe{URL: ps.URL + "/ok", Interval: dur(7 * time.Second), Timeout: dur(time.Second), ExpectStatus: 200}},
+	}}}}
+	p := NewProber(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	clk := clock.NewFake(t0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, clk) }()
+
+	// parked waits until both probe goroutines wait on the clock again (no sleeping).
+	parked := func() {
+		for clk.Waiters() < 2 {
+			runtime.Gosched()
+		}
+	}
+	parked()
+	if r := p.Latest("a", "bad"); r == nil || r.ConsecutiveFailures != 1 || !r.At.Equal(t0) {
+		t.Fatalf("first probe: %+v", r)
+	}
+	clk.Advance(5 * time.Second) // only "bad" is due
+	parked()
+	if r := p.Latest("a", "bad"); r.ConsecutiveFailures != 2 || !r.At.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("second probe: %+v", r)
+	}
+	if r := p.Latest("a", "ok"); !r.OK || !r.At.Equal(t0) {
+		t.Fatalf("ok probed before its interval: %+v", r)
+	}
+	clk.Advance(2 * time.Second) // "ok" is due at 7s
+	parked()
+	if r := p.Latest("a", "ok"); !r.At.Equal(t0.Add(7 * time.Second)) {
+		t.Fatalf("ok after 7s: %+v", r)
+	}
+	cancel()
+	clk.Advance(time.Minute) // wake the goroutines so that they see the cancellation
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
