@@ -51,6 +51,12 @@ type State struct {
 	Candidates []Candidate `json:"candidates,omitempty"`
 	// Events: the most recent events, newest last (bounded).
 	Events []Event `json:"events,omitempty"`
+	// LastFailover is when the last failover started (cooldown; kept even when Failovers is
+	// pruned to the anti-flap window).
+	LastFailover time.Time `json:"last_failover,omitempty"`
+	// Baselines: per region, a moving average of its error ratio while healthy and serving;
+	// a plan's Baseline is its source's entry (the pre-incident baseline).
+	Baselines map[string]float64 `json:"baselines,omitempty"`
 }
 
 // Candidate is a standby considered as a failover target.
@@ -66,8 +72,12 @@ type Event struct {
 	At      time.Time `json:"at"`
 	Service string    `json:"service"`
 	// Kind: transition | failover-started | failover-completed | rolled-back | blocked |
-	// rpo-violation | paused | resumed | command | would-act (dry-run) | plan-failed | conflict
-	Kind   string    `json:"kind"`
+	// rpo-violation | paused | resumed | command | would-act (dry-run) | plan-failed | conflict |
+	// reconciled (the router shows traffic moved outside drwatchd; the Active view follows)
+	Kind string `json:"kind"`
+	// Code is a short, bounded reason code (a metric label), e.g. "active-unhealthy",
+	// "anti-flap", "scale-timeout"; Reason is the human-readable sentence.
+	Code   string    `json:"code,omitempty"`
 	From   StateName `json:"from,omitempty"`
 	To     StateName `json:"to,omitempty"`
 	Region string    `json:"region,omitempty"`

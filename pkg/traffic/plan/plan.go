@@ -1,0 +1,565 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/health"
+)
+
+// RolledBack is the terminal phase of a plan whose rollback to LastGood was confirmed.
+const RolledBack Phase = "rolled-back"
+
+// MaxInconclusive is how many times a bake with too few requests is repeated before the plan
+// proceeds anyway (with a note in Reason).
+const MaxInconclusive = 3
+
+// OutcomeKind says how a plan stands after Advance.
+type OutcomeKind string
+
+// Outcome kinds.
+const (
+	// OutcomeContinue: the plan is in progress; call Advance again next tick.
+	OutcomeContinue OutcomeKind = "continue"
+	// OutcomeCompleted: every step passed; all traffic is on To (phase Done).
+	OutcomeCompleted OutcomeKind = "completed"
+	// OutcomeRolledBack: the target failed analysis and the split is back on LastGood.
+	OutcomeRolledBack OutcomeKind = "rolled-back"
+	// OutcomeHeld: stopped on the current split (target failing but the source is unhealthy,
+	// an abort, ...); a human must decide.
+	OutcomeHeld OutcomeKind = "held"
+	// OutcomeFailed: ended without moving traffic (scale-up timeout).
+	OutcomeFailed OutcomeKind = "failed"
+	// OutcomeConflict: the observed split is not the one the plan put in place; held.
+	OutcomeConflict OutcomeKind = "conflict"
+)
+
+// Outcome is the result of one Advance: what happened and why.
+type Outcome struct {
+	Kind   OutcomeKind
+	Reason string
+}
+
+func (o Outcome) String() string { return string(o.Kind) + ": " + o.Reason }
+
+// Terminal reports whether the plan has ended (no further Advance will change it).
+func (o Outcome) Terminal() bool { return o.Kind != OutcomeContinue && o.Kind != "" }
+
+// Input is everything Advance needs besides the plan and the time.
+type Input struct {
+	Service  string
+	Shift    config.Shift
+	Failover config.Failover
+	// TargetRegion (replicas for the scale-up) and SourceRegion.
+	TargetRegion config.Region
+	SourceRegion config.Region
+	// Target and Source health at this tick.
+	Target, Source health.RegionStatus
+	// Observed is the split read from the router; nil when unknown.
+	Observed Weights
+	// ScaleReady: the pending ScaleOp finished and the target's replicas are ready.
+	ScaleReady bool
+	// ScaleErr: the pending ScaleOp failed (it is requested again).
+	ScaleErr string
+	// DryRun simulates the plan: every wait counts as elapsed, every analysis passes, the
+	// observed split is ignored and scaling counts as ready. The caller feeds the actions back
+	// through Record as successes.
+	DryRun bool
+}
+
+// New starts a plan moving traffic from `from` to `to` through steps (target percent at each
+// step). start is the split when the plan begins (nil: all on from). Steps at or below the
+// target's current share are skipped, so a plan started from a held split does not move traffic
+// backwards. baseline is the source's pre-incident error ratio (negative when unknown).
+func New(kind, from, to string, steps []int, emergency bool, start Weights, baseline float64, now time.Time, id string) Plan {
+	if start == nil {
+		start = Weights{from: 100, to: 0}
+	}
+	start = start.Clone()
+	if _, ok := start[from]; !ok {
+		start[from] = 0
+	}
+	if _, ok := start[to]; !ok {
+		start[to] = 0
+	}
+	st := append([]int(nil), steps...)
+	if len(st) == 0 || st[len(st)-1] != 100 {
+		st = append(st, 100)
+	}
+	i := 0
+	for i < len(st)-1 && st[i] <= start[to] {
+		i++
+	}
+	return Plan{
+		ID:        id,
+		Kind:      kind,
+		From:      from,
+		To:        to,
+		Steps:     st,
+		Step:      i,
+		Emergency: emergency,
+		Phase:     Scaling,
+		Since:     now,
+		Started:   now,
+		Start:     start,
+		LastGood:  start.Clone(),
+		Applied:   start.Clone(),
+		Baseline:  baseline,
+		Reason:    fmt.Sprintf("scaling up %s", to),
+	}
+}
+
+// Clone returns a deep copy of p (no map or slice shared with p).
+func (p Plan) Clone() Plan {
+	c := p
+	c.Steps = append([]int(nil), p.Steps...)
+	c.Start = p.Start.Clone()
+	c.LastGood = p.LastGood.Clone()
+	c.Target = p.Target.Clone()
+	c.Applied = p.Applied.Clone()
+	return c
+}
+
+// Clone returns a copy of w (nil stays nil).
+func (w Weights) Clone() Weights {
+	if w == nil {
+		return nil
+	}
+	c := make(Weights, len(w))
+	for k, v := range w {
+		c[k] = v
+	}
+	return c
+}
+
+// Equal reports whether two splits are the same, treating an absent region as 0.
+func (w Weights) Equal(o Weights) bool {
+	for k, v := range w {
+		if o[k] != v {
+			return false
+		}
+	}
+	for k, v := range o {
+		if w[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// String renders a split in a stable order: "us-central1=90 us-east1=10".
+func (w Weights) String() string {
+	if w == nil {
+		return "unknown"
+	}
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, w[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Active reports whether the plan is still in progress (not Done, Failed, Held or RolledBack).
+func (p Plan) Active() bool {
+	switch p.Phase {
+	case Done, Failed, Held, RolledBack:
+		return false
+	}
+	return true
+}
+
+// Hold stops the plan on its current split (e.g. an operator's abort).
+func Hold(p Plan, reason string, now time.Time) Plan {
+	p = p.Clone()
+	p.Phase, p.Since, p.Reason = Held, now, reason
+	return p
+}
+
+// Restart restarts the clock of the current wait (scale-up, propagation, bake) at now; used when
+// a paused plan resumes, so the time spent paused neither times out a scale-up nor counts as
+// baking.
+func Restart(p Plan, bake time.Duration, now time.Time) Plan {
+	p = p.Clone()
+	switch p.Phase {
+	case Scaling, Propagating:
+		p.Since = now
+	case Baking:
+		p.Since = now
+		p.BakeUntil = now.Add(bake)
+	}
+	return p
+}
+
+// split is the weights at target percent pct: to gets pct, from the rest, every other region 0.
+func (p Plan) split(pct int) Weights {
+	w := Weights{}
+	for k := range p.Start {
+		w[k] = 0
+	}
+	w[p.From] = 100 - pct
+	w[p.To] = pct
+	return w
+}
+
+// Advance moves the plan forward at time now and returns the actions to take. It is a pure
+// function: the same (p, in, now) always gives the same result, and re-emitted SetWeights carry
+// the same absolute weights.
+func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
+	p = p.Clone()
+	if in.DryRun {
+		in.Observed = nil
+		in.ScaleReady = true
+		in.ScaleErr = ""
+	}
+	if !p.Active() {
+		return p, nil, outcomeOf(p)
+	}
+
+	// Someone else changed the split? Accept what the plan applied, or the split it asked
+	// for and has not yet seen confirmed (a crash between the cloud call and Record).
+	if in.Observed != nil {
+		pending := p.pending()
+		switch {
+		case in.Observed.Equal(p.Applied):
+		case pending != nil && in.Observed.Equal(pending):
+			// The requested change is in place but was never recorded: adopt it.
+			p = confirm(p, pending, now)
+		default:
+			want := p.Applied
+			if pending != nil {
+				want = pending
+			}
+			p.Phase, p.Since = Held, now
+			p.Reason = fmt.Sprintf("split changed by someone else: want %s, found %s", want, in.Observed)
+			return p, nil, Outcome{OutcomeConflict, p.Reason}
+		}
+	}
+
+	var acts []Action
+	// The target is always scaled to production; a plan that moves traffic without waiting
+	// (emergency) keeps asking until the request is recorded.
+	if p.ScaleOp == "" {
+		acts = append(acts, Scale{
+			Service:     in.Service,
+			Region:      p.To,
+			MinReplicas: in.TargetRegion.Replicas.Production,
+			MaxReplicas: in.TargetRegion.Replicas.Max,
+			Reason:      fmt.Sprintf("%s %s: scale %s to production", p.Kind, p.ID, p.To),
+		})
+	}
+	scaleAsked := len(acts) == 1
+
+	// A staged plan whose source goes hard down escalates to the emergency steps: the source
+	// serves nothing, so staging only delays recovery.
+	if !p.Emergency && in.Source.HardDown && (p.Phase == Scaling || p.Phase == Propagating || p.Phase == Baking) {
+		p = escalate(p, in.Shift.EmergencySteps, now)
+	}
+
+	for range 4*len(p.Steps) + 8 {
+		var act Action
+		var out *Outcome
+		before := p.Phase
+		switch p.Phase {
+		case Scaling:
+			p, act, out = scaling(p, in, now)
+		case Propagating:
+			p, out = propagating(p, in, now)
+		case Baking:
+			p, act, out = baking(p, in, now)
+		case Shifting, RollingBack:
+			// Waiting for Record: ask again (same absolute weights, harmless).
+			act = p.setWeights(in.Service)
+		}
+		if act != nil {
+			acts = append(acts, act)
+		}
+		if out != nil || act != nil || p.Phase == before {
+			break
+		}
+	}
+	out := outcomeOf(p)
+	if scaleAsked && out.Kind != OutcomeContinue && out.Kind != OutcomeCompleted {
+		// Ended without traffic on the target: do not scale it up after all.
+		acts = acts[1:]
+	}
+	if len(acts) == 0 {
+		acts = nil
+	}
+	return p, acts, out
+}
+
+// outcomeOf maps a plan's phase to its outcome.
+func outcomeOf(p Plan) Outcome {
+	switch p.Phase {
+	case Done:
+		return Outcome{OutcomeCompleted, p.Reason}
+	case Failed:
+		return Outcome{OutcomeFailed, p.Reason}
+	case Held:
+		return Outcome{OutcomeHeld, p.Reason}
+	case RolledBack:
+		return Outcome{OutcomeRolledBack, p.Reason}
+	}
+	return Outcome{OutcomeContinue, p.Reason}
+}
+
+// pending is the split requested and not yet confirmed (nil when none).
+func (p Plan) pending() Weights {
+	switch p.Phase {
+	case Shifting:
+		return p.Target
+	case RollingBack:
+		return p.LastGood
+	}
+	return nil
+}
+
+// setWeights is the SetWeights for the pending split.
+func (p Plan) setWeights(service string) Action {
+	w := p.pending()
+	expect := p.Applied
+	if expect == nil {
+		expect = p.LastGood
+	}
+	reason := fmt.Sprintf("%s %s: step %d/%d, %s at %d%%", p.Kind, p.ID, p.Step+1, len(p.Steps), p.To, w[p.To])
+	if p.Phase == RollingBack {
+		reason = fmt.Sprintf("%s %s: roll back to %s", p.Kind, p.ID, w)
+	}
+	return SetWeights{Service: service, Weights: w.Clone(), Expect: expect.Clone(), Reason: reason}
+}
+
+// confirm records that the pending split w is in place.
+func confirm(p Plan, w Weights, now time.Time) Plan {
+	p.Applied = w.Clone()
+	switch p.Phase {
+	case Shifting:
+		p.Phase, p.Since = Propagating, now
+		p.Reason = fmt.Sprintf("shifted to %s; propagating", w)
+	case RollingBack:
+		p.Phase, p.Since = RolledBack, now
+		p.Reason = fmt.Sprintf("rolled back to %s (%s)", w, p.Reason)
+	}
+	return p
+}
+
+// shift enters Shifting for the current step and returns the SetWeights to emit.
+func shift(p Plan, in Input, now time.Time) (Plan, Action) {
+	p.Target = p.split(p.Steps[p.Step])
+	p.Phase, p.Since = Shifting, now
+	p.Reason = fmt.Sprintf("shifting %d%% to %s", p.Steps[p.Step], p.To)
+	return p, p.setWeights(in.Service)
+}
+
+func scaling(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
+	if p.Emergency || (p.ScaleOp != "" && in.ScaleReady) {
+		p, act := shift(p, in, now)
+		return p, act, nil
+	}
+	if in.ScaleErr != "" && p.ScaleOp != "" {
+		// The operation failed: ask again next tick (the Scale action is absolute).
+		p.Reason = fmt.Sprintf("scale-up of %s failed: %s (retrying)", p.To, in.ScaleErr)
+		p.ScaleOp = ""
+	}
+	if timeout := in.Failover.ScaleTimeout.D(); timeout > 0 && now.Sub(p.Since) >= timeout {
+		p.Phase, p.Since = Failed, now
+		p.Reason = fmt.Sprintf("scale-up of %s not ready after %s", p.To, FormatDuration(timeout))
+		return p, nil, &Outcome{OutcomeFailed, p.Reason}
+	}
+	return p, nil, nil
+}
+
+func propagating(p Plan, in Input, now time.Time) (Plan, *Outcome) {
+	if !in.DryRun && now.Sub(p.Since) < in.Shift.Propagation.D() {
+		return p, nil
+	}
+	// An emergency plan moved traffic before the target was scaled: until its replicas are
+	// ready it is expected to be overloaded, so it is judged only from then on. Rolling back
+	// would only send traffic to the dead source.
+	if p.Emergency && !in.DryRun && (p.ScaleOp == "" || !in.ScaleReady) {
+		if timeout := in.Failover.ScaleTimeout.D(); timeout > 0 && now.Sub(p.Started) >= timeout {
+			p.Phase, p.Since = Held, now
+			p.Reason = fmt.Sprintf("emergency shift to %s done, but its scale-up is not ready after %s: holding, a human must decide",
+				p.To, FormatDuration(timeout))
+			return p, &Outcome{OutcomeHeld, p.Reason}
+		}
+		p.Reason = fmt.Sprintf("emergency: %d%% on %s; waiting for its replicas before baking", p.Steps[p.Step], p.To)
+		if in.ScaleErr != "" && p.ScaleOp != "" {
+			p.Reason = fmt.Sprintf("emergency: scale-up of %s failed: %s (retrying)", p.To, in.ScaleErr)
+			p.ScaleOp = ""
+		}
+		return p, nil
+	}
+	p.Phase, p.Since = Baking, now
+	p.BakeUntil = now.Add(in.Shift.Bake.D())
+	p.Reason = fmt.Sprintf("baking %s at %d%% until %s", p.To, p.Steps[p.Step], p.BakeUntil.UTC().Format(time.RFC3339))
+	return p, nil
+}
+
+func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
+	a := in.Shift.Analysis
+	if !in.DryRun {
+		if bad := analyse(in.Target, a, p.Baseline); bad != "" {
+			return rollback(p, in, fmt.Sprintf("target %s failing at %d%%: %s", p.To, p.Steps[p.Step], bad), now)
+		}
+		if now.Before(p.BakeUntil) {
+			return p, nil, nil
+		}
+	}
+	note := ""
+	if !in.DryRun && in.Target.Requests < float64(a.MinRequests) {
+		if p.Inconclusive < MaxInconclusive {
+			p.Inconclusive++
+			p.Since = now
+			p.BakeUntil = now.Add(in.Shift.Bake.D())
+			p.Reason = fmt.Sprintf("inconclusive bake of %s at %d%%: %.0f requests < %d, baking again (%d/%d)",
+				p.To, p.Steps[p.Step], in.Target.Requests, a.MinRequests, p.Inconclusive, MaxInconclusive)
+			return p, nil, nil
+		}
+		note = fmt.Sprintf(" (after %d inconclusive bakes: proceeding without a verdict)", MaxInconclusive)
+	}
+	p.LastGood = p.Target.Clone()
+	p.Inconclusive = 0
+	if p.Step >= len(p.Steps)-1 {
+		p.Phase, p.Since = Done, now
+		p.Reason = fmt.Sprintf("all traffic on %s%s", p.To, note)
+		return p, nil, &Outcome{OutcomeCompleted, p.Reason}
+	}
+	p.Step++
+	p, act := shift(p, in, now)
+	p.Reason += note
+	return p, act, nil
+}
+
+// analyse returns why the target fails analysis, or "".
+func analyse(t health.RegionStatus, a config.Analysis, baseline float64) string {
+	enough := t.Requests >= float64(a.MinRequests)
+	switch {
+	case t.Verdict == health.Unhealthy || t.HardDown:
+		return "verdict unhealthy: " + t.Reason
+	case enough && a.MaxErrorRatio > 0 && t.ErrorRatio > a.MaxErrorRatio:
+		return fmt.Sprintf("error ratio %.4f > %.4f (%.0f requests)", t.ErrorRatio, a.MaxErrorRatio, t.Requests)
+	case a.MaxLatencyP99 > 0 && t.LatencyP99 > a.MaxLatencyP99.D():
+		return fmt.Sprintf("p99 latency %s > %s", t.LatencyP99, a.MaxLatencyP99.D())
+	case enough && a.MaxBaselineFactor > 0 && baseline > 0 && t.ErrorRatio > a.MaxBaselineFactor*baseline:
+		return fmt.Sprintf("error ratio %.4f > %g x baseline %.4f", t.ErrorRatio, a.MaxBaselineFactor, baseline)
+	}
+	return ""
+}
+
+// rollback returns to LastGood, unless the source is itself unhealthy: then the split holds.
+func rollback(p Plan, in Input, why string, now time.Time) (Plan, Action, *Outcome) {
+	if in.Source.Verdict == health.Unhealthy || in.Source.HardDown {
+		p.Phase, p.Since = Held, now
+		p.Reason = fmt.Sprintf("%s, but source %s unhealthy: holding %d/%d (%s/%s), a human must decide",
+			why, p.From, p.Applied[p.From], p.Applied[p.To], p.From, p.To)
+		return p, nil, &Outcome{OutcomeHeld, p.Reason}
+	}
+	p.Phase, p.Since = RollingBack, now
+	p.Reason = fmt.Sprintf("rolling back to %s: %s", p.LastGood, why)
+	return p, p.setWeights(in.Service), nil
+}
+
+// escalate switches a staged plan to the emergency steps beyond the target's current share.
+func escalate(p Plan, emergency []int, now time.Time) Plan {
+	if len(emergency) == 0 {
+		emergency = []int{100}
+	}
+	keep := p.Step // Scaling: no step taken yet
+	if p.Phase != Scaling {
+		keep = p.Step + 1
+		if p.Steps[p.Step] >= 100 {
+			p.Emergency = true // already at the last step
+			return p
+		}
+	}
+	cur := p.Applied[p.To]
+	steps := append([]int(nil), p.Steps[:keep]...)
+	for _, s := range emergency {
+		if s > cur {
+			steps = append(steps, s)
+		}
+	}
+	if len(steps) == keep || steps[len(steps)-1] != 100 {
+		steps = append(steps, 100)
+	}
+	p.Steps = steps
+	p.Emergency = true
+	if p.Phase != Scaling {
+		// Leave the current bake: move on to the next (emergency) step now.
+		p.Step = keep
+		p.Target = p.split(p.Steps[p.Step])
+		p.Phase, p.Since = Shifting, now
+		p.Inconclusive = 0
+	}
+	p.Reason = fmt.Sprintf("source %s hard down: escalating to emergency steps %v", p.From, p.Steps[keep:])
+	return p
+}
+
+// Record applies the executor's results for the plan's actions. SetWeights ok: Applied is the
+// new split and Shifting moves to Propagating (RollingBack to RolledBack); Scale ok: ScaleOp is
+// recorded; a Conflict holds the plan; other errors keep the phase (the next Advance retries).
+// Results for other actions (another region's scale-down, stale weights) are ignored.
+func Record(p Plan, results []Result, now time.Time) Plan {
+	p = p.Clone()
+	for _, r := range results {
+		if !p.Active() {
+			break
+		}
+		switch a := r.Action.(type) {
+		case SetWeights:
+			pending := p.pending()
+			if pending == nil || !a.Weights.Equal(pending) {
+				continue
+			}
+			switch {
+			case r.Conflict:
+				p.Phase, p.Since = Held, now
+				p.Reason = fmt.Sprintf("split changed by someone else: want %s: %s", a.Expect, r.Err)
+			case r.Err != "":
+				p.Reason = fmt.Sprintf("set weights %s failed: %s (retrying)", a.Weights, r.Err)
+			default:
+				p = confirm(p, a.Weights, now)
+			}
+		case Scale:
+			if a.Region != p.To || p.ScaleOp != "" {
+				continue
+			}
+			if r.Err != "" {
+				p.Reason = fmt.Sprintf("scale-up of %s failed: %s (retrying)", p.To, r.Err)
+				continue
+			}
+			p.ScaleOp = r.Op
+			if p.ScaleOp == "" {
+				p.ScaleOp = ScaleDone
+			}
+			if p.Phase == Scaling {
+				p.Reason = fmt.Sprintf("scaling up %s: waiting for replicas (%s)", p.To, p.ScaleOp)
+			}
+		}
+	}
+	return p
+}
+
+// ScaleDone is recorded as ScaleOp when a scaler returned no operation to watch: the scale-up
+// is complete and there is nothing to poll.
+const ScaleDone = "done"
+
+// FormatDuration renders d without zero units: 15m, 1h30m, 45s.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
