@@ -153,6 +153,10 @@ func cloneState(s State) State {
 	c.Failovers = append([]time.Time(nil), s.Failovers...)
 	c.Candidates = append([]Candidate(nil), s.Candidates...)
 	c.Events = append([]Event(nil), s.Events...)
+	if s.LastShift != nil {
+		ls := *s.LastShift
+		c.LastShift = &ls
+	}
 	if s.Baselines != nil {
 		c.Baselines = make(map[string]float64, len(s.Baselines))
 		for k, v := range s.Baselines {
@@ -349,8 +353,11 @@ func bad(h health.RegionStatus) bool {
 // unhealthyNow: the verdict is unhealthy. HardDown alone is not enough: it is set on the very
 // first bad evaluation, and only unhealthy_after consecutive bad evaluations make a verdict.
 // HardDown chooses the emergency steps once the verdict is reached.
+//
+// An unhealthy verdict whose latest evaluation was good (Bad == 0) is a region recovering under
+// hysteresis: failing over away from it would move traffic for nothing.
 func unhealthyNow(h health.RegionStatus) bool {
-	return h.Verdict == health.Unhealthy
+	return h.Verdict == health.Unhealthy && h.Bad > 0
 }
 
 // recovered: no bad evaluation and a serving verdict.
@@ -360,6 +367,15 @@ func recovered(h health.RegionStatus) bool {
 
 func (r *run) settled() {
 	a := r.health(r.st.Active)
+	if r.inShiftGrace() && !freshBad(a) {
+		// The region took its traffic within one health window: its windowed metrics still
+		// hold the shift itself (an emergency target's scale-up overload), which says nothing
+		// about it now. Only fresh signals count until the window has passed.
+		if r.st.State == FailedOver {
+			r.maybeFailback()
+		}
+		return
+	}
 	if bad(a) {
 		r.transition(Suspect, "active-bad", fmt.Sprintf("active %s %s (%d bad evaluations): %s", r.st.Active, a.Verdict, a.Bad, a.Reason))
 		r.again = true
@@ -368,6 +384,21 @@ func (r *run) settled() {
 	if r.st.State == FailedOver {
 		r.maybeFailback()
 	}
+}
+
+// inShiftGrace: a shift completed recently enough that the new active's metric window may still
+// hold the shift itself. A window's data ends up to the ingestion delay before now, bounded by
+// health.staleness, so the shift is out of the window after window + staleness.
+func (r *run) inShiftGrace() bool {
+	ls := r.st.LastShift
+	grace := r.svc.Health.Window.D() + r.svc.Health.Staleness.D()
+	return ls != nil && ls.To == r.st.Active && r.now.Sub(ls.Completed) < grace
+}
+
+// freshBad: a signal that describes the region now says it is failing: its probe, or every
+// signal at once (hard down).
+func freshBad(h health.RegionStatus) bool {
+	return h.HardDown || (h.Probe != nil && !h.Probe.OK)
 }
 
 func (r *run) suspect() {
@@ -586,6 +617,7 @@ func (r *run) runPlan() {
 func (r *run) complete(p plan.Plan) {
 	r.st.Active = p.To
 	r.st.Plan = nil
+	r.st.LastShift = &Shift{Kind: p.Kind, From: p.From, To: p.To, Started: p.Started, Completed: r.now, Emergency: p.Emergency}
 	if p.Kind != KindFailback {
 		r.st.Completed++
 	}

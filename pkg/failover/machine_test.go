@@ -918,3 +918,58 @@ func TestHardDownWaitsForTheVerdict(t *testing.T) {
 		t.Fatalf("at the verdict: %s plan %+v actions %v, want an emergency failover", w.st.State, w.st.Plan, actionNames(acts))
 	}
 }
+
+// After an emergency failover the new active region's windowed metrics still hold the overload
+// of its scale-up. For one health window only fresh signals (probe, hard down) may make it
+// suspect; the stale window must not page for a cooldown-blocked second failover.
+func TestShiftGraceIgnoresStaleWindow(t *testing.T) {
+	svc := service()
+	svc.Health.Window = config.Duration(5 * time.Minute)
+	w := newWorld(t, svc)
+	w.health[central] = hardDown()
+	w.until(10*time.Second, 60, w.in(FailedOver))
+	if w.st.LastShift == nil || w.st.LastShift.To != east || !w.st.LastShift.Emergency {
+		t.Fatalf("last shift = %+v", w.st.LastShift)
+	}
+	stale := unhealthy()
+	stale.Reason = "error ratio 0.62 > 0.05 over 5m (scale-up overload)"
+	stale.Probe = &health.ProbeResult{OK: true, Status: 200}
+	w.health[east] = stale
+	for range 5 {
+		if acts := w.tick(10 * time.Second); w.st.State != FailedOver || len(acts) != 0 {
+			t.Fatalf("in grace with a good probe: %s %v, want failed-over", w.st.State, actionNames(acts))
+		}
+	}
+	// A fresh signal counts at once, grace or not.
+	failing := stale
+	failing.Probe = &health.ProbeResult{OK: false, Status: 503, Error: "status 503"}
+	w.health[east] = failing
+	w.tick(10 * time.Second)
+	if w.st.State == FailedOver {
+		t.Fatalf("failing probe in grace: still %s", w.st.State)
+	}
+	// After the window, the metrics count again.
+	w2 := newWorld(t, svc)
+	w2.health[central] = hardDown()
+	w2.until(10*time.Second, 60, w2.in(FailedOver))
+	w2.health[east] = stale
+	w2.tick(svc.Health.Window.D() + svc.Health.Staleness.D())
+	if w2.st.State == FailedOver {
+		t.Fatalf("after the grace window: still %s", w2.st.State)
+	}
+}
+
+// A region recovering under hysteresis (verdict still unhealthy, latest evaluations good) is not
+// failed away from.
+func TestRecoveringRegionDoesNotTriggerFailover(t *testing.T) {
+	svc := service()
+	w := newWorld(t, svc)
+	recovering := unhealthy()
+	recovering.Bad, recovering.Good = 0, 1
+	w.health[central] = recovering
+	for range 3 {
+		if acts := w.tick(10 * time.Second); len(acts) != 0 || w.st.State == FailingOver || w.st.State == Blocked {
+			t.Fatalf("recovering primary: %s %v", w.st.State, actionNames(acts))
+		}
+	}
+}

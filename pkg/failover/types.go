@@ -54,9 +54,22 @@ type State struct {
 	// LastFailover is when the last failover started (cooldown; kept even when Failovers is
 	// pruned to the anti-flap window).
 	LastFailover time.Time `json:"last_failover,omitempty"`
+	// LastShift is the last completed shift (failover or failback): its duration is measured,
+	// and for one health window after it only fresh signals can make the new active suspect.
+	LastShift *Shift `json:"last_shift,omitempty"`
 	// Baselines: per region, a moving average of its error ratio while healthy and serving;
 	// a plan's Baseline is its source's entry (the pre-incident baseline).
 	Baselines map[string]float64 `json:"baselines,omitempty"`
+}
+
+// Shift records a completed traffic shift.
+type Shift struct {
+	Kind      string    `json:"kind"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Started   time.Time `json:"started"`
+	Completed time.Time `json:"completed"`
+	Emergency bool      `json:"emergency"`
 }
 
 // Candidate is a standby considered as a failover target.

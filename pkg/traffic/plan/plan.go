@@ -405,6 +405,9 @@ func propagating(p Plan, in Input, now time.Time) (Plan, *Outcome) {
 
 func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 	a := in.Shift.Analysis
+	if p.Emergency && !in.DryRun {
+		return bakingEmergency(p, in, now)
+	}
 	if !in.DryRun {
 		if bad := analyse(in.Target, a, p.Baseline); bad != "" {
 			return rollback(p, in, fmt.Sprintf("target %s failing at %d%%: %s", p.To, p.Steps[p.Step], bad), now)
@@ -435,6 +438,38 @@ func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 	p.Step++
 	p, act := shift(p, in, now)
 	p.Reason += note
+	return p, act, nil
+}
+
+// bakingEmergency judges the target of an emergency shift on fresh signals only. Its windowed
+// metrics still hold the overload of the minutes it served all traffic before its replicas were
+// ready, which says nothing about it now; a probe does, and so does a hard-down signal.
+func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
+	// Judged once, at the end of the bake: the source is dead, so there is nowhere to roll back
+	// to mid-bake, and the first probes after readiness may still see the overload.
+	t := in.Target
+	if now.Before(p.BakeUntil) {
+		return p, nil, nil
+	}
+	if t.HardDown {
+		return rollback(p, in, fmt.Sprintf("target %s hard down after the emergency shift: %s", p.To, t.Reason), now)
+	}
+	if t.Probe != nil && !t.Probe.OK {
+		return rollback(p, in, fmt.Sprintf("target %s probe failing after the emergency shift and its scale-up: %s", p.To, t.Probe.Error), now)
+	}
+	note := ""
+	if t.Probe == nil {
+		note = " (no probe: judged on hard-down only; windowed metrics still hold the scale-up overload)"
+	}
+	p.LastGood = p.Target.Clone()
+	p.Inconclusive = 0
+	if p.Step >= len(p.Steps)-1 {
+		p.Phase, p.Since = Done, now
+		p.Reason = fmt.Sprintf("all traffic on %s%s", p.To, note)
+		return p, nil, &Outcome{OutcomeCompleted, p.Reason}
+	}
+	p.Step++
+	p, act := shift(p, in, now)
 	return p, act, nil
 }
 

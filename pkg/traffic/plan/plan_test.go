@@ -453,17 +453,40 @@ func TestEmergencyWaitsForReplicasBeforeJudging(t *testing.T) {
 		t.Fatalf("reason = %q", p.Reason)
 	}
 
-	// Ready: baking starts; a healthy target then completes the plan.
+	// Ready: baking starts. The metric window still holds the overload (verdict unhealthy,
+	// error ratio 0.7), but the probe is fresh and fine: the plan completes.
 	in.ScaleReady = true
-	in.Target = health.RegionStatus{Region: dst, Verdict: health.Healthy, Requests: 5000, ErrorRatio: 0.001}
+	in.Target.Probe = &health.ProbeResult{OK: true, Status: 200}
 	p, _, _ = advance(t, p, in, now.Add(10*time.Second))
 	if p.Phase != Baking {
 		t.Fatalf("ready: phase %s, want baking", p.Phase)
 	}
-	p, _, out = advance(t, p, in, p.BakeUntil)
+	mid, acts, out := advance(t, p, in, p.BakeUntil.Add(-time.Second))
+	if mid.Phase != Baking || len(acts) != 0 || out.Kind != OutcomeContinue {
+		t.Fatalf("mid-bake on stale overload metrics: phase %s actions %v outcome %v", mid.Phase, names(acts), out)
+	}
+	done, _, out := advance(t, p, in, p.BakeUntil)
 	if out.Kind != OutcomeCompleted {
 		t.Fatalf("after bake: outcome %v, want completed", out)
 	}
+	_ = done
+
+	// A target whose probe still fails at the end of the bake is not fine: with the source
+	// dead the split holds and a human is paged.
+	in.Target.Probe = &health.ProbeResult{OK: false, Status: 500, Error: "status 500"}
+	held, _, out := advance(t, p, in, p.BakeUntil)
+	if out.Kind != OutcomeHeld || held.Applied[dst] != 100 {
+		t.Fatalf("probe failing: outcome %v applied %v, want held at 100%%", out, held.Applied)
+	}
+	// Hard down is judged at the end of the bake too, never in its first instants.
+	in.Target = health.RegionStatus{Region: dst, Verdict: health.Unhealthy, HardDown: true, Reason: "dead"}
+	if _, _, out := advance(t, p, in, p.BakeUntil.Add(-time.Second)); out.Kind != OutcomeContinue {
+		t.Fatalf("hard down mid-bake: outcome %v, want to keep baking", out)
+	}
+	if _, _, out := advance(t, p, in, p.BakeUntil); out.Kind != OutcomeHeld {
+		t.Fatalf("hard down at bake end: outcome %v, want held", out)
+	}
+	in.Target = health.RegionStatus{Region: dst, Verdict: health.Unhealthy, Requests: 5000, ErrorRatio: 0.7, Reason: "overloaded"}
 
 	// Never ready: held (a human is paged) after the scale timeout, traffic stays on the target.
 	q := newPlan([]int{100}, true)
