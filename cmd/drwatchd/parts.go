@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/clock"
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/gcp"
+	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/wire"
+)
+
+func wallClock() clock.Clock { return clock.Real{} }
+
+// cloudParts builds the production parts: the official clients with their default options
+// (Application Default Credentials, public endpoints, regional Vertex AI endpoints).
+func cloudParts(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
+	clients, err := gcp.NewClients(ctx, gcp.Options{})
+	if err != nil {
+		return daemon.Parts{}, nil, err
+	}
+	p, err := wire.Parts(cfg, clients, log, reg, wire.Options{})
+	if err != nil {
+		_ = clients.Close()
+		return daemon.Parts{}, nil, err
+	}
+	return p, func() { _ = clients.Close() }, nil
+}
+
+// simEnv is the embedded simulated cloud of `run --sim`.
+type simEnv struct {
+	env   *sim.Env
+	speed float64
+	out   io.Writer
+	cfg   *config.Config
+}
+
+// demoFaults is the demo's timeline: the primary fails hard, then recovers; failback is manual.
+func demoFaults(cfg *config.Config) []sim.Fault {
+	prim := cfg.Services[0].Primary().Name
+	return []sim.Fault{
+		{At: time.Minute, Target: prim, Kind: sim.KindOutage, Value: 1, Duration: 8 * time.Minute},
+	}
+}
+
+// startSim starts the simulated cloud for cfg (the demo config unless --config is given). The
+// config names the probe server through ${DRWATCHD_SIM_PROBE_BASE}, which exists only once the
+// simulated cloud runs: the config is read once with a placeholder to shape the world, then
+// again with the real address.
+func startSim(ctx context.Context, f runFlags, stdout io.Writer) (*simEnv, error) {
+	placeholder := func(k string) (string, bool) {
+		if k == "DRWATCHD_SIM_PROBE_BASE" {
+			return "http://127.0.0.1:1", true
+		}
+		return os.LookupEnv(k)
+	}
+	cfg, err := loadConfig(f, placeholder)
+	if err != nil {
+		return nil, err
+	}
+	spec := sim.SpecFromConfig(cfg)
+	spec.Start = time.Now().UTC().Truncate(time.Second)
+	spec.Faults = demoFaults(cfg)
+	env, err := sim.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &simEnv{env: env, speed: f.speed, out: stdout}, nil
+}
+
+func (s *simEnv) lookup(k string) (string, bool) {
+	switch k {
+	case "DRWATCHD_SIM_PROBE_BASE":
+		return s.env.ProbeBase, true
+	case "DRWATCHD_SIM_STATE":
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		// A fresh state file per demo run: the demo always starts from a healthy service.
+		return fmt.Sprintf("%s/drwatchd-sim-%d.json", os.TempDir(), os.Getpid()), true
+	}
+	return os.LookupEnv(k)
+}
+
+func (s *simEnv) clock() clock.Clock { return s.env.World.Clock() }
+
+func (s *simEnv) Close() { s.env.Close() }
+
+func (s *simEnv) parts(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
+	s.cfg = cfg
+	clients, err := gcp.NewClients(ctx, gcp.Options{
+		MonitoringOptions: s.env.MonitoringOptions(),
+		VertexOptions:     s.env.VertexOptions,
+		ComputeOptions:    s.env.ComputeOptions(),
+		StorageOptions:    s.env.StorageOptions(),
+	})
+	if err != nil {
+		return daemon.Parts{}, nil, err
+	}
+	p, err := wire.Parts(cfg, clients, log, reg, wire.Options{})
+	if err != nil {
+		_ = clients.Close()
+		return daemon.Parts{}, nil, err
+	}
+	return p, func() { _ = clients.Close() }, nil
+}
+
+// drive advances the simulated world in lockstep with the daemon's loop: one iteration, then one
+// loop interval of virtual time, paced at speed virtual seconds per wall second. It prints what
+// happens in the world (faults, traffic moving, requests lost) as a timeline on stdout.
+func (s *simEnv) drive(ctx context.Context, d *daemon.Daemon, log *zap.Logger) error {
+	w := s.env.World
+	start := w.Now()
+	last := map[string]string{}
+	fmt.Fprintf(s.out, "simulated cloud: %s; the primary region fails at +%s (speed %gx)\n",
+		describe(s.cfg), demoFaults(s.cfg)[0].At, s.speed)
+	for {
+		if err := d.Tick(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("loop iteration", zap.Error(err))
+		}
+		s.timeline(start, last)
+		interval := d.Config().Loop.Interval.D()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(float64(interval) / s.speed)):
+		}
+		w.Advance(interval)
+	}
+}
+
+func describe(cfg *config.Config) string {
+	var parts []string
+	for _, svc := range cfg.Services {
+		var rs []string
+		for _, r := range svc.Regions {
+			rs = append(rs, r.Name+" ("+r.Role+")")
+		}
+		parts = append(parts, svc.Name+": "+strings.Join(rs, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// timeline prints a line whenever a region's condition or the effective split changes.
+func (s *simEnv) timeline(start time.Time, last map[string]string) {
+	w := s.env.World
+	t := w.Now().Sub(start).Truncate(time.Second)
+	stats := w.Stats()
+	for _, svc := range s.cfg.Services {
+		eff := w.Effective(svc.Name)
+		names := make([]string, 0, len(eff))
+		for r := range eff {
+			names = append(names, r)
+		}
+		sort.Strings(names)
+		var split, cond []string
+		for _, r := range names {
+			split = append(split, fmt.Sprintf("%s %.0f%%", r, eff[r]*100))
+			v := w.RegionState(svc.Name, r)
+			c := "up"
+			if v.Down {
+				c = "DOWN"
+			} else if v.Overloaded {
+				c = "overloaded"
+			}
+			cond = append(cond, fmt.Sprintf("%s %s (%d ready)", r, c, v.Ready))
+		}
+		line := strings.Join(split, ", ")
+		if last[svc.Name+"/split"] != line {
+			last[svc.Name+"/split"] = line
+			st := stats.Services[svc.Name]
+			fmt.Fprintf(s.out, "[sim +%-7s] %s traffic: %s (requests %d, failed %d)\n", t, svc.Name, line, st.Total, st.Failed)
+		}
+		c := strings.Join(cond, ", ")
+		if last[svc.Name+"/cond"] != c {
+			last[svc.Name+"/cond"] = c
+			fmt.Fprintf(s.out, "[sim +%-7s] %s regions: %s\n", t, svc.Name, c)
+		}
+	}
+}

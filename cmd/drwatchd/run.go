@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	oklog "github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/logging"
+	"github.com/drwatchd/drwatchd/pkg/server"
+	"github.com/drwatchd/drwatchd/pkg/version"
+)
+
+type runFlags struct {
+	config    string
+	sim       bool
+	speed     float64
+	logLevel  string
+	logFormat string
+	listen    string
+	// Set by tests: a channel receiving reload/shutdown signals instead of the process's.
+	signals chan os.Signal
+	// started, when set, receives the bound public address once serving.
+	started chan<- string
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	fs.StringVar(&f.config, "config", "/etc/drwatchd/drwatchd.yaml", "config file")
+	fs.BoolVar(&f.sim, "sim", false, "run on the embedded simulated cloud with the demo config (unless --config is given)")
+	fs.Float64Var(&f.speed, "speed", 6, "with --sim: simulated seconds per wall second")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug | info | warn | error (default: the config's, else info)")
+	fs.StringVar(&f.logFormat, "log-format", "", "json | console (default: json; console with --sim)")
+	fs.StringVar(&f.listen, "listen", "", "public listen address (default: the config's; $PORT wins on Cloud Run)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	configSet := false
+	fs.Visit(func(fl *flag.Flag) { configSet = configSet || fl.Name == "config" })
+	if f.sim && !configSet {
+		f.config = ""
+	}
+	if f.speed <= 0 {
+		fmt.Fprintln(stderr, "drwatchd run: --speed must be > 0")
+		return 2
+	}
+	return runDaemon(context.Background(), f, stdout, stderr)
+}
+
+// daemonMetrics are main's own metrics: build info and config reloads.
+type daemonMetrics struct {
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+	reloads    *prometheus.CounterVec
+}
+
+func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
+	f := promauto.With(reg)
+	f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "drwatchd_build_info",
+		Help: "Build information; always 1.",
+	}, []string{"version", "revision", "goversion"}).WithLabelValues(version.Version, version.Revision, version.GoVersion()).Set(1)
+	return &daemonMetrics{
+		reloadOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_config_last_reload_successful",
+			Help: "1 if the last configuration load or reload succeeded.",
+		}),
+		reloadTime: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully (wall clock).",
+		}),
+		reloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_config_reloads_total",
+			Help: "Configuration reloads by result (success, failure).",
+		}, []string{"result"}),
+	}
+}
+
+func loadConfig(f runFlags, lookup func(string) (string, bool)) (*config.Config, error) {
+	if f.config == "" {
+		return config.Demo(lookup)
+	}
+	return config.Load(f.config, config.WithLookupEnv(lookup))
+}
+
+func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
+	var env *simEnv
+	lookup := os.LookupEnv
+	if f.sim {
+		var err error
+		env, err = startSim(ctx, f, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "drwatchd: start simulated cloud:", err)
+			return 1
+		}
+		defer env.Close()
+		lookup = env.lookup
+	}
+	cfg, err := loadConfig(f, lookup)
+	if err != nil {
+		printProblems(stderr, f.config, err)
+		return 1
+	}
+	level, format := cfg.Log.Level, cfg.Log.Format
+	if f.logLevel != "" {
+		level = f.logLevel
+	}
+	if f.logFormat != "" {
+		format = f.logFormat
+	} else if f.sim {
+		format = "console"
+	}
+	log, err := logging.New(stderr, level, format)
+	if err != nil {
+		fmt.Fprintln(stderr, "drwatchd:", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	log.Info("starting", zap.String("version", version.String()), zap.Bool("sim", f.sim), zap.Int("services", len(cfg.Services)))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dm := newDaemonMetrics(reg)
+	dm.reloadOK.Set(1)
+	dm.reloadTime.SetToCurrentTime()
+
+	var parts daemon.Parts
+	var closeParts func()
+	if env != nil {
+		parts, closeParts, err = env.parts(ctx, cfg, log, reg)
+	} else {
+		parts, closeParts, err = cloudParts(ctx, cfg, log, reg)
+	}
+	if err != nil {
+		log.Error("build cloud clients", zap.Error(err))
+		return 1
+	}
+	defer closeParts()
+	opts := daemon.Options{Clock: wallClock(), Log: log, Registry: reg}
+	if env != nil {
+		opts.Clock = env.clock()
+		opts.SyncProbes = true
+	}
+	d, err := daemon.New(ctx, cfg, parts, opts)
+	if err != nil {
+		log.Error("start daemon", zap.Error(err))
+		return 1
+	}
+
+	var stopping atomic.Bool
+	ready := func() bool { return !stopping.Load() && d.Ready() }
+	listen := cfg.Server.Listen
+	if f.listen != "" {
+		listen = f.listen
+	}
+	if port := os.Getenv("PORT"); port != "" { // Cloud Run
+		host, _, _ := net.SplitHostPort(listen)
+		listen = net.JoinHostPort(host, port)
+	}
+	pub, err := server.Listen(listen, server.Public(d, reg, ready, log.Named("http")))
+	if err != nil {
+		log.Error("public listener", zap.Error(err))
+		return 1
+	}
+	var admin *server.Listener
+	if cfg.Admin.Enabled {
+		tok, err := os.ReadFile(cfg.Admin.TokenFile)
+		if err != nil || strings.TrimSpace(string(tok)) == "" {
+			log.Error("admin.token_file: cannot read a non-empty token", zap.String("path", cfg.Admin.TokenFile), zap.Error(err))
+			return 1
+		}
+		admin, err = server.Listen(cfg.Admin.Listen, server.Admin(d, strings.TrimSpace(string(tok)), log))
+		if err != nil {
+			log.Error("admin listener", zap.Error(err))
+			return 1
+		}
+		log.Info("admin API listening", zap.String("addr", admin.Addr()))
+	}
+	log.Info("serving", zap.String("addr", pub.Addr()), zap.String("metrics", "http://"+pub.Addr()+"/metrics"))
+	if f.started != nil {
+		f.started <- pub.Addr()
+	}
+
+	sigs := f.signals
+	if sigs == nil {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
+	shutdownBound := cfg.Server.ShutdownTimeout.D()
+
+	var g oklog.Group
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	// Signals: SIGHUP reloads; SIGINT/SIGTERM end the group.
+	{
+		sigCtx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			for {
+				select {
+				case <-sigCtx.Done():
+					return nil
+				case s := <-sigs:
+					if s == syscall.SIGHUP {
+						reload(f, lookup, d, dm, log)
+						continue
+					}
+					log.Info("shutting down", zap.String("signal", s.String()))
+					return nil
+				}
+			}
+		}, func(error) { cancel() })
+	}
+	// The loop, or the simulation driver that advances the virtual world in lockstep with it.
+	g.Add(func() error {
+		if env != nil {
+			return env.drive(loopCtx, d, log)
+		}
+		return d.Run(loopCtx)
+	}, func(error) {
+		stopping.Store(true) // not ready first
+		stopLoop()           // the iteration in progress finishes and persists
+	})
+	g.Add(func() error { return d.RunProbes(loopCtx) }, func(error) { stopLoop() })
+	if parts.Alerts != nil {
+		actx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { parts.Alerts.Run(actx); return nil }, func(error) { cancel() })
+	}
+	// systemd: READY=1 once the first observation cycle is done, then watchdog pings while the
+	// loop keeps iterating. No-ops when not under systemd.
+	{
+		sdCtx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return systemdNotify(sdCtx, d, cfg, log) }, func(error) { cancel() })
+	}
+	for _, l := range []*server.Listener{pub, admin} {
+		if l == nil {
+			continue
+		}
+		g.Add(l.Serve, func(error) {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBound)
+			defer cancel()
+			if err := l.Shutdown(sctx); err != nil {
+				log.Warn("http shutdown", zap.String("addr", l.Addr()), zap.Error(err))
+			}
+		})
+	}
+	err = g.Run()
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped with error", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
+}
+
+// reload loads the config again; a bad one is rejected, logged and counted, and the old stays.
+func reload(f runFlags, lookup func(string) (string, bool), d *daemon.Daemon, dm *daemonMetrics, log *zap.Logger) {
+	cfg, err := loadConfig(f, lookup)
+	if err == nil {
+		err = d.Reload(cfg)
+	}
+	if err != nil {
+		dm.reloads.WithLabelValues("failure").Inc()
+		dm.reloadOK.Set(0)
+		log.Error("config reload rejected; the previous config stays in force", zap.String("path", f.config), zap.Error(err))
+		return
+	}
+	dm.reloads.WithLabelValues("success").Inc()
+	dm.reloadOK.Set(1)
+	dm.reloadTime.SetToCurrentTime()
+	log.Info("config reloaded", zap.String("path", f.config), zap.Int("services", len(cfg.Services)))
+}
+
+func systemdNotify(ctx context.Context, d *daemon.Daemon, cfg *config.Config, log *zap.Logger) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for !d.Ready() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY", zap.Error(err))
+	} else if ok {
+		log.Info("told systemd we are ready")
+	}
+	wd, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || wd == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(wd / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			// Ping only while the loop progresses: a wedged loop must get us restarted.
+			if d.SinceLastTick() < wd {
+				_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
+			} else {
+				log.Error("loop stalled: withholding the systemd watchdog ping", zap.Duration("since_last_tick", d.SinceLastTick()))
+			}
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/notify"
+)
+
+// AlertSink receives the alerts the daemon pushes (notify.Notifier in production).
+type AlertSink interface {
+	Notify(ctx context.Context, alerts ...notify.Alert)
+	Run(ctx context.Context) error
+}
+
+// Alert names pushed by the daemon itself. They are level-triggered: firing while the condition
+// holds, re-sent every resendEvery (Alertmanager forgets alerts not re-sent), and resolved with
+// an end time when it clears. Prometheus rules in deploy/prometheus/alerts.yml page on the same
+// conditions from /metrics; the push gets the page out even when that Prometheus is in the
+// region that failed.
+const (
+	AlertFailoverInProgress = "DrwatchdFailoverInProgress"
+	AlertFailedOver         = "DrwatchdFailedOver"
+	AlertBlocked            = "DrwatchdBlocked"
+	AlertRolledBack         = "DrwatchdShiftRolledBack"
+	AlertRPOViolation       = "DrwatchdRPOViolation"
+	AlertPausedTooLong      = "DrwatchdPausedTooLong"
+
+	resendEvery      = time.Minute
+	rollbackLingers  = time.Hour
+	defaultPausedFor = 4 * time.Hour
+)
+
+type alertKey struct{ name, service, region string }
+
+type alerter struct {
+	sink     AlertSink
+	log      *zap.Logger
+	firing   map[alertKey]notify.Alert
+	resolved []notify.Alert
+	changed  bool
+	lastSent time.Time
+	rollback map[string]time.Time // service -> last rollback
+}
+
+func newAlerter(sink AlertSink, log *zap.Logger) *alerter {
+	return &alerter{sink: sink, log: log.Named("alerts"), firing: map[alertKey]notify.Alert{}, rollback: map[string]time.Time{}}
+}
+
+// evaluate recomputes the alerts of one service from its state.
+func (a *alerter) evaluate(service string, st failover.State, rpo map[string]checkpoint.RegionRPO, events []failover.Event, pausedTooLong time.Duration, now time.Time) {
+	if a.sink == nil {
+		return
+	}
+	if pausedTooLong <= 0 {
+		pausedTooLong = defaultPausedFor
+	}
+	want := map[alertKey]notify.Alert{}
+	add := func(name, severity, region, summary, desc string) {
+		want[alertKey{name, service, region}] = notify.Alert{Name: name, Severity: severity, Service: service, Region: region,
+			Summary: summary, Description: desc}
+	}
+	for _, ev := range events {
+		if ev.Kind == "rolled-back" || ev.Kind == "conflict" {
+			a.rollback[service] = now
+		}
+	}
+	switch st.State {
+	case failover.FailingOver, failover.FailingBack, failover.RollingBack:
+		desc := st.Reason
+		if p := st.Plan; p != nil {
+			desc = fmt.Sprintf("%s %s -> %s, step %d/%d, phase %s: %s", p.Kind, p.From, p.To, p.Step+1, len(p.Steps), p.Phase, st.Reason)
+		}
+		add(AlertFailoverInProgress, "ticket", "", fmt.Sprintf("%s: traffic shift in progress (%s)", service, st.State), desc)
+	case failover.FailedOver:
+		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
+	case failover.Blocked:
+		add(AlertBlocked, "page", "", fmt.Sprintf("%s is blocked: it should act but cannot; a human must decide", service), st.Reason)
+	case failover.Paused:
+		if now.Sub(st.Since) >= pausedTooLong {
+			add(AlertPausedTooLong, "ticket", "", fmt.Sprintf("%s paused for %s", service, now.Sub(st.Since).Truncate(time.Minute)), st.Reason)
+		}
+	}
+	if t, ok := a.rollback[service]; ok && now.Sub(t) < rollbackLingers {
+		add(AlertRolledBack, "ticket", "", fmt.Sprintf("%s: a traffic shift was rolled back or held", service), st.Reason)
+	}
+	for region, r := range rpo {
+		if r.Stale {
+			add(AlertRPOViolation, "page", region, fmt.Sprintf("%s/%s data is %s old (target %s)", service, region, r.Age.Truncate(time.Second), r.Target), r.Reason)
+		}
+	}
+	for k, al := range a.firing {
+		if k.service != service {
+			continue
+		}
+		if _, still := want[k]; !still {
+			delete(a.firing, k)
+			a.resolved = append(a.resolved, al.Resolved(now))
+			a.changed = true
+			a.log.Info("alert resolved", zap.String("alert", k.name), zap.String("service", service), zap.String("region", k.region))
+		}
+	}
+	for k, al := range want {
+		if old, ok := a.firing[k]; ok {
+			al.StartsAt = old.StartsAt
+			a.firing[k] = al
+			continue
+		}
+		al.StartsAt = now
+		a.firing[k] = al
+		a.changed = true
+		a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("service", service),
+			zap.String("region", k.region), zap.String("severity", al.Severity), zap.String("summary", al.Summary))
+	}
+}
+
+// flush pushes changes at once, and every firing alert again every resendEvery.
+func (a *alerter) flush(ctx context.Context, now time.Time) {
+	if a.sink == nil || (!a.changed && now.Sub(a.lastSent) < resendEvery) {
+		return
+	}
+	out := append([]notify.Alert(nil), a.resolved...)
+	keys := make([]alertKey, 0, len(a.firing))
+	for k := range a.firing {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].name+keys[i].service+keys[i].region < keys[j].name+keys[j].service+keys[j].region
+	})
+	for _, k := range keys {
+		out = append(out, a.firing[k])
+	}
+	a.resolved, a.changed, a.lastSent = nil, false, now
+	if len(out) > 0 {
+		a.sink.Notify(ctx, out...)
+	}
+}

@@ -1,0 +1,645 @@
+// Package daemon runs drwatchd's loop: observe (health, RPO, traffic split), decide (the pure
+// failover machine), act (the traffic executor), record (the state store), for every service.
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/drwatchd/drwatchd/pkg/api"
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/clock"
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/server"
+	"github.com/drwatchd/drwatchd/pkg/state"
+	"github.com/drwatchd/drwatchd/pkg/traffic"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+	"github.com/drwatchd/drwatchd/pkg/version"
+)
+
+// ErrCrash is returned by Tick when a test hook simulated a crash at a crash point.
+var ErrCrash = errors.New("simulated crash")
+
+// Parts are the cloud-facing parts, built from real clients (production) or the same clients
+// pointed at the simulated cloud.
+type Parts struct {
+	Metrics health.MetricsSource
+	Lag     checkpoint.LagSource    // nil: no RPO metric source
+	Lister  checkpoint.ObjectLister // nil: no bucket source
+	// Traffic builds a service's router and scaler.
+	Traffic func(svc *config.Service) (traffic.Router, traffic.Scaler, error)
+	Store   state.Store
+	Lease   state.Lease // nil: single replica, always leader with token 0
+	// Alerts receives the alerts the daemon pushes (nil: none).
+	Alerts AlertSink
+	// ProbeClient is the HTTP client for probes (nil: a default with sane timeouts).
+	ProbeClient *http.Client
+}
+
+// Options tune the loop.
+type Options struct {
+	Clock    clock.Clock
+	Log      *zap.Logger
+	Registry prometheus.Registerer
+	// SyncProbes probes every region once per loop iteration instead of running probe
+	// goroutines: the simulator uses it on its virtual clock.
+	SyncProbes bool
+	// Hook, when set, is called at every crash point ("persisted", "mutated:<action>");
+	// returning an error aborts the iteration there as a crash would (tests only).
+	Hook func(point string) error
+}
+
+// Daemon is one drwatchd instance.
+type Daemon struct {
+	parts Parts
+	opts  Options
+	log   *zap.Logger
+	clk   clock.Clock
+	m     *metrics
+	reg   prometheus.Registerer
+
+	eval    *health.Evaluator
+	poller  *health.Poller
+	prober  *health.Prober
+	tracker *checkpoint.Tracker
+	hm      *health.Metrics
+	exec    *traffic.Executor
+	alerts  *alerter
+
+	tickMu sync.Mutex // one iteration at a time
+
+	mu        sync.Mutex // guards everything below
+	cfg       *config.Config
+	states    map[string]failover.State
+	traffic   map[string]serviceTraffic
+	view      map[string]api.ServiceStatus
+	commands  map[string][]failover.Command
+	leader    bool
+	ready     bool
+	lastSaved []byte
+	// savedToken is the fencing token of the last successful save: a new token is always
+	// written before the first mutation under it, so the store fences the previous leader.
+	savedToken int64
+	lastTick   time.Time // wall time the last iteration ended (watchdog)
+	wake       chan struct{}
+}
+
+type serviceTraffic struct {
+	router traffic.Router
+	scaler traffic.Scaler
+}
+
+type document struct {
+	Version  int                       `json:"version"`
+	Services map[string]failover.State `json:"services"`
+}
+
+// New builds a daemon and loads its persisted state: a restart resumes any plan in progress.
+func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*Daemon, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if parts.ProbeClient == nil {
+		parts.ProbeClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	d := &Daemon{
+		parts:    parts,
+		opts:     opts,
+		log:      opts.Log.Named("daemon"),
+		clk:      opts.Clock,
+		reg:      opts.Registry,
+		m:        newMetrics(opts.Registry),
+		eval:     health.NewEvaluator(),
+		hm:       health.NewMetrics(opts.Registry),
+		exec:     traffic.NewExecutor(opts.Log, opts.Registry, traffic.ExecutorOptions{}),
+		states:   map[string]failover.State{},
+		view:     map[string]api.ServiceStatus{},
+		commands: map[string][]failover.Command{},
+		wake:     make(chan struct{}, 1),
+	}
+	d.alerts = newAlerter(parts.Alerts, d.log)
+	d.poller = health.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry)
+	d.prober = health.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, health.WithHTTPClient(parts.ProbeClient))
+	d.tracker = checkpoint.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.apply(cfg); err != nil {
+		return nil, err
+	}
+	d.m.leader.Set(0)
+	return d, nil
+}
+
+// load reads the persisted state, if any.
+func (d *Daemon) load(ctx context.Context) error {
+	if d.parts.Store == nil {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	raw, err := d.parts.Store.Load(lctx)
+	if err != nil {
+		return fmt.Errorf("load persisted state: %w", err)
+	}
+	if raw == nil {
+		d.log.Info("no persisted state: starting fresh")
+		return nil
+	}
+	var doc document
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("decode persisted state: %w", err)
+	}
+	if doc.Version != 1 {
+		return fmt.Errorf("persisted state has version %d; this build reads version 1", doc.Version)
+	}
+	for name, st := range doc.Services {
+		d.states[name] = st
+		if st.Plan != nil {
+			d.log.Info("resuming plan in progress", zap.String("service", name), zap.String("state", string(st.State)),
+				zap.String("from", st.Plan.From), zap.String("to", st.Plan.To), zap.Int("step", st.Plan.Step),
+				zap.String("phase", string(st.Plan.Phase)))
+		}
+	}
+	d.lastSaved = raw
+	return nil
+}
+
+// apply installs cfg: traffic parts per service, states for new services. The caller holds no lock.
+func (d *Daemon) apply(cfg *config.Config) error {
+	tr := map[string]serviceTraffic{}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		if d.parts.Traffic == nil {
+			continue
+		}
+		r, s, err := d.parts.Traffic(svc)
+		if err != nil {
+			return fmt.Errorf("services[%d] (%s): build router and scaler: %w", i, svc.Name, err)
+		}
+		tr[svc.Name] = serviceTraffic{router: r, scaler: s}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.clk.Now()
+	known := map[string]bool{}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		known[svc.Name] = true
+		if _, ok := d.states[svc.Name]; !ok {
+			d.states[svc.Name] = failover.Initial(svc, now)
+		}
+		d.m.setState(svc.Name, d.states[svc.Name].State)
+	}
+	for name, st := range d.states {
+		if !known[name] {
+			if st.Plan != nil {
+				d.log.Warn("service removed from config while a plan is in progress; its state is kept until it is configured again",
+					zap.String("service", name))
+				continue
+			}
+			delete(d.states, name)
+			delete(d.view, name)
+		}
+	}
+	d.cfg = cfg
+	d.traffic = tr
+	d.poller.Update(cfg)
+	d.prober.Update(cfg)
+	return nil
+}
+
+// Reload installs a new, already validated configuration between two iterations.
+func (d *Daemon) Reload(cfg *config.Config) error {
+	d.tickMu.Lock()
+	defer d.tickMu.Unlock()
+	return d.apply(cfg)
+}
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Ready reports whether the first observation cycle is done.
+func (d *Daemon) Ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ready
+}
+
+// RunProbes runs the probe goroutines until ctx ends (not used with SyncProbes).
+func (d *Daemon) RunProbes(ctx context.Context) error {
+	if d.opts.SyncProbes {
+		<-ctx.Done()
+		return nil
+	}
+	return d.prober.Run(ctx, d.clk)
+}
+
+// Run iterates every loop interval until ctx ends. An iteration in progress when ctx ends is
+// finished (bounded by loop.timeout) and persisted, never abandoned between two mutations.
+//
+// With leader election on, the lease is also renewed every leader.renew between iterations, by
+// this same goroutine: a loop that stops iterating stops renewing, and loses the lease.
+func (d *Daemon) Run(ctx context.Context) error {
+	for {
+		if err := d.Tick(context.WithoutCancel(ctx)); err != nil {
+			d.log.Error("loop iteration failed", zap.Error(err))
+		}
+		cfg := d.Config()
+		next := d.clk.Now().Add(cfg.Loop.Interval.D())
+		for {
+			wait := next.Sub(d.clk.Now())
+			renew := cfg.Leader.Enabled && d.parts.Lease != nil && cfg.Leader.Renew.D() < wait
+			if renew {
+				wait = cfg.Leader.Renew.D()
+			}
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-d.wake:
+				wait = -1
+			case <-d.clk.After(wait):
+			}
+			if wait < 0 || !renew {
+				break
+			}
+			rctx, cancel := context.WithTimeout(ctx, cfg.Leader.Renew.D())
+			d.lead(rctx, d.clk.Now())
+			cancel()
+		}
+	}
+}
+
+// Tick runs one observe-decide-act-record iteration at the clock's now.
+func (d *Daemon) Tick(ctx context.Context) error {
+	d.tickMu.Lock()
+	defer d.tickMu.Unlock()
+	start := time.Now() // wall time, for the loop duration metric only
+	now := d.clk.Now()
+	cfg := d.Config()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Loop.Timeout.D())
+	defer cancel()
+
+	leader, token := d.lead(ctx, now)
+	if d.opts.SyncProbes {
+		d.prober.ProbeOnce(ctx, now)
+	}
+	snap := d.poller.Poll(ctx, now)
+	var firstErr error
+	for i := range cfg.Services {
+		if err := d.tickService(ctx, &cfg.Services[i], snap, leader, token, now); err != nil {
+			if errors.Is(err, ErrCrash) {
+				return err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	d.alerts.flush(ctx, now)
+	d.mu.Lock()
+	d.ready = true
+	d.lastTick = time.Now()
+	d.mu.Unlock()
+	d.m.loopDuration.Observe(time.Since(start).Seconds())
+	d.m.loopLast.Set(float64(now.UnixNano()) / 1e9)
+	return firstErr
+}
+
+func (d *Daemon) lead(ctx context.Context, now time.Time) (bool, int64) {
+	leader, token := true, int64(0)
+	if d.parts.Lease != nil {
+		var err error
+		leader, token, err = d.parts.Lease.Tick(ctx, now)
+		if err != nil {
+			d.m.loopErrors.WithLabelValues("lease").Inc()
+			d.log.Warn("leader lease", zap.Error(err))
+			leader = false
+		}
+	}
+	d.mu.Lock()
+	if leader != d.leader {
+		d.log.Info("leadership changed", zap.Bool("leader", leader), zap.Int64("token", token))
+	}
+	d.leader = leader
+	d.mu.Unlock()
+	if leader {
+		d.m.leader.Set(1)
+	} else {
+		d.m.leader.Set(0)
+	}
+	return leader, token
+}
+
+func (d *Daemon) tickService(ctx context.Context, svc *config.Service, snap health.Snapshot, leader bool, token int64, now time.Time) (err error) {
+	d.mu.Lock()
+	st := d.states[svc.Name]
+	cmds := d.commands[svc.Name]
+	delete(d.commands, svc.Name)
+	tr := d.traffic[svc.Name]
+	pausedTooLong := d.cfg.Alerting.PausedTooLong.D()
+	d.mu.Unlock()
+
+	// Observe.
+	obs := failover.Observation{
+		Health:   map[string]health.RegionStatus{},
+		Leader:   leader,
+		Commands: cmds,
+	}
+	metricsErr := snap.Err(svc.Project)
+	for _, r := range svc.Regions {
+		in := health.Input{
+			Points:     snap.Points(r.Name, r.EndpointID),
+			MetricsErr: metricsErr,
+			Probe:      d.prober.Latest(svc.Name, r.Name),
+		}
+		hs := d.eval.Evaluate(svc, r.Name, in, now)
+		d.hm.Observe(hs, svc.Health.Window.D())
+		obs.Health[r.Name] = hs
+	}
+	obs.RPO = d.tracker.Observe(ctx, svc, now)
+	if tr.router != nil {
+		w, _, err := tr.router.Get(ctx)
+		if err != nil {
+			d.m.loopErrors.WithLabelValues("router").Inc()
+			obs.WeightsErr = err.Error()
+		} else {
+			obs.Weights = w
+			d.exec.ObserveWeights(svc.Name, w)
+		}
+	}
+	if p := st.Plan; p != nil && p.ScaleOp == plan.ScaleDone {
+		obs.ScaleReady = true
+	} else if p != nil && p.ScaleOp != "" && tr.scaler != nil {
+		ready, err := tr.scaler.Ready(ctx, p.To, p.ScaleOp)
+		obs.ScaleReady = ready
+		if err != nil {
+			d.m.loopErrors.WithLabelValues("scaler").Inc()
+			obs.ScaleErr = err.Error()
+		}
+	}
+
+	// Decide.
+	next, actions, events := failover.Step(svc, st, obs, now)
+	defer func() {
+		final, _ := d.State(svc.Name)
+		d.report(svc, final, obs, events, pausedTooLong, now)
+	}()
+	if svc.Failover.Mode == failover.ModeDryRun {
+		// The machine turns every action into a would-act event in dry-run; none may leak.
+		actions = nil
+	}
+	if !leader {
+		actions = nil
+	}
+
+	// Record the intent before any mutation, then act, then record the results.
+	if err := d.commit(ctx, svc.Name, next, token, leader); err != nil {
+		return err
+	}
+	if len(actions) == 0 {
+		return nil
+	}
+	if tr.router == nil {
+		return fmt.Errorf("service %s: no router configured", svc.Name)
+	}
+	var results []plan.Result
+	for _, a := range actions {
+		results = append(results, d.exec.Execute(ctx, tr.router, tr.scaler, []plan.Action{a})...)
+		if err := d.hook("mutated:" + plan.Name(a)); err != nil {
+			return err
+		}
+	}
+	recorded, more := failover.Record(svc, next, results, now)
+	events = append(events, more...)
+	if w, _, err := tr.router.Get(ctx); err == nil {
+		obs.Weights = w
+		d.exec.ObserveWeights(svc.Name, w)
+	}
+	return d.commit(ctx, svc.Name, recorded, token, leader)
+}
+
+// commit installs a service's new state and persists it (leader only).
+func (d *Daemon) commit(ctx context.Context, service string, st failover.State, token int64, leader bool) error {
+	d.mu.Lock()
+	d.states[service] = st
+	doc := document{Version: 1, Services: make(map[string]failover.State, len(d.states))}
+	for k, v := range d.states {
+		doc.Services[k] = v
+	}
+	d.mu.Unlock()
+	if !leader || d.parts.Store == nil {
+		return nil
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	if bytes.Equal(raw, d.lastSaved) && token == d.savedToken {
+		return nil
+	}
+	if err := d.parts.Store.Save(ctx, raw, token); err != nil {
+		if errors.Is(err, state.ErrFenced) {
+			d.m.stateWrites.WithLabelValues("fenced").Inc()
+			d.mu.Lock()
+			d.leader = false
+			d.mu.Unlock()
+			d.m.leader.Set(0)
+			d.log.Error("state write fenced: another replica leads; this one stops acting", zap.Error(err))
+			return fmt.Errorf("persist state: %w", err)
+		}
+		d.m.stateWrites.WithLabelValues("error").Inc()
+		d.m.loopErrors.WithLabelValues("state").Inc()
+		return fmt.Errorf("persist state: %w", err)
+	}
+	d.m.stateWrites.WithLabelValues("ok").Inc()
+	d.lastSaved, d.savedToken = raw, token
+	return d.hook("persisted")
+}
+
+func (d *Daemon) hook(point string) error {
+	if d.opts.Hook == nil {
+		return nil
+	}
+	if err := d.opts.Hook(point); err != nil {
+		return fmt.Errorf("%w at %s: %w", ErrCrash, point, err)
+	}
+	return nil
+}
+
+// report logs, counts and alerts on a service's events and refreshes its metrics.
+func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Observation, events []failover.Event, pausedTooLong time.Duration, now time.Time) {
+	service := svc.Name
+	d.m.setState(service, st.State)
+	for _, ev := range events {
+		d.m.events.WithLabelValues(service, ev.Kind).Inc()
+		fields := []zap.Field{zap.String("service", service), zap.String("event", ev.Kind), zap.String("reason", ev.Reason)}
+		if ev.From != "" || ev.To != "" {
+			fields = append(fields, zap.String("from", string(ev.From)), zap.String("to", string(ev.To)))
+		}
+		if ev.Region != "" {
+			fields = append(fields, zap.String("region", ev.Region))
+		}
+		switch ev.Kind {
+		case failover.EventWouldAct:
+			d.m.wouldAct.WithLabelValues(service, ev.Code).Inc()
+			d.log.Info("dry-run: would act", fields...)
+		case "transition":
+			d.m.transitions.WithLabelValues(service, string(ev.From), string(ev.To), reasonCode(ev)).Inc()
+			d.log.Info("state transition", fields...)
+		case "failover-started":
+			d.m.failovers.WithLabelValues(service, planKind(st), "started").Inc()
+			d.log.Warn("failover started", fields...)
+		case "failover-completed":
+			d.m.failovers.WithLabelValues(service, planKind(st), "completed").Inc()
+			if ls := st.LastShift; ls != nil && !ls.Started.IsZero() {
+				d.m.failoverDur.WithLabelValues(service, ls.Kind).Observe(ls.Completed.Sub(ls.Started).Seconds())
+			}
+			d.log.Warn("failover completed", fields...)
+		case "plan-failed":
+			d.m.failovers.WithLabelValues(service, planKind(st), "failed").Inc()
+			d.log.Error("shift failed", fields...)
+		case "rolled-back", "conflict":
+			d.m.rollbacks.WithLabelValues(service, ev.Kind).Inc()
+			d.log.Error("shift rolled back or held", fields...)
+		case "blocked", "rpo-violation":
+			d.log.Error("needs a human", fields...)
+		default:
+			d.log.Info("event", fields...)
+		}
+	}
+	d.alerts.evaluate(service, st, obs.RPO, events, pausedTooLong, now)
+	d.setView(svc, obs)
+}
+
+// setView refreshes the service's /status view from the latest observation.
+func (d *Daemon) setView(svc *config.Service, obs failover.Observation) {
+	v := api.ServiceStatus{Weights: obs.Weights, WeightsError: obs.WeightsErr}
+	for _, r := range svc.Regions {
+		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: obs.Health[r.Name]}
+		if obs.Weights != nil {
+			rs.Weight = obs.Weights[r.Name]
+		}
+		if rpo, ok := obs.RPO[r.Name]; ok {
+			rs.RPO = &rpo
+		}
+		v.Regions = append(v.Regions, rs)
+	}
+	d.mu.Lock()
+	d.view[svc.Name] = v
+	d.mu.Unlock()
+}
+
+func planKind(st failover.State) string {
+	switch {
+	case st.Plan != nil && st.Plan.Kind != "":
+		return st.Plan.Kind
+	case st.LastShift != nil:
+		return st.LastShift.Kind
+	}
+	return "failover"
+}
+
+// reasonCode is a bounded label for a transition: the destination state's usual causes are few,
+// and free-text reasons stay in logs and /status, never in label values.
+func reasonCode(ev failover.Event) string {
+	if ev.Code != "" {
+		return ev.Code
+	}
+	return string(ev.To)
+}
+
+// Submit queues an operator command for the next iteration and wakes the loop.
+func (d *Daemon) Submit(_ context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
+	cfg := d.Config()
+	svc := findService(cfg, service)
+	if svc == nil {
+		return api.CommandResult{}, fmt.Errorf("%w %q", server.ErrUnknownService, service)
+	}
+	if !slices.Contains(api.Verbs, verb) {
+		return api.CommandResult{}, fmt.Errorf("unknown verb %q", verb)
+	}
+	if cmd.Target != "" && svc.Region(cmd.Target) == nil {
+		return api.CommandResult{}, fmt.Errorf("service %s has no region %q", service, cmd.Target)
+	}
+	d.mu.Lock()
+	d.commands[service] = append(d.commands[service], failover.Command{
+		Verb: verb, Target: cmd.Target, Who: cmd.Who, Why: cmd.Why, At: d.clk.Now(),
+	})
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return api.CommandResult{Accepted: true, Message: fmt.Sprintf("%s queued for %s; applied at the next loop iteration", verb, service)}, nil
+}
+
+func findService(cfg *config.Config, name string) *config.Service {
+	for i := range cfg.Services {
+		if cfg.Services[i].Name == name {
+			return &cfg.Services[i]
+		}
+	}
+	return nil
+}
+
+// State returns a service's current decision state.
+func (d *Daemon) State(service string) (failover.State, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.states[service]
+	return st, ok
+}
+
+// Status is the read-only view served at /status and on the status page.
+func (d *Daemon) Status() api.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := api.Status{Version: version.Version, Time: d.clk.Now(), Ready: d.ready, Leader: d.leader}
+	if d.parts.Lease != nil {
+		out.Holder = d.parts.Lease.Holder()
+	}
+	for i := range d.cfg.Services {
+		svc := &d.cfg.Services[i]
+		v := d.view[svc.Name]
+		v.Name, v.Project, v.Mode = svc.Name, svc.Project, svc.Failover.Mode
+		v.State = d.states[svc.Name]
+		out.Services = append(out.Services, v)
+	}
+	return out
+}
+
+// SinceLastTick is the wall time since the last iteration ended (for the systemd watchdog).
+func (d *Daemon) SinceLastTick() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lastTick.IsZero() {
+		return 0
+	}
+	return time.Since(d.lastTick)
+}

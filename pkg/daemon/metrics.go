@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/drwatchd/drwatchd/pkg/failover"
+)
+
+type metrics struct {
+	state        *prometheus.GaugeVec
+	transitions  *prometheus.CounterVec
+	failovers    *prometheus.CounterVec
+	rollbacks    *prometheus.CounterVec
+	events       *prometheus.CounterVec
+	paused       *prometheus.GaugeVec
+	leader       prometheus.Gauge
+	loopDuration prometheus.Histogram
+	loopLast     prometheus.Gauge
+	loopErrors   *prometheus.CounterVec
+	failoverDur  *prometheus.HistogramVec
+	stateWrites  *prometheus.CounterVec
+	wouldAct     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		state: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_service_state",
+			Help: "1 for the state the service is in, 0 for the others.",
+		}, []string{"service", "state"}),
+		transitions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_transitions_total",
+			Help: "State machine transitions, by bounded reason code.",
+		}, []string{"service", "from", "to", "reason"}),
+		failovers: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_failovers_total",
+			Help: "Traffic shifts by kind (failover, failback) and result (started, completed, failed).",
+		}, []string{"service", "kind", "result"}),
+		rollbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_rollbacks_total",
+			Help: "Shifts rolled back or held because the target misbehaved.",
+		}, []string{"service", "reason"}),
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_events_total",
+			Help: "Decision events by kind.",
+		}, []string{"service", "kind"}),
+		paused: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_service_paused",
+			Help: "1 while an operator has paused the service.",
+		}, []string{"service"}),
+		leader: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_leader",
+			Help: "1 while this replica holds the leader lease (always 1 without leader election).",
+		}),
+		loopDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "drwatchd_loop_duration_seconds",
+			Help:    "Wall time of one observe-decide-act-record iteration.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		loopLast: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_loop_last_run_timestamp_seconds",
+			Help: "When the last loop iteration finished (the daemon's clock).",
+		}),
+		loopErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_loop_errors_total",
+			Help: "Loop iteration problems by stage (lease, router, scaler, state, executor).",
+		}, []string{"stage"}),
+		failoverDur: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drwatchd_shift_duration_seconds",
+			Help:    "Duration of completed traffic shifts, from plan start to 100 %.",
+			Buckets: []float64{15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
+		}, []string{"service", "kind"}),
+		stateWrites: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_state_writes_total",
+			Help: "Persisted state writes by result (ok, error, fenced).",
+		}, []string{"result"}),
+		wouldAct: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_dry_run_actions_total",
+			Help: "Actions a dry-run service would have taken.",
+		}, []string{"service", "action"}),
+	}
+}
+
+func (m *metrics) setState(service string, s failover.StateName) {
+	for _, st := range failover.States {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		m.state.WithLabelValues(service, string(st)).Set(v)
+	}
+	p := 0.0
+	if s == failover.Paused {
+		p = 1
+	}
+	m.paused.WithLabelValues(service).Set(p)
+}
