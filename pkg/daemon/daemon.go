@@ -496,6 +496,7 @@ func (d *Daemon) hook(point string) error {
 func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Observation, events []failover.Event, pausedTooLong time.Duration, now time.Time) {
 	service := svc.Name
 	d.m.setState(service, st.State)
+	d.m.setPlan(service, st.Plan, now)
 	for _, ev := range events {
 		d.m.events.WithLabelValues(service, ev.Kind).Inc()
 		fields := []zap.Field{zap.String("service", service), zap.String("event", ev.Kind), zap.String("reason", ev.Reason)}

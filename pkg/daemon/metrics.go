@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
 type metrics struct {
@@ -21,6 +24,9 @@ type metrics struct {
 	failoverDur  *prometheus.HistogramVec
 	stateWrites  *prometheus.CounterVec
 	wouldAct     *prometheus.CounterVec
+	shiftStep    *prometheus.GaugeVec
+	shiftPercent *prometheus.GaugeVec
+	bakeLeft     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -80,7 +86,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_dry_run_actions_total",
 			Help: "Actions a dry-run service would have taken.",
 		}, []string{"service", "action"}),
+		shiftStep: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_shift_step",
+			Help: "Step of the shift in progress, counted from 1 (0 when none).",
+		}, []string{"service"}),
+		shiftPercent: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_shift_step_target_percent",
+			Help: "Target region's share at the current step of the shift in progress (0 when none).",
+		}, []string{"service"}),
+		bakeLeft: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_shift_bake_remaining_seconds",
+			Help: "Time left in the current bake (0 when not baking).",
+		}, []string{"service"}),
 	}
+}
+
+// setPlan exports the progress of the service's plan.
+func (m *metrics) setPlan(service string, p *plan.Plan, now time.Time) {
+	step, pct, left := 0.0, 0.0, 0.0
+	if p != nil && p.Active() && p.Step < len(p.Steps) {
+		step, pct = float64(p.Step+1), float64(p.Steps[p.Step])
+		if p.Phase == plan.Baking && p.BakeUntil.After(now) {
+			left = p.BakeUntil.Sub(now).Seconds()
+		}
+	}
+	m.shiftStep.WithLabelValues(service).Set(step)
+	m.shiftPercent.WithLabelValues(service).Set(pct)
+	m.bakeLeft.WithLabelValues(service).Set(left)
 }
 
 func (m *metrics) setState(service string, s failover.StateName) {

@@ -44,7 +44,7 @@ func New(w io.Writer, level, format string) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
-	core := zapcore.NewCore(enc, zapcore.AddSync(w), lvl)
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core, zap.AddCaller()), nil
 }
 
