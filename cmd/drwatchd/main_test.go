@@ -254,3 +254,53 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// `drwatchd run --sim` (the README's first command, here faster than its default speed) shows
+// the primary's outage failed over, in its console timeline, its logs and /metrics.
+func TestSimDemoShowsFailover(t *testing.T) {
+	t.Setenv("DRWATCHD_SIM_STATE", filepath.Join(t.TempDir(), "state.json"))
+	sigs := make(chan os.Signal, 1)
+	started := make(chan string, 1)
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runDaemon(context.Background(), runFlags{
+			sim: true, speed: 30, listen: "127.0.0.1:0", logFormat: "console", signals: sigs, started: started,
+		}, &stdout, &stderr)
+	}()
+	var addr string
+	select {
+	case addr = <-started:
+	case code := <-done:
+		t.Fatalf("exited early with %d:\n%s", code, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("did not start")
+	}
+	waitFor(t, 90*time.Second, "failed-over in /metrics", func() bool {
+		return strings.Contains(get(t, "http://"+addr+"/metrics"), `drwatchd_service_state{service="fraud-scorer",state="failed-over"} 1`)
+	})
+	m := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`drwatchd_failovers_total{kind="failover",result="completed",service="fraud-scorer"} 1`,
+		`drwatchd_traffic_weight_percent{region="us-east1",service="fraud-scorer"} 100`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	sigs <- syscall.SIGTERM
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	out, logs := stdout.String(), stderr.String()
+	for _, want := range []string{"us-central1 DOWN", "us-east1 100%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console timeline lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{"failover started", "failover completed"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+}
