@@ -25,9 +25,10 @@ test: test-deps ## run every test with the race detector (what CI runs)
 
 test-deps: ## install the tools the tests use (Prometheus, Alertmanager, promtool, Chromium, systemd-analyze)
 	@missing=""; \
-	for bin in promtool prometheus alertmanager chromium systemd-analyze; do \
+	for bin in promtool prometheus chromium systemd-analyze; do \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; \
 	done; \
+	command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing alertmanager"; \
 	if [ -n "$$missing" ]; then \
 	  echo "test-deps: installing Debian packages for:$$missing"; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -140,6 +140,8 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dm := newDaemonMetrics(reg)
+	dm.reloads.WithLabelValues("success")
+	dm.reloads.WithLabelValues("failure")
 	dm.reloadOK.Set(1)
 	dm.reloadTime.SetToCurrentTime()
 

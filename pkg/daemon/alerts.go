@@ -40,7 +40,10 @@ const (
 type alertKey struct{ name, service, region string }
 
 type alerter struct {
-	sink     AlertSink
+	sink AlertSink
+	// wall stamps alerts: Alertmanager lives on wall time and refuses start times more than a
+	// few minutes ahead, while the daemon's clock may be a simulation's, running ahead.
+	wall     func() time.Time
 	log      *zap.Logger
 	firing   map[alertKey]notify.Alert
 	resolved []notify.Alert
@@ -49,8 +52,8 @@ type alerter struct {
 	rollback map[string]time.Time // service -> last rollback
 }
 
-func newAlerter(sink AlertSink, log *zap.Logger) *alerter {
-	return &alerter{sink: sink, log: log.Named("alerts"), firing: map[alertKey]notify.Alert{}, rollback: map[string]time.Time{}}
+func newAlerter(sink AlertSink, wall func() time.Time, log *zap.Logger) *alerter {
+	return &alerter{sink: sink, wall: wall, log: log.Named("alerts"), firing: map[alertKey]notify.Alert{}, rollback: map[string]time.Time{}}
 }
 
 // evaluate recomputes the alerts of one service from its state.
@@ -101,7 +104,7 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		}
 		if _, still := want[k]; !still {
 			delete(a.firing, k)
-			a.resolved = append(a.resolved, al.Resolved(now))
+			a.resolved = append(a.resolved, al.Resolved(a.wall()))
 			a.changed = true
 			a.log.Info("alert resolved", zap.String("alert", k.name), zap.String("service", service), zap.String("region", k.region))
 		}
@@ -112,7 +115,7 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 			a.firing[k] = al
 			continue
 		}
-		al.StartsAt = now
+		al.StartsAt = a.wall()
 		a.firing[k] = al
 		a.changed = true
 		a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("service", service),

@@ -56,6 +56,9 @@ type Options struct {
 	// SyncProbes probes every region once per loop iteration instead of running probe
 	// goroutines: the simulator uses it on its virtual clock.
 	SyncProbes bool
+	// WallClock stamps pushed alerts (Alertmanager lives on wall time); nil means real time.
+	// Only a simulation's daemon clock differs from it.
+	WallClock clock.Clock
 	// Hook, when set, is called at every crash point ("persisted", "mutated:<action>");
 	// returning an error aborts the iteration there as a crash would (tests only).
 	Hook func(point string) error
@@ -135,7 +138,10 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		commands: map[string][]failover.Command{},
 		wake:     make(chan struct{}, 1),
 	}
-	d.alerts = newAlerter(parts.Alerts, d.log)
+	if opts.WallClock == nil {
+		opts.WallClock = clock.Real{}
+	}
+	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
 	d.poller = health.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry)
 	d.prober = health.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, health.WithHTTPClient(parts.ProbeClient))
 	d.tracker = checkpoint.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
@@ -207,6 +213,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		if _, ok := d.states[svc.Name]; !ok {
 			d.states[svc.Name] = failover.Initial(svc, now)
 		}
+		d.m.initService(svc.Name)
 		d.m.setState(svc.Name, d.states[svc.Name].State)
 	}
 	for name, st := range d.states {

@@ -31,7 +31,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		state: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drwatchd_service_state",
 			Help: "1 for the state the service is in, 0 for the others.",
@@ -98,6 +98,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_shift_bake_remaining_seconds",
 			Help: "Time left in the current bake (0 when not baking).",
 		}, []string{"service"}),
+	}
+	for _, stage := range []string{"lease", "router", "scaler", "state"} {
+		m.loopErrors.WithLabelValues(stage)
+	}
+	return m
+}
+
+// initService creates a service's event counters at 0, so that increase() in alert rules sees
+// the first event after a start.
+func (m *metrics) initService(service string) {
+	for _, kind := range []string{"failover", "failback", "manual"} {
+		for _, result := range []string{"started", "completed", "failed"} {
+			m.failovers.WithLabelValues(service, kind, result)
+		}
+	}
+	for _, reason := range []string{"rolled-back", "conflict"} {
+		m.rollbacks.WithLabelValues(service, reason)
 	}
 }
 

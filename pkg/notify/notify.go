@@ -171,6 +171,11 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 		}
 		n.ams = append(n.ams, t)
 		n.m.queue.WithLabelValues(t.label).Set(0)
+		// Counters start at 0 so that increase() in alert rules sees the first failure.
+		n.m.sent.WithLabelValues(t.label)
+		n.m.failed.WithLabelValues(t.label)
+		n.m.retries.WithLabelValues(t.label)
+		n.m.dropped.WithLabelValues(t.label)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

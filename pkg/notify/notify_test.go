@@ -147,14 +147,18 @@ func TestSendReachesHealthyAlertmanagers(t *testing.T) {
 # HELP drwatchd_notify_alerts_failed_total Alerts not delivered to an Alertmanager after all retries.
 # TYPE drwatchd_notify_alerts_failed_total counter
 drwatchd_notify_alerts_failed_total{alertmanager="DOWN"} 1
+drwatchd_notify_alerts_failed_total{alertmanager="FLAKY"} 0
+drwatchd_notify_alerts_failed_total{alertmanager="HEALTHY"} 0
 # HELP drwatchd_notify_alerts_sent_total Alerts accepted by an Alertmanager.
 # TYPE drwatchd_notify_alerts_sent_total counter
+drwatchd_notify_alerts_sent_total{alertmanager="DOWN"} 0
 drwatchd_notify_alerts_sent_total{alertmanager="FLAKY"} 1
 drwatchd_notify_alerts_sent_total{alertmanager="HEALTHY"} 1
 # HELP drwatchd_notify_retries_total Retried POSTs to an Alertmanager (network errors, 5xx, 429).
 # TYPE drwatchd_notify_retries_total counter
 drwatchd_notify_retries_total{alertmanager="DOWN"} 3
 drwatchd_notify_retries_total{alertmanager="FLAKY"} 2
+drwatchd_notify_retries_total{alertmanager="HEALTHY"} 0
 `
 	exp = strings.NewReplacer("DOWN", downURL, "FLAKY", flaky.srv.URL, "HEALTHY", healthy.srv.URL).Replace(exp)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(exp),

@@ -66,7 +66,8 @@ h1{font-size:1.25rem;margin:0 0 8px} h2{font-size:1.1rem;margin:0 0 6px}
 .ok{background:#d8f5dd;color:#145c25}.warn{background:#fff1c9;color:#6d4c00}.bad{background:#ffd9d6;color:#8a1710}
 table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{text-align:left;padding:4px 6px;border-bottom:1px solid #eee;vertical-align:top}
 .bar{background:#e8ebf0;border-radius:4px;height:8px;min-width:60px}.fill{background:#3a7bd5;height:8px;border-radius:4px}
-.muted{color:#667085;font-size:.85rem} .wrap{overflow-x:auto}
+.muted{color:#667085;font-size:.85rem;overflow-wrap:anywhere} .wrap{overflow-x:auto}
+@media (max-width:480px){td,th{padding:3px 4px;font-size:.8rem} .bar{min-width:40px}}
 </style></head><body>
 <h1>drwatchd <span class="muted">{{.Status.Version}} · {{if .Status.Leader}}leader{{else}}standby replica{{end}} · {{clock .Status.Time}}</span></h1>
 {{range .Status.Services}}{{$svc := .}}
