@@ -88,7 +88,7 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 		var res RegionRPO
 		var mr, br *RegionRPO
 		if useMetric {
-			x := metricRPO(r.Name, primary, lags, lagErr)
+			x := metricRPO(svc.Name, r.Name, primary, lags, lagErr)
 			mr = &x
 		}
 		if useBuckets {
@@ -191,13 +191,18 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-func metricRPO(region string, primary bool, lags map[string]time.Duration, err error) RegionRPO {
+func metricRPO(service, region string, primary bool, lags map[string]time.Duration, err error) RegionRPO {
 	r := RegionRPO{Source: SourceMetric}
 	if err != nil {
 		r.Reason = "lag metric: " + err.Error()
 		return r
 	}
-	lag, ok := lags[region]
+	// The project's gauge may carry several services: this service's own series first, then
+	// a series that names no service.
+	lag, ok := lags[LagKey(service, region)]
+	if !ok {
+		lag, ok = lags[region]
+	}
 	switch {
 	case ok:
 		r.Known, r.Age = true, max(lag, 0)

@@ -25,7 +25,9 @@ type RegionRPO struct {
 }
 
 // LagSource reads a replication-lag gauge (seconds) per location for a project: one
-// ListTimeSeries call per metric per project. Missing locations are absent from the map.
+// ListTimeSeries call per metric per project. Missing locations are absent from the map. Keys
+// are locations, or LagKey(service, location) for a series that names its service (a gauge
+// shared by several services of one project).
 type LagSource interface {
 	Lag(ctx context.Context, project, metricType string, now time.Time) (map[string]time.Duration, error)
 }
@@ -35,3 +37,7 @@ type LagSource interface {
 type ObjectLister interface {
 	Newest(ctx context.Context, bucket, prefix string) (t time.Time, ok bool, err error)
 }
+
+// LagKey is a LagSource key for one service's lag in a location. The tracker looks a region up
+// by LagKey(service, region) first, then by the bare location (a series naming no service).
+func LagKey(service, location string) string { return service + "/" + location }

@@ -214,6 +214,8 @@ type RPO struct {
 	Target Duration `yaml:"target"`
 	// Metric is an optional Cloud Monitoring gauge of lag in seconds per region (label location
 	// or resource label location), e.g. custom.googleapis.com/checkpoint/replication_lag_seconds.
+	// When several services share a project, the series carry a metric label service naming
+	// the service; series without it apply to every service in that location.
 	Metric string `yaml:"metric"`
 	// Source: metric | buckets | both (default: whichever is configured; both -> the worse).
 	Source string `yaml:"source"`

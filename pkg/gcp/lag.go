@@ -18,7 +18,9 @@ const LagWindow = 10 * time.Minute
 // LagSource implements checkpoint.LagSource: a replication-lag gauge (seconds) per location,
 // read with one ListTimeSeries call per metric per project. The location is taken from the
 // metric label "location" or, failing that, the resource label "location"; for each location
-// the newest point wins (the largest value when several series end at the same time).
+// the newest point wins (the largest value when several series end at the same time). A series
+// with a metric label "service" (one gauge shared by several services of a project) is keyed
+// checkpoint.LagKey(service, location), so that one service's lag is not another's.
 type LagSource struct {
 	client *monitoring.MetricClient
 
@@ -61,6 +63,9 @@ func (l *LagSource) Lag(ctx context.Context, project, metricType string, now tim
 		}
 		if loc == "" {
 			return
+		}
+		if svc := ts.GetMetric().GetLabels()["service"]; svc != "" {
+			loc = checkpoint.LagKey(svc, loc)
 		}
 		for _, pt := range ts.GetPoints() {
 			v, ok := numeric(pt.GetValue())

@@ -230,7 +230,14 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 		refetch := min(max(RefetchSpan, 3*pp.alignment), pp.lookback)
 		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), pp.lookback)
 	}
-	q := Query{Project: pp.name, Start: now.Add(-span), End: now, Alignment: pp.alignment}
+	// The query ends on the alignment grid: Cloud Monitoring aligns buckets to the interval's end
+	// time, so a query ending at now would return buckets ending at now, now-alignment, ... which
+	// move with every loop; merge replaces buckets by End, and buckets of different polls would
+	// then overlap and be counted several times. On the grid, every poll returns the same bucket
+	// ends and a re-read replaces the earlier read.
+	// The start is on the grid too, so the oldest bucket of a re-read is whole, not a partial
+	// one that would replace a whole earlier read; it is at or before now-span.
+	q := Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment}
 
 	start := time.Now() // duration metric only; decisions use now
 	var (
