@@ -259,7 +259,7 @@ func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
 
 	// A staged plan whose source goes hard down escalates to the emergency steps: the source
 	// serves nothing, so staging only delays recovery.
-	if !p.Emergency && in.Source.HardDown && (p.Phase == Scaling || p.Phase == Propagating || p.Phase == Baking) {
+	if !p.Emergency && down(in.Source) && (p.Phase == Scaling || p.Phase == Propagating || p.Phase == Baking) {
 		p = escalate(p, in.Shift.EmergencySteps, now)
 	}
 
@@ -451,7 +451,7 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 	if now.Before(p.BakeUntil) {
 		return p, nil, nil
 	}
-	if t.HardDown {
+	if down(t) {
 		return rollback(p, in, fmt.Sprintf("target %s hard down after the emergency shift: %s", p.To, t.Reason), now)
 	}
 	if t.Probe != nil && !t.Probe.OK {
@@ -473,11 +473,16 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 	return p, act, nil
 }
 
+// down: the region is unhealthy by its verdict (hysteresis passed) and serves nothing now.
+// HardDown alone is one evaluation's flag, set on the first failed probe when metrics cannot say
+// otherwise; acting on it without the verdict would let one probe blip move traffic.
+func down(h health.RegionStatus) bool { return h.HardDown && h.Verdict == health.Unhealthy }
+
 // analyse returns why the target fails analysis, or "".
 func analyse(t health.RegionStatus, a config.Analysis, baseline float64) string {
 	enough := t.Requests >= float64(a.MinRequests)
 	switch {
-	case t.Verdict == health.Unhealthy || t.HardDown:
+	case t.Verdict == health.Unhealthy:
 		return "verdict unhealthy: " + t.Reason
 	case enough && a.MaxErrorRatio > 0 && t.ErrorRatio > a.MaxErrorRatio:
 		return fmt.Sprintf("error ratio %.4f > %.4f (%.0f requests)", t.ErrorRatio, a.MaxErrorRatio, t.Requests)
@@ -491,7 +496,7 @@ func analyse(t health.RegionStatus, a config.Analysis, baseline float64) string 
 
 // rollback returns to LastGood, unless the source is itself unhealthy: then the split holds.
 func rollback(p Plan, in Input, why string, now time.Time) (Plan, Action, *Outcome) {
-	if in.Source.Verdict == health.Unhealthy || in.Source.HardDown {
+	if in.Source.Verdict == health.Unhealthy {
 		p.Phase, p.Since = Held, now
 		p.Reason = fmt.Sprintf("%s, but source %s unhealthy: holding %d/%d (%s/%s), a human must decide",
 			why, p.From, p.Applied[p.From], p.Applied[p.To], p.From, p.To)

@@ -498,3 +498,39 @@ func TestEmergencyWaitsForReplicasBeforeJudging(t *testing.T) {
 		t.Fatalf("timeout: outcome %v actions %v applied %v, want held at 100%% on %s", out, names(acts), q.Applied, dst)
 	}
 }
+
+// HardDown is one evaluation's flag (the first failed probe while metrics lag sets it). A blip
+// must not escalate a staged plan to the emergency steps, roll it back, or hold a rollback;
+// the unhealthy verdict (hysteresis passed) does.
+func TestHardDownBlipDoesNotMoveTraffic(t *testing.T) {
+	blip := health.RegionStatus{Verdict: health.Healthy, Bad: 1, HardDown: true, Requests: 500, ErrorRatio: 0.001, Reason: "probe failed 1x"}
+	applied := Weights{src: 75, dst: 25}
+
+	in := input()
+	in.ScaleReady = true
+	in.Source = blip
+	in.Source.Region = src
+	p, acts, out := advance(t, bakingAt(1, applied), in, t0.Add(30*time.Second))
+	if p.Emergency || len(acts) != 0 || out.Kind != OutcomeContinue {
+		t.Fatalf("source blip: emergency %v actions %v outcome %v", p.Emergency, names(acts), out)
+	}
+
+	in = input()
+	in.ScaleReady = true
+	in.Source = health.RegionStatus{Region: src, Verdict: health.Healthy}
+	in.Target = blip
+	in.Target.Region = dst
+	p, acts, out = advance(t, bakingAt(1, applied), in, t0.Add(30*time.Second))
+	if p.Phase != Baking || len(acts) != 0 || out.Kind != OutcomeContinue {
+		t.Fatalf("target blip: phase %s actions %v outcome %v, want to keep baking", p.Phase, names(acts), out)
+	}
+
+	// The verdict counts: a source unhealthy and hard down escalates.
+	in = input()
+	in.ScaleReady = true
+	in.Source = health.RegionStatus{Region: src, Verdict: health.Unhealthy, Bad: 3, HardDown: true}
+	p, _, _ = advance(t, bakingAt(1, applied), in, t0.Add(30*time.Second))
+	if !p.Emergency {
+		t.Fatalf("source down: not escalated: %+v", p)
+	}
+}
