@@ -20,6 +20,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/server"
@@ -95,8 +96,14 @@ type Daemon struct {
 	// savedToken is the fencing token of the last successful save: a new token is always
 	// written before the first mutation under it, so the store fences the previous leader.
 	savedToken int64
-	lastTick   time.Time // wall time the last iteration ended (watchdog)
-	wake       chan struct{}
+	// adopted: the states in memory are the persisted ones as of leading under adoptedToken.
+	// A replica that starts leading (a new token, or after any iteration not leading) re-reads
+	// the store first: while it followed, the previous leader wrote the authoritative state
+	// (plan in progress, failover history, cooldown), and its own observer view is not that.
+	adopted      bool
+	adoptedToken int64
+	lastTick     time.Time // wall time the last iteration ended (watchdog)
+	wake         chan struct{}
 }
 
 type serviceTraffic struct {
@@ -148,6 +155,9 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
+	// Without a lease the token is always 0: the state just loaded is the one to lead with. A
+	// lease's epochs start at 1, so a replica re-reads the store when it first leads.
+	d.adopted, d.adoptedToken = true, 0
 	if err := d.apply(cfg); err != nil {
 		return nil, err
 	}
@@ -157,35 +167,80 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 
 // load reads the persisted state, if any.
 func (d *Daemon) load(ctx context.Context) error {
+	doc, raw, err := d.readState(ctx)
+	if err != nil || raw == nil {
+		return err
+	}
+	for name, st := range doc.Services {
+		d.states[name] = st
+		d.logResume(name, st)
+	}
+	d.lastSaved = raw
+	return nil
+}
+
+// readState reads and decodes the persisted document (nil raw: none).
+func (d *Daemon) readState(ctx context.Context) (document, []byte, error) {
 	if d.parts.Store == nil {
-		return nil
+		return document{}, nil, nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	raw, err := d.parts.Store.Load(lctx)
 	if err != nil {
-		return fmt.Errorf("load persisted state: %w", err)
+		return document{}, nil, fmt.Errorf("load persisted state: %w", err)
 	}
 	if raw == nil {
 		d.log.Info("no persisted state: starting fresh")
-		return nil
+		return document{}, nil, nil
 	}
 	var doc document
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return fmt.Errorf("decode persisted state: %w", err)
+		return document{}, nil, fmt.Errorf("decode persisted state: %w", err)
 	}
 	if doc.Version != 1 {
-		return fmt.Errorf("persisted state has version %d; this build reads version 1", doc.Version)
+		return document{}, nil, fmt.Errorf("persisted state has version %d; this build reads version 1", doc.Version)
 	}
+	return doc, raw, nil
+}
+
+func (d *Daemon) logResume(name string, st failover.State) {
+	if st.Plan != nil {
+		d.log.Info("resuming plan in progress", zap.String("service", name), zap.String("state", string(st.State)),
+			zap.String("from", st.Plan.From), zap.String("to", st.Plan.To), zap.Int("step", st.Plan.Step),
+			zap.String("phase", string(st.Plan.Phase)))
+	}
+}
+
+// adopt makes the persisted state this replica's before it leads under token for the first
+// time: the previous leader's record (plan in progress, failovers, cooldown, last shift) is
+// authoritative, not what this replica observed while following. Services the configuration
+// no longer has are adopted only with a plan in progress, as apply keeps them.
+func (d *Daemon) adopt(ctx context.Context, token int64) error {
+	d.mu.Lock()
+	done := d.adopted && d.adoptedToken == token
+	d.mu.Unlock()
+	if done {
+		return nil
+	}
+	doc, raw, err := d.readState(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for name, st := range doc.Services {
-		d.states[name] = st
-		if st.Plan != nil {
-			d.log.Info("resuming plan in progress", zap.String("service", name), zap.String("state", string(st.State)),
-				zap.String("from", st.Plan.From), zap.String("to", st.Plan.To), zap.Int("step", st.Plan.Step),
-				zap.String("phase", string(st.Plan.Phase)))
+		if findService(d.cfg, name) == nil && st.Plan == nil {
+			continue
 		}
+		d.states[name] = st
+		d.logResume(name, st)
 	}
-	d.lastSaved = raw
+	if raw != nil {
+		d.lastSaved = raw
+	}
+	d.adopted, d.adoptedToken = true, token
+	d.log.Info("leading: adopted the persisted state", zap.Int64("token", token))
 	return nil
 }
 
@@ -313,6 +368,15 @@ func (d *Daemon) Tick(ctx context.Context) error {
 	defer cancel()
 
 	leader, token := d.lead(ctx, now)
+	if leader {
+		if err := d.adopt(ctx, token); err != nil {
+			// Acting on this replica's own view could repeat or undo the previous leader's
+			// work: observe only until the persisted state can be read.
+			d.m.loopErrors.WithLabelValues("state").Inc()
+			d.log.Error("leading, but the persisted state cannot be read: observing only", zap.Error(err))
+			leader = false
+		}
+	}
 	if d.opts.SyncProbes {
 		d.prober.ProbeOnce(ctx, now)
 	}
@@ -354,6 +418,9 @@ func (d *Daemon) lead(ctx context.Context, now time.Time) (bool, int64) {
 		d.log.Info("leadership changed", zap.Bool("leader", leader), zap.Int64("token", token))
 	}
 	d.leader = leader
+	if !leader {
+		d.adopted = false // another replica may write: re-read before leading again
+	}
 	d.mu.Unlock()
 	if leader {
 		d.m.leader.Set(1)
@@ -407,7 +474,12 @@ func (d *Daemon) tickService(ctx context.Context, svc *config.Service, snap heal
 		obs.ScaleReady = ready
 		if err != nil {
 			d.m.loopErrors.WithLabelValues("scaler").Inc()
-			obs.ScaleErr = err.Error()
+			// ScaleErr means the operation failed and makes the plan request the scale-up
+			// again. A poll that did not get through (UNAVAILABLE, quota) says nothing about
+			// the operation: keep it and poll again next iteration.
+			if !errclass.Transient(err) {
+				obs.ScaleErr = err.Error()
+			}
 		}
 	}
 
@@ -475,6 +547,7 @@ func (d *Daemon) commit(ctx context.Context, service string, st failover.State, 
 			d.m.stateWrites.WithLabelValues("fenced").Inc()
 			d.mu.Lock()
 			d.leader = false
+			d.adopted = false
 			d.mu.Unlock()
 			d.m.leader.Set(0)
 			d.log.Error("state write fenced: another replica leads; this one stops acting", zap.Error(err))

@@ -1,0 +1,286 @@
+package failover_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/simrun"
+	"github.com/drwatchd/drwatchd/pkg/state"
+)
+
+// The crash sweep's world: at faultAt the primary's latency rises by latencyFault seconds (p99
+// far above the 5 s unhealthy threshold) while it still answers its probes and serves: unhealthy
+// but not hard down, so the plan is STAGED (10, 25, 50, 75, 100 %), with a scale-up, five weight
+// changes, propagation and bakes: many crash points. (An errors fault makes the probe fail at
+// random; a failing probe with metrics older than its streak now counts as hard down, which
+// turns the plan into an emergency one: too few crash points to be worth sweeping.)
+const (
+	faultAt = 2*time.Minute + 30*time.Second
+	// horizon bounds each daemon lifetime in simulated time; a full failover takes about 6.
+	horizon = 15 * time.Minute
+	// settle: how long a failed-over service is watched for a second failover or a block.
+	settle = 2 * time.Minute
+	// latencyFault: seconds added to the primary's median latency.
+	latencyFault = 10.0
+)
+
+func startCrashWorld(ctx context.Context, t *testing.T) *simrun.Env {
+	t.Helper()
+	env, err := simrun.Start(ctx, simrun.FileLoader(filepath.Join("testdata", "staged.yaml")), func(s *sim.Spec) {
+		s.ScaleUp = 20 * time.Second
+		s.RouterPropagation = 5 * time.Second
+		s.IngestDelay = 30 * time.Second
+		s.Faults = []sim.Fault{{At: faultAt, Target: primary, Kind: sim.KindLatency, Value: latencyFault}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	return env
+}
+
+// hookPoint is one crash point the daemon passed, with its state right then.
+type hookPoint struct {
+	name string
+	at   time.Duration
+	st   failover.State
+}
+
+// guard fails the test when a daemon's state shows what no crash may cause: a block, a rollback,
+// a second failover.
+func guard(t *testing.T, d *daemon.Daemon, when string) {
+	t.Helper()
+	st, _ := d.State(service)
+	switch {
+	case st.State == failover.Blocked || st.State == failover.RollingBack:
+		t.Fatalf("%s: state %s: %s", when, st.State, st.Reason)
+	case st.Completed > 1 || len(st.Failovers) > 1 || st.Rollbacks > 0:
+		t.Fatalf("%s: %d completed, %d started, %d rollbacks; want at most one failover and no rollback",
+			when, st.Completed, len(st.Failovers), st.Rollbacks)
+	}
+}
+
+// runToFailedOver steps d until the service is failed over (one completed failover) and then for
+// settle more, checking the guard after every step; any iteration error fails the test.
+func runToFailedOver(ctx context.Context, t *testing.T, env *simrun.Env, d *daemon.Daemon, when string) {
+	t.Helper()
+	end := env.Sim.World.Now().Add(horizon)
+	var doneAt time.Time
+	for {
+		st, _ := d.State(service)
+		if doneAt.IsZero() && st.State == failover.FailedOver && st.Completed == 1 {
+			doneAt = env.Sim.World.Now()
+		}
+		if !doneAt.IsZero() && !env.Sim.World.Now().Before(doneAt.Add(settle)) {
+			return
+		}
+		if !env.Sim.World.Now().Before(end) {
+			t.Fatalf("%s: not failed over after %s of simulated time: state %s (%s)", when, horizon, st.State, st.Reason)
+		}
+		if err := env.Step(ctx, d); err != nil {
+			t.Fatalf("%s: iteration at %s: %v", when, env.Elapsed(), err)
+		}
+		guard(t, d, fmt.Sprintf("%s at %s", when, env.Elapsed()))
+	}
+}
+
+// checkOutcome: the router's split sums to 100 with nothing on the failing primary, the traffic
+// in effect agrees, and the store records exactly one completed failover to the standby.
+func checkOutcome(ctx context.Context, t *testing.T, env *simrun.Env, inst *simrun.Instance, store state.Store) {
+	t.Helper()
+	w := routerSplit(ctx, t, env.Config, inst)
+	if err := checkSplit(w, primary); err != nil {
+		t.Error(err)
+	}
+	if w[standby] != 100 {
+		t.Errorf("split %s, want all on %s", w, standby)
+	}
+	eff := env.Sim.World.Effective(service)
+	if eff[primary] != 0 || math.Abs(eff[standby]-1) > 1e-9 {
+		t.Errorf("traffic in effect %v, want all on %s", eff, standby)
+	}
+	st := loadState(ctx, t, store)
+	if st.State != failover.FailedOver || st.Active != standby || st.Plan != nil {
+		t.Errorf("persisted state %s, active %s, plan %v; want %s on %s with no plan", st.State, st.Active, st.Plan, failover.FailedOver, standby)
+	}
+	if st.Completed != 1 || len(st.Failovers) != 1 || st.Rollbacks != 0 {
+		t.Errorf("persisted: %d completed, %d started, %d rollbacks; want exactly one failover", st.Completed, len(st.Failovers), st.Rollbacks)
+	}
+	if n, m := countEvents(st, failover.EventFailoverStarted), countEvents(st, failover.EventFailoverCompleted); n != 1 || m != 1 {
+		t.Errorf("persisted events: %d failover-started, %d failover-completed; want 1 and 1", n, m)
+	}
+	if n := countEvents(st, failover.EventBlocked) + countEvents(st, failover.EventConflict) + countEvents(st, failover.EventRolledBack); n != 0 {
+		t.Errorf("persisted events: %d blocked/conflict/rolled-back, want none", n)
+	}
+}
+
+var errInjected = errors.New("killed by the crash sweep")
+
+// TestCrashSweep stops the daemon at every crash point of a staged failover (after each
+// persisted write and each cloud mutation) and restarts it on the same state file. Every run
+// must end failed over exactly once: weights summing to 100, none on the unhealthy primary, one
+// completed failover recorded, and never a block, a rollback or a second failover on the way.
+func TestCrashSweep(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// Reference run, never killed: which crash points does a full failover pass?
+	var trace []hookPoint
+	{
+		env := startCrashWorld(ctx, t)
+		store := state.NewFileStore(filepath.Join(t.TempDir(), "state.json"))
+		var inst *simrun.Instance
+		var err error
+		inst, err = env.NewDaemon(ctx, simrun.DaemonOptions{Store: store, Hook: func(p string) error {
+			st, _ := inst.Daemon.State(service)
+			trace = append(trace, hookPoint{name: p, at: env.Elapsed(), st: st})
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close()
+		runToFailedOver(ctx, t, env, inst.Daemon, "reference run")
+		checkOutcome(ctx, t, env, inst, store)
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+
+	// The failover's crash points: from the write that records the plan's start to the write
+	// that records its completion.
+	first, last := -1, -1
+	for i, p := range trace {
+		if first < 0 && p.st.State == failover.FailingOver {
+			first = i
+		}
+		if last < 0 && p.name == "persisted" && p.st.Completed == 1 {
+			last = i
+		}
+	}
+	if first < 0 || last < first {
+		t.Fatalf("reference run: no failover between crash points (first %d, last %d of %d)", first, last, len(trace))
+	}
+	points := trace[first : last+1]
+	if points[0].name != "persisted" {
+		t.Fatalf("the failover's first crash point is %q, want the write of the plan (intent before action)", points[0].name)
+	}
+	kinds := map[string]int{}
+	for _, p := range points {
+		kinds[p.name]++
+	}
+	// Staged, not emergency: a scale-up and five weight changes, each recorded after the call.
+	if kinds["mutated:scale"] < 1 || kinds["mutated:set-weights"] != 5 {
+		t.Fatalf("reference failover passed %v; want a scale-up and 5 weight changes (a staged plan)", kinds)
+	}
+	if p := points[0].st.Plan; p == nil || p.Emergency || len(p.Steps) != 5 {
+		t.Fatalf("reference failover plan %+v, want staged over 5 steps", p)
+	}
+	t.Logf("a full staged failover passes %d crash points (%v), %s to %s simulated; %d crash points in the whole run",
+		len(points), kinds, points[0].at, points[len(points)-1].at, len(trace))
+
+	for k, want := range points {
+		call := first + k + 1 // the hook call that kills the daemon (1-based)
+		t.Run(fmt.Sprintf("k=%02d %s", k+1, want.name), func(t *testing.T) {
+			env := startCrashWorld(ctx, t)
+			path := filepath.Join(t.TempDir(), "state.json")
+
+			// First life: killed at the call-th crash point.
+			store1 := state.NewFileStore(path)
+			calls, killedAt := 0, ""
+			inst1, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: store1, Hook: func(p string) error {
+				calls++
+				if calls == call {
+					killedAt = p
+					return errInjected
+				}
+				return nil
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alive := true
+			defer func() {
+				if alive {
+					inst1.Close()
+				}
+			}()
+			for killedAt == "" {
+				if env.Elapsed() > horizon {
+					t.Fatalf("crash point %d never reached in %s (%d passed)", call, horizon, calls)
+				}
+				err := env.Step(ctx, inst1.Daemon)
+				if killedAt == "" && err != nil {
+					t.Fatalf("iteration at %s: %v", env.Elapsed(), err)
+				}
+				if killedAt != "" && (!errors.Is(err, daemon.ErrCrash) || !errors.Is(err, errInjected)) {
+					t.Fatalf("the iteration killed at %s returned %v, want daemon.ErrCrash", killedAt, err)
+				}
+				guard(t, inst1.Daemon, "before the crash")
+			}
+			inst1.Close() // the process is gone: its memory and clients with it
+			alive = false
+			if killedAt != want.name {
+				t.Fatalf("killed at %q, but the reference run's crash point %d is %q: the simulation is not deterministic", killedAt, call, want.name)
+			}
+			died, _ := inst1.Daemon.State(service)
+			t.Logf("killed at %s (t=%s) in state %s, plan %s", killedAt, want.at, died.State, planPhase(died))
+
+			// Second life: a new process on the same state file.
+			store2 := state.NewFileStore(path)
+			inst2, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: store2})
+			if err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+			defer inst2.Close()
+			// It resumes from the last write before the kill (the reference run's, the same
+			// world being deterministic), plan included: a kill after a mutation loses only what
+			// the write after it would have recorded.
+			saved := lastWrite(trace, call)
+			resumed, _ := inst2.Daemon.State(service)
+			if a, b := mustJSON(t, resumed), mustJSON(t, saved.st); a != b {
+				t.Fatalf("restarted from\n%s\nwant the last write before the kill\n%s", a, b)
+			}
+			if resumed.State != failover.FailingOver && resumed.State != failover.FailedOver {
+				t.Fatalf("restarted in state %s, want the failover in progress or done", resumed.State)
+			}
+			runToFailedOver(ctx, t, env, inst2.Daemon, "after the restart")
+			checkOutcome(ctx, t, env, inst2, store2)
+		})
+	}
+}
+
+func planPhase(st failover.State) string {
+	if st.Plan == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s step %d/%d", st.Plan.Phase, st.Plan.Step+1, len(st.Plan.Steps))
+}
+
+// lastWrite is the reference run's last persisted write at or before the call-th crash point.
+func lastWrite(trace []hookPoint, call int) hookPoint {
+	for i := call - 1; i >= 0; i-- {
+		if trace[i].name == "persisted" {
+			return trace[i]
+		}
+	}
+	return hookPoint{}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
