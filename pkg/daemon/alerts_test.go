@@ -1,0 +1,121 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/notify"
+)
+
+type sink struct {
+	mu   sync.Mutex
+	sent [][]notify.Alert
+}
+
+func (s *sink) Notify(_ context.Context, alerts ...notify.Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, alerts)
+}
+
+func (s *sink) Run(context.Context) error { return nil }
+
+func (s *sink) last() []notify.Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sent) == 0 {
+		return nil
+	}
+	return s.sent[len(s.sent)-1]
+}
+
+func find(alerts []notify.Alert, name string) *notify.Alert {
+	for i := range alerts {
+		if alerts[i].Name == name {
+			return &alerts[i]
+		}
+	}
+	return nil
+}
+
+// Alerts are level-triggered: pushed when they start, re-sent every minute while they hold,
+// resolved with an end time when they clear. Timestamps are wall time, whatever the daemon's
+// clock says.
+func TestAlerterLifecycle(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := &sink{}
+	a := newAlerter(s, func() time.Time { return wall }, zaptest.NewLogger(t))
+	virt := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // a simulation's clock, far ahead
+	st := failover.State{State: failover.FailedOver, Primary: "us-central1", Active: "us-east1", Since: virt}
+	ctx := context.Background()
+
+	a.evaluate("fraud", st, nil, nil, 0, virt)
+	a.flush(ctx, virt)
+	got := find(s.last(), AlertFailedOver)
+	if got == nil || got.Severity != "page" || got.Region != "us-east1" || !got.StartsAt.Equal(wall) || !got.EndsAt.IsZero() {
+		t.Fatalf("failed-over page = %+v", got)
+	}
+
+	// Unchanged: nothing new until the resend period; then re-sent with the same start.
+	n := len(s.sent)
+	a.evaluate("fraud", st, nil, nil, 0, virt.Add(30*time.Second))
+	a.flush(ctx, virt.Add(30*time.Second))
+	if len(s.sent) != n {
+		t.Fatal("re-sent before the resend period")
+	}
+	a.evaluate("fraud", st, nil, nil, 0, virt.Add(61*time.Second))
+	a.flush(ctx, virt.Add(61*time.Second))
+	if len(s.sent) != n+1 || !find(s.last(), AlertFailedOver).StartsAt.Equal(wall) {
+		t.Fatalf("resend: %d pushes, %+v", len(s.sent), s.last())
+	}
+
+	// Back to healthy with a rollback event: failed-over resolves, the rollback alert fires.
+	st.State = failover.Healthy
+	a.evaluate("fraud", st, nil, []failover.Event{{Kind: "rolled-back"}}, 0, virt.Add(2*time.Minute))
+	a.flush(ctx, virt.Add(2*time.Minute))
+	last := s.last()
+	if r := find(last, AlertFailedOver); r == nil || r.EndsAt.IsZero() {
+		t.Fatalf("failed-over not resolved: %+v", last)
+	}
+	if r := find(last, AlertRolledBack); r == nil || !r.EndsAt.IsZero() {
+		t.Fatalf("rollback alert not firing: %+v", last)
+	}
+	// The rollback alert lingers an hour, then resolves.
+	a.evaluate("fraud", st, nil, nil, 0, virt.Add(2*time.Minute+rollbackLingers))
+	a.flush(ctx, virt.Add(2*time.Minute+rollbackLingers))
+	if r := find(s.last(), AlertRolledBack); r == nil || r.EndsAt.IsZero() {
+		t.Fatalf("rollback alert not resolved after it lingered: %+v", s.last())
+	}
+
+	// RPO violation per stale region; paused too long only past the limit.
+	rpo := map[string]checkpoint.RegionRPO{"us-east1": {Stale: true, Age: time.Hour, Target: 15 * time.Minute}, "europe-west1": {}}
+	paused := failover.State{State: failover.Paused, Since: virt}
+	a.evaluate("fraud", paused, rpo, nil, 4*time.Hour, virt.Add(3*time.Hour))
+	a.flush(ctx, virt.Add(3*time.Hour))
+	if r := find(s.last(), AlertRPOViolation); r == nil || r.Region != "us-east1" {
+		t.Fatalf("rpo violation: %+v", s.last())
+	}
+	if find(s.last(), AlertPausedTooLong) != nil {
+		t.Fatal("paused too long fired before the limit")
+	}
+	a.evaluate("fraud", paused, rpo, nil, 4*time.Hour, virt.Add(4*time.Hour))
+	a.flush(ctx, virt.Add(4*time.Hour))
+	if find(s.last(), AlertPausedTooLong) == nil {
+		t.Fatal("paused too long did not fire at the limit")
+	}
+}
+
+func TestAlerterWithoutSinkDoesNothing(t *testing.T) {
+	a := newAlerter(nil, time.Now, zaptest.NewLogger(t))
+	a.evaluate("fraud", failover.State{State: failover.Blocked}, nil, nil, 0, time.Now())
+	a.flush(context.Background(), time.Now()) // must not panic
+	if len(a.firing) != 0 {
+		t.Fatal("alerts tracked without a sink")
+	}
+}
