@@ -63,6 +63,9 @@ type Options struct {
 	// Hook, when set, is called at every crash point ("persisted", "mutated:<action>");
 	// returning an error aborts the iteration there as a crash would (tests only).
 	Hook func(point string) error
+	// PollerOptions tune the Monitoring poller; on a virtual clock pass
+	// health.WithRetryBackoff(0): a wall-clock wait between retries moves no simulated time.
+	PollerOptions []health.PollerOption
 }
 
 // Daemon is one drwatchd instance.
@@ -149,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		opts.WallClock = clock.Real{}
 	}
 	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
-	d.poller = health.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry)
+	d.poller = health.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
 	d.prober = health.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, health.WithHTTPClient(parts.ProbeClient))
 	d.tracker = checkpoint.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
 	if err := d.load(ctx); err != nil {

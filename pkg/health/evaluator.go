@@ -226,8 +226,33 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	out.LastKnown = st.held
 
 	probeDown := psig == sigBad
-	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeDown && !msig.available())
+	// Metric points arrive after the ingestion delay. When every point ended before the probe's
+	// failing streak began and those points said the region served well, the metrics describe
+	// the region before the failure: they cannot contradict the probe, any more than missing
+	// metrics can — a healthy region whose probe suddenly fails on and on went down. The probe
+	// alone then carries the evidence, so it must have failed for twice the streak that makes
+	// the region unhealthy (a region failing 20 % of its requests fails 3 probes in a row in
+	// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
+	// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
+	// vetoing: hard down then needs them to show >= HardDownErrorRatio.
+	metricsPredate := probeDown && msig == sigGood && !out.MetricsAt.IsZero() &&
+		in.Probe != nil && in.Probe.ConsecutiveFailures >= 2*ua &&
+		out.MetricsAt.Before(probeFailingSince(rc, in.Probe))
+	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeDown && (!msig.available() || metricsPredate))
 	return out
+}
+
+// probeFailingSince estimates when the probe's current failing streak began (zero when it
+// cannot tell: no probe interval configured, or the probe is not failing).
+func probeFailingSince(rc *config.Region, p *ProbeResult) time.Time {
+	if rc == nil || rc.Probe == nil || p == nil || p.OK || p.ConsecutiveFailures < 1 {
+		return time.Time{}
+	}
+	iv := rc.Probe.Interval.D()
+	if iv <= 0 {
+		return time.Time{}
+	}
+	return p.At.Add(-time.Duration(p.ConsecutiveFailures-1) * iv)
 }
 
 // classifyMetrics judges error ratio, latency and burn rates; the reason fragment goes to e.mbuf.
