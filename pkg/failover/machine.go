@@ -565,6 +565,8 @@ func (r *run) runPlan() {
 		ScaleReady:   r.obs.ScaleReady,
 		ScaleErr:     r.obs.ScaleErr,
 		DryRun:       r.dryRun(),
+
+		BaselineFloor: r.svc.Health.ErrorRatio.Degraded,
 	}
 	var acts []plan.Action
 	var out plan.Outcome

@@ -149,6 +149,16 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	default: // any: the worse signal wins, even against positive evidence from the other
 		raw = max(msig, psig)
 	}
+	// Metrics describe the past (the ingestion delay); a probe describes now. When the metrics
+	// say bad but the probe has succeeded without a break for a whole alignment period that
+	// began after the newest metric bucket started, the bad data is about something that has
+	// ended (a spike, a restart): the region is degraded, not failing. A sustained partial
+	// failure fails probes often enough that such a run is rare (a region failing 30 % of
+	// requests passes 12 probes in a row 1.4 % of the time), and then it only restarts the count.
+	if raw == sigBad && msig == sigBad && psig == sigGood && probeOutlastsMetrics(h, in.Probe, out.MetricsAt, now) {
+		raw = sigDegraded
+		e.mbuf = append(e.mbuf, "; probe ok without a break since after that data: spike over, not counted"...)
+	}
 	noDataBad := raw == sigUnknown && h.NoData == "unhealthy"
 
 	// Reason: the fragments of the signals that decided.
@@ -240,6 +250,16 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 		out.MetricsAt.Before(probeFailingSince(rc, in.Probe))
 	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeDown && (!msig.available() || metricsPredate))
 	return out
+}
+
+// probeOutlastsMetrics: the probe has succeeded continuously for at least one alignment period
+// (the time one metric bucket covers), and that run began after the newest bucket started.
+func probeOutlastsMetrics(h *config.Health, p *ProbeResult, metricsAt, now time.Time) bool {
+	if p == nil || !p.OK || p.OKSince.IsZero() || metricsAt.IsZero() {
+		return false
+	}
+	period := max(h.Alignment.D(), time.Minute)
+	return now.Sub(p.OKSince) >= period && p.OKSince.After(metricsAt.Add(-period))
 }
 
 // probeFailingSince estimates when the probe's current failing streak began (zero when it
@@ -339,12 +359,35 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		out.LatencyP99 = time.Duration(w.latSum / w.latReq * float64(time.Second))
 	}
 
+	// The newest bucket confirms that what the window shows is still happening. With Vertex AI's
+	// ingestion delay only a few buckets of the window are visible, so a spike that has already
+	// ended (a 10 s restart is 5.5 % of three minutes) can hold the window over a threshold for
+	// minutes after the region recovered; repeated evaluations of the same buckets would then
+	// count as consecutive bad evaluations. As in the SRE Workbook's multi-window rules, the
+	// short window (the newest bucket) must agree. A newest bucket without requests says
+	// nothing of recovery and does not veto.
+	newestPt := pts[last]
+	stillErrors := newestPt.Requests <= 0 || ratio(newestPt.Errors, newestPt.Requests) > h.ErrorRatio.Unhealthy
+	stillSlow := newestPt.Requests <= 0 || newestPt.LatencyP99 < 0 || newestPt.LatencyP99 > h.LatencyP99.Unhealthy.D()
+
 	bad, degraded, judged := false, false, false
 	if enough {
 		judged = true
 		hard = out.ErrorRatio >= HardDownErrorRatio
 		t := h.ErrorRatio
-		if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl != sigGood {
+		if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl == sigBad && !stillErrors {
+			b = sep(b)
+			b = append(b, "error ratio "...)
+			b = appendRatio(b, out.ErrorRatio)
+			b = append(b, " > "...)
+			b = appendRatio(b, t.Unhealthy)
+			b = append(b, " over "...)
+			b = appendDur(b, win)
+			b = append(b, " but "...)
+			b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
+			b = append(b, " in the newest minute: recovering"...)
+			degraded = true
+		} else if lvl != sigGood {
 			b = sep(b)
 			b = append(b, "error ratio "...)
 			b = appendRatio(b, out.ErrorRatio)
@@ -369,15 +412,23 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 				b = append(b, "p99 latency "...)
 				b = appendDur(b, out.LatencyP99)
 				b = append(b, " > "...)
-				if lvl == sigBad {
+				recovering := lvl == sigBad && !stillSlow
+				switch {
+				case recovering:
+					b = appendDur(b, lt.Unhealthy.D())
+					degraded = true
+				case lvl == sigBad:
 					b = appendDur(b, lt.Unhealthy.D())
 					bad = true
-				} else {
+				default:
 					b = appendDur(b, lt.Degraded.D())
 					degraded = true
 				}
 				b = append(b, " over "...)
 				b = appendDur(b, win)
+				if recovering {
+					b = append(b, " but the newest minute is back under it: recovering"...)
+				}
 			}
 		}
 	}

@@ -497,3 +497,88 @@ func BenchmarkEvaluate1000(b *testing.B) {
 		}
 	}
 }
+
+// A spike that has already ended can keep the window over a threshold for minutes (only a few
+// buckets are visible behind the ingestion delay). The newest bucket must confirm it: an ended
+// spike is degraded ("recovering"), never a bad evaluation; a sustained fault is bad.
+func TestNewestBucketConfirmsTheWindow(t *testing.T) {
+	svc := testService()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	spike := []Point{
+		{End: now.Add(-2 * time.Minute), Requests: 6000, Errors: 1000, LatencyP99: 100 * time.Millisecond}, // a 10 s outage
+		{End: now.Add(-time.Minute), Requests: 6000, Errors: 6, LatencyP99: 100 * time.Millisecond},
+		{End: now, Requests: 6000, Errors: 6, LatencyP99: 100 * time.Millisecond},
+	}
+	e := NewEvaluator()
+	var st RegionStatus
+	for i := range 5 {
+		st = e.Evaluate(svc, "us-central1", Input{Points: spike}, now.Add(time.Duration(i)*5*time.Second))
+		if st.Bad != 0 || st.Verdict == Unhealthy {
+			t.Fatalf("ended spike, evaluation %d: verdict %s bad %d (%s)", i, st.Verdict, st.Bad, st.Reason)
+		}
+	}
+	if st.ErrorRatio <= 0.05 || !strings.Contains(st.Reason, "recovering") {
+		t.Fatalf("window ratio %.3f, reason %q: want the window over the threshold, called recovering", st.ErrorRatio, st.Reason)
+	}
+
+	sustained := []Point{
+		{End: now.Add(-2 * time.Minute), Requests: 6000, Errors: 1800},
+		{End: now.Add(-time.Minute), Requests: 6000, Errors: 1800},
+		{End: now, Requests: 6000, Errors: 1800},
+	}
+	for i := range sustained {
+		sustained[i].LatencyP99 = 100 * time.Millisecond
+	}
+	e = NewEvaluator()
+	for i := range 3 {
+		st = e.Evaluate(svc, "us-central1", Input{Points: sustained}, now.Add(time.Duration(i)*5*time.Second))
+	}
+	if st.Verdict != Unhealthy {
+		t.Fatalf("sustained 30 %% errors: verdict %s (%s)", st.Verdict, st.Reason)
+	}
+
+	// Latency alike: a slow minute that has passed is not a bad evaluation.
+	slow := append([]Point(nil), spike...)
+	for i := range slow {
+		slow[i].Errors = 0
+	}
+	slow[0].LatencyP99 = 40 * time.Second
+	e = NewEvaluator()
+	st = e.Evaluate(svc, "us-central1", Input{Points: slow}, now)
+	if st.Bad != 0 || !strings.Contains(st.Reason, "recovering") {
+		t.Fatalf("ended latency spike: bad %d reason %q", st.Bad, st.Reason)
+	}
+}
+
+// Metrics describe the past; a probe that has passed without a break for a whole bucket since
+// the bad data outweighs it: the spike is over. A probe that just recovered does not.
+func TestProbeOutlastingBadMetrics(t *testing.T) {
+	svc := withProbe(testService(), 1)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	bad := []Point{
+		{End: now.Add(-3 * time.Minute), Requests: 6000, Errors: 1000, LatencyP99: 100 * time.Millisecond},
+		{End: now.Add(-2 * time.Minute), Requests: 6000, Errors: 1000, LatencyP99: 100 * time.Millisecond},
+	}
+	long := &ProbeResult{OK: true, Status: 200, At: now, OKSince: now.Add(-150 * time.Second)}
+	e := NewEvaluator()
+	var st RegionStatus
+	for i := range 4 {
+		st = e.Evaluate(svc, "us-central1", Input{Points: bad, Probe: long}, now.Add(time.Duration(i)*5*time.Second))
+		if st.Bad != 0 || st.Verdict == Unhealthy {
+			t.Fatalf("probe ok since after the data: verdict %s bad %d (%s)", st.Verdict, st.Bad, st.Reason)
+		}
+	}
+	if st.Verdict != Degraded || !strings.Contains(st.Reason, "spike over") {
+		t.Fatalf("verdict %s reason %q, want degraded with the reason", st.Verdict, st.Reason)
+	}
+
+	// Recovered 20 s ago only: the metrics still count (a partial failure flips probes).
+	short := &ProbeResult{OK: true, Status: 200, At: now, OKSince: now.Add(-20 * time.Second)}
+	e = NewEvaluator()
+	for i := range 3 {
+		st = e.Evaluate(svc, "us-central1", Input{Points: bad, Probe: short}, now.Add(time.Duration(i)*5*time.Second))
+	}
+	if st.Verdict != Unhealthy {
+		t.Fatalf("short ok run: verdict %s (%s), want unhealthy", st.Verdict, st.Reason)
+	}
+}

@@ -268,6 +268,11 @@ func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
 		if prev != nil {
 			res.ConsecutiveFailures += prev.ConsecutiveFailures
 		}
+	} else {
+		res.OKSince = now
+		if prev != nil && prev.OK && !prev.OKSince.IsZero() {
+			res.OKSince = prev.OKSince
+		}
 	}
 	prevOK := prev == nil || prev.OK
 	p.latest[k] = &res

@@ -58,6 +58,8 @@ type ProbeResult struct {
 	Error               string        `json:"error,omitempty"`
 	At                  time.Time     `json:"at"`
 	ConsecutiveFailures int           `json:"consecutive_failures"`
+	// OKSince is when the current run of successful probes began (zero while failing).
+	OKSince time.Time `json:"ok_since,omitempty"`
 }
 
 // SeriesKey identifies one Vertex AI endpoint's time series.

@@ -64,6 +64,10 @@ type Input struct {
 	ScaleReady bool
 	// ScaleErr: the pending ScaleOp failed (it is requested again).
 	ScaleErr string
+	// BaselineFloor: the baseline rule fails a target only above this error ratio (the
+	// service's health.error_ratio.degraded). Against a baseline of 0.1 %, twice the baseline
+	// is well inside sampling noise on a step that carries a tenth of the traffic.
+	BaselineFloor float64
 	// DryRun simulates the plan: every wait counts as elapsed, every analysis passes, the
 	// observed split is ignored and scaling counts as ready. The caller feeds the actions back
 	// through Record as successes.
@@ -409,7 +413,7 @@ func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		return bakingEmergency(p, in, now)
 	}
 	if !in.DryRun {
-		if bad := analyse(in.Target, a, p.Baseline); bad != "" {
+		if bad := analyse(in.Target, a, p.Baseline, in.BaselineFloor); bad != "" {
 			return rollback(p, in, fmt.Sprintf("target %s failing at %d%%: %s", p.To, p.Steps[p.Step], bad), now)
 		}
 		if now.Before(p.BakeUntil) {
@@ -479,7 +483,7 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 func down(h health.RegionStatus) bool { return h.HardDown && h.Verdict == health.Unhealthy }
 
 // analyse returns why the target fails analysis, or "".
-func analyse(t health.RegionStatus, a config.Analysis, baseline float64) string {
+func analyse(t health.RegionStatus, a config.Analysis, baseline, floor float64) string {
 	enough := t.Requests >= float64(a.MinRequests)
 	switch {
 	case t.Verdict == health.Unhealthy:
@@ -488,7 +492,7 @@ func analyse(t health.RegionStatus, a config.Analysis, baseline float64) string 
 		return fmt.Sprintf("error ratio %.4f > %.4f (%.0f requests)", t.ErrorRatio, a.MaxErrorRatio, t.Requests)
 	case a.MaxLatencyP99 > 0 && t.LatencyP99 > a.MaxLatencyP99.D():
 		return fmt.Sprintf("p99 latency %s > %s", t.LatencyP99, a.MaxLatencyP99.D())
-	case enough && a.MaxBaselineFactor > 0 && baseline > 0 && t.ErrorRatio > a.MaxBaselineFactor*baseline:
+	case enough && a.MaxBaselineFactor > 0 && baseline > 0 && t.ErrorRatio > a.MaxBaselineFactor*baseline && t.ErrorRatio > floor:
 		return fmt.Sprintf("error ratio %.4f > %g x baseline %.4f", t.ErrorRatio, a.MaxBaselineFactor, baseline)
 	}
 	return ""

@@ -534,3 +534,18 @@ func TestHardDownBlipDoesNotMoveTraffic(t *testing.T) {
 		t.Fatalf("source down: not escalated: %+v", p)
 	}
 }
+
+// The baseline rule needs a floor: against a 0.09 % baseline, 0.68 % on a step that carries a
+// tenth of the traffic is noise, below the service's degraded threshold; 2 % is not.
+func TestBaselineRuleHasAFloor(t *testing.T) {
+	a := config.Analysis{MaxErrorRatio: 0.05, MinRequests: 50, MaxBaselineFactor: 2}
+	noisy := health.RegionStatus{Verdict: health.Healthy, Requests: 3000, ErrorRatio: 0.0068}
+	if why := analyse(noisy, a, 0.0009, 0.01); why != "" {
+		t.Fatalf("noise below the floor failed analysis: %s", why)
+	}
+	worse := noisy
+	worse.ErrorRatio = 0.02
+	if why := analyse(worse, a, 0.0009, 0.01); !strings.Contains(why, "baseline") {
+		t.Fatalf("2 %% against a 0.09 %% baseline passed: %q", why)
+	}
+}
