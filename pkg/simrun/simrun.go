@@ -16,6 +16,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
+	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/wire"
@@ -29,7 +30,9 @@ const ProbeBaseVar = "DRWATCHD_SIM_PROBE_BASE"
 type Loader func(lookup func(string) (string, bool)) (*config.Config, error)
 
 // DemoLoader loads the embedded demo config.
-func DemoLoader(lookup func(string) (string, bool)) (*config.Config, error) { return config.Demo(lookup) }
+func DemoLoader(lookup func(string) (string, bool)) (*config.Config, error) {
+	return config.Demo(lookup)
+}
 
 // FileLoader loads a config file.
 func FileLoader(path string) Loader {
@@ -157,6 +160,8 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 	}
 	d, err := daemon.New(ctx, cfg, parts, daemon.Options{
 		Clock: e.Sim.World.Clock(), Log: o.Log, Registry: o.Registry, SyncProbes: true, Hook: o.Hook,
+		// A wall-clock wait between Monitoring retries moves no simulated time.
+		PollerOptions: []health.PollerOption{health.WithRetryBackoff(0)},
 	})
 	if err != nil {
 		_ = clients.Close()
