@@ -1,0 +1,81 @@
+package drill
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/api"
+)
+
+// HTTPClient drives a running daemon through its admin API (GET /v1/status, POST
+// /v1/services/{service}/{verb}) with a bearer token.
+type HTTPClient struct {
+	// Base URL of the admin listener, e.g. http://127.0.0.1:8081.
+	Base  string
+	Token string
+	// Client defaults to one with a 10 s timeout.
+	Client *http.Client
+}
+
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
+// Status reads GET /v1/status.
+func (c *HTTPClient) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// Submit posts a command; a refusal by the server (4xx) is an error carrying its message.
+func (c *HTTPClient) Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
+	var res api.CommandResult
+	err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+url.PathEscape(verb), cmd, &res)
+	return res, err
+}
+
+func (c *HTTPClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.Client
+	if hc == nil {
+		hc = defaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode >= 300 {
+		var res api.CommandResult
+		if json.Unmarshal(raw, &res) == nil && res.Message != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, res.Message)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
