@@ -91,6 +91,7 @@ type Daemon struct {
 	cfg       *config.Config
 	states    map[string]failover.State
 	traffic   map[string]serviceTraffic
+	weights   map[string]cachedWeights // last split read per service
 	view      map[string]api.ServiceStatus
 	commands  map[string][]failover.Command
 	leader    bool
@@ -107,6 +108,11 @@ type Daemon struct {
 	adoptedToken int64
 	lastTick     time.Time // wall time the last iteration ended (watchdog)
 	wake         chan struct{}
+}
+
+type cachedWeights struct {
+	w  plan.Weights
+	at time.Time
 }
 
 type serviceTraffic struct {
@@ -145,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		exec:     traffic.NewExecutor(opts.Log, opts.Registry, traffic.ExecutorOptions{}),
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
+		weights:  map[string]cachedWeights{},
 		commands: map[string][]failover.Command{},
 		wake:     make(chan struct{}, 1),
 	}
@@ -384,15 +391,43 @@ func (d *Daemon) Tick(ctx context.Context) error {
 		d.prober.ProbeOnce(ctx, now)
 	}
 	snap := d.poller.Poll(ctx, now)
-	var firstErr error
+
+	// Decide for every service, then record every intent at once, then act, then record the
+	// results at once: at most two state writes per iteration, whatever the number of services,
+	// and still every intent persisted before its mutation.
+	decs := make([]*decision, 0, len(cfg.Services))
 	for i := range cfg.Services {
-		if err := d.tickService(ctx, &cfg.Services[i], snap, leader, token, now); err != nil {
+		decs = append(decs, d.decide(ctx, &cfg.Services[i], snap, leader, now))
+	}
+	defer func() {
+		for _, dec := range decs {
+			final, _ := d.State(dec.svc.Name)
+			d.report(dec.svc, final, dec.obs, dec.events, dec.pausedTooLong, now)
+		}
+	}()
+	if err := d.commit(ctx, decs, token, leader); err != nil {
+		// Not persisted: acting now could not be resumed after a crash.
+		return err
+	}
+	var firstErr error
+	acted := false
+	for _, dec := range decs {
+		if len(dec.actions) == 0 {
+			continue
+		}
+		if err := d.act(ctx, dec, now); err != nil {
 			if errors.Is(err, ErrCrash) {
 				return err
 			}
 			if firstErr == nil {
 				firstErr = err
 			}
+		}
+		acted = true
+	}
+	if acted {
+		if err := d.commit(ctx, decs, token, leader); err != nil {
+			return err
 		}
 	}
 	d.alerts.flush(ctx, now)
@@ -433,18 +468,35 @@ func (d *Daemon) lead(ctx context.Context, now time.Time) (bool, int64) {
 	return leader, token
 }
 
-func (d *Daemon) tickService(ctx context.Context, svc *config.Service, snap health.Snapshot, leader bool, token int64, now time.Time) (err error) {
+// decision is one service's work in an iteration.
+type decision struct {
+	svc           *config.Service
+	tr            serviceTraffic
+	obs           failover.Observation
+	next          failover.State
+	actions       []plan.Action
+	events        []failover.Event
+	pausedTooLong time.Duration
+}
+
+// routerRefresh bounds how old the split read for a settled service may be. A settled service
+// (healthy or failed over, no plan, no command) only uses it to follow a change made outside
+// drwatchd; every write is preceded by a fresh read in the executor anyway. Reading every URL
+// map on every loop would cost one Compute read per service per loop.
+const routerRefresh = time.Minute
+
+// decide observes one service and runs the decision core on it.
+func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap health.Snapshot, leader bool, now time.Time) *decision {
 	d.mu.Lock()
 	st := d.states[svc.Name]
 	cmds := d.commands[svc.Name]
 	delete(d.commands, svc.Name)
-	tr := d.traffic[svc.Name]
-	pausedTooLong := d.cfg.Alerting.PausedTooLong.D()
+	dec := &decision{svc: svc, tr: d.traffic[svc.Name], pausedTooLong: d.cfg.Alerting.PausedTooLong.D()}
+	cached, hasCached := d.weights[svc.Name]
 	d.mu.Unlock()
 
-	// Observe.
 	obs := failover.Observation{
-		Health:   map[string]health.RegionStatus{},
+		Health:   make(map[string]health.RegionStatus, len(svc.Regions)),
 		Leader:   leader,
 		Commands: cmds,
 	}
@@ -460,20 +512,18 @@ func (d *Daemon) tickService(ctx context.Context, svc *config.Service, snap heal
 		obs.Health[r.Name] = hs
 	}
 	obs.RPO = d.tracker.Observe(ctx, svc, now)
-	if tr.router != nil {
-		w, _, err := tr.router.Get(ctx)
-		if err != nil {
-			d.m.loopErrors.WithLabelValues("router").Inc()
-			obs.WeightsErr = err.Error()
+	settled := st.Plan == nil && len(cmds) == 0 && (st.State == failover.Healthy || st.State == failover.FailedOver)
+	if dec.tr.router != nil {
+		if settled && hasCached && now.Sub(cached.at) < routerRefresh {
+			obs.Weights = cached.w
 		} else {
-			obs.Weights = w
-			d.exec.ObserveWeights(svc.Name, w)
+			d.readWeights(ctx, dec, &obs, now)
 		}
 	}
 	if p := st.Plan; p != nil && p.ScaleOp == plan.ScaleDone {
 		obs.ScaleReady = true
-	} else if p != nil && p.ScaleOp != "" && tr.scaler != nil {
-		ready, err := tr.scaler.Ready(ctx, p.To, p.ScaleOp)
+	} else if p != nil && p.ScaleOp != "" && dec.tr.scaler != nil {
+		ready, err := dec.tr.scaler.Ready(ctx, p.To, p.ScaleOp)
 		obs.ScaleReady = ready
 		if err != nil {
 			d.m.loopErrors.WithLabelValues("scaler").Inc()
@@ -486,50 +536,56 @@ func (d *Daemon) tickService(ctx context.Context, svc *config.Service, snap heal
 		}
 	}
 
-	// Decide.
-	next, actions, events := failover.Step(svc, st, obs, now)
-	defer func() {
-		final, _ := d.State(svc.Name)
-		d.report(svc, final, obs, events, pausedTooLong, now)
-	}()
-	if svc.Failover.Mode == failover.ModeDryRun {
-		// The machine turns every action into a would-act event in dry-run; none may leak.
-		actions = nil
+	dec.next, dec.actions, dec.events = failover.Step(svc, st, obs, now)
+	dec.obs = obs
+	if svc.Failover.Mode == failover.ModeDryRun || !leader {
+		// Dry-run: the machine turns every action into a would-act event; none may leak.
+		// Not leading: the machine emits none; this is the belt to its braces.
+		dec.actions = nil
 	}
-	if !leader {
-		actions = nil
-	}
+	return dec
+}
 
-	// Record the intent before any mutation, then act, then record the results.
-	if err := d.commit(ctx, svc.Name, next, token, leader); err != nil {
-		return err
+// readWeights reads the service's split from its router into obs and the cache.
+func (d *Daemon) readWeights(ctx context.Context, dec *decision, obs *failover.Observation, now time.Time) {
+	w, _, err := dec.tr.router.Get(ctx)
+	if err != nil {
+		d.m.loopErrors.WithLabelValues("router").Inc()
+		obs.Weights, obs.WeightsErr = nil, err.Error()
+		return
 	}
-	if len(actions) == 0 {
-		return nil
-	}
-	if tr.router == nil {
-		return fmt.Errorf("service %s: no router configured", svc.Name)
+	obs.Weights, obs.WeightsErr = w, ""
+	d.exec.ObserveWeights(dec.svc.Name, w)
+	d.mu.Lock()
+	d.weights[dec.svc.Name] = cachedWeights{w: w, at: now}
+	d.mu.Unlock()
+}
+
+// act performs one service's actions and folds the results into its next state.
+func (d *Daemon) act(ctx context.Context, dec *decision, now time.Time) error {
+	if dec.tr.router == nil {
+		return fmt.Errorf("service %s: no router configured", dec.svc.Name)
 	}
 	var results []plan.Result
-	for _, a := range actions {
-		results = append(results, d.exec.Execute(ctx, tr.router, tr.scaler, []plan.Action{a})...)
+	for _, a := range dec.actions {
+		results = append(results, d.exec.Execute(ctx, dec.tr.router, dec.tr.scaler, []plan.Action{a})...)
 		if err := d.hook("mutated:" + plan.Name(a)); err != nil {
 			return err
 		}
 	}
-	recorded, more := failover.Record(svc, next, results, now)
-	events = append(events, more...)
-	if w, _, err := tr.router.Get(ctx); err == nil {
-		obs.Weights = w
-		d.exec.ObserveWeights(svc.Name, w)
-	}
-	return d.commit(ctx, svc.Name, recorded, token, leader)
+	var more []failover.Event
+	dec.next, more = failover.Record(dec.svc, dec.next, results, now)
+	dec.events = append(dec.events, more...)
+	d.readWeights(ctx, dec, &dec.obs, now)
+	return nil
 }
 
-// commit installs a service's new state and persists it (leader only).
-func (d *Daemon) commit(ctx context.Context, service string, st failover.State, token int64, leader bool) error {
+// commit installs every service's next state and persists the document once (leader only).
+func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, leader bool) error {
 	d.mu.Lock()
-	d.states[service] = st
+	for _, dec := range decs {
+		d.states[dec.svc.Name] = dec.next
+	}
 	doc := document{Version: 1, Services: make(map[string]failover.State, len(d.states))}
 	for k, v := range d.states {
 		doc.Services[k] = v
