@@ -58,7 +58,7 @@ func scaleConfig(n int, listen string) []byte {
 			}
 			fmt.Fprintf(&b, "      - name: %s\n        role: %s\n        endpoint_id: \"%d\"\n        deployed_model_id: \"%d\"\n", r, role, 100000+2*i+j, 500000+2*i+j)
 			fmt.Fprintf(&b, "        backend_service: projects/bench-project/global/backendServices/%s-%s\n", name, r)
-			b.WriteString("        replicas: {standby: 1, production: 2, max: 4}\n")
+			b.WriteString("        replicas: {standby: 1, production: 4, max: 8}\n") // 4 x 40 QPS serves the 100 QPS demand
 		}
 		fmt.Fprintf(&b, "    rpo:\n      target: 15m\n      metric: custom.googleapis.com/checkpoint/replication_lag_seconds\n")
 		fmt.Fprintf(&b, "    shift:\n      router: urlmap\n      url_map: projects/bench-project/global/urlMaps/%s\n", name)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"slices"
 	"sync"
@@ -482,8 +483,17 @@ type decision struct {
 // routerRefresh bounds how old the split read for a settled service may be. A settled service
 // (healthy or failed over, no plan, no command) only uses it to follow a change made outside
 // drwatchd; every write is preceded by a fresh read in the executor anyway. Reading every URL
-// map on every loop would cost one Compute read per service per loop.
-const routerRefresh = time.Minute
+// map on every loop would cost one Compute read per service per loop. Each service's refresh is
+// offset by a stable hash of its name, so the reads of many services spread over the period
+// instead of landing in one loop.
+const routerRefresh = 5 * time.Minute
+
+// refreshOffset is a service's stable share of routerRefresh.
+func refreshOffset(service string) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(service))
+	return time.Duration(h.Sum32()%uint32(routerRefresh/time.Second)) * time.Second
+}
 
 // decide observes one service and runs the decision core on it.
 func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap health.Snapshot, leader bool, now time.Time) *decision {
@@ -514,7 +524,7 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap health.Sn
 	obs.RPO = d.tracker.Observe(ctx, svc, now)
 	settled := st.Plan == nil && len(cmds) == 0 && (st.State == failover.Healthy || st.State == failover.FailedOver)
 	if dec.tr.router != nil {
-		if settled && hasCached && now.Sub(cached.at) < routerRefresh {
+		if settled && hasCached && now.Sub(cached.at) < routerRefresh-refreshOffset(svc.Name) {
 			obs.Weights = cached.w
 		} else {
 			d.readWeights(ctx, dec, &obs, now)
