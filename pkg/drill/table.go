@@ -3,6 +3,8 @@ package drill
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -44,7 +46,16 @@ func WriteTable(w io.Writer, rep *Report) error {
 		fmt.Fprintln(tw, "requests:\tnot counted by the daemon (see max error ratio and the service's own metrics)")
 	}
 	if len(rep.MaxErrorRatio) > 0 {
-		fmt.Fprintf(tw, "max error ratio seen:\t%v\n", rep.MaxErrorRatio)
+		regions := make([]string, 0, len(rep.MaxErrorRatio))
+		for r := range rep.MaxErrorRatio {
+			regions = append(regions, r)
+		}
+		sort.Strings(regions)
+		parts := make([]string, 0, len(regions))
+		for _, r := range regions {
+			parts = append(parts, fmt.Sprintf("%s %.2f%%", r, 100*rep.MaxErrorRatio[r]))
+		}
+		fmt.Fprintf(tw, "max error ratio seen:\t%s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(tw, "final:\t%s on %s, split %s\n", rep.Final.State, orDash(rep.Final.Active), rep.Final.Weights.String())
 	fmt.Fprintf(tw, "drill duration:\t%s\n", dur(rep.DurationSeconds))
