@@ -167,8 +167,9 @@ type Health struct {
 	// HealthyAfter consecutive good evaluations make it healthy again. Default 3.
 	HealthyAfter int `yaml:"healthy_after"`
 	// Quorum across signals (probes, metrics): any (default) | all.
-	// any: one signal bad is bad (unless another signal has positive evidence of health, which
-	// makes it degraded); all: every available signal must be bad.
+	// any: one signal bad is bad, even against a good other signal (30 % errors are an outage
+	// for 30 % of users; docs/health.md has the exceptions for data about the past);
+	// all: every available signal must be bad.
 	Quorum string `yaml:"quorum"`
 	// NoData: unknown (default) | unhealthy.
 	NoData string `yaml:"no_data"`
