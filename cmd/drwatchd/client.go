@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -35,41 +34,13 @@ func envOr(k, def string) string {
 	return def
 }
 
-func (c *clientFlags) do(method, path string, body any, out any) error {
+// client reads the token and returns an admin API client.
+func (c *clientFlags) client() (*api.Client, error) {
 	tok, err := os.ReadFile(c.tokenFile)
 	if err != nil {
-		return fmt.Errorf("read admin token: %w", err)
+		return nil, fmt.Errorf("read admin token: %w", err)
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.addr, "/")+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode >= 300 {
-		var res api.CommandResult
-		if json.Unmarshal(raw, &res) == nil && res.Message != "" {
-			return fmt.Errorf("%s: %s", resp.Status, res.Message)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	}
-	return json.Unmarshal(raw, out)
+	return &api.Client{Base: c.addr, Token: strings.TrimSpace(string(tok)), Client: &http.Client{Timeout: c.timeout}}, nil
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -81,8 +52,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var st api.Status
-	if err := cf.do(http.MethodGet, "/v1/status", nil, &st); err != nil {
+	c, err := cf.client()
+	if err != nil {
+		fmt.Fprintln(stderr, "drwatchd status:", err)
+		return 1
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
 		fmt.Fprintln(stderr, "drwatchd status:", err)
 		return 1
 	}
@@ -132,8 +108,13 @@ func adminVerb(verb string) func(args []string, stdout, stderr io.Writer) int {
 		if to != nil {
 			cmd.Target = *to
 		}
-		var res api.CommandResult
-		if err := cf.do(http.MethodPost, "/v1/services/"+fs.Arg(0)+"/"+verb, cmd, &res); err != nil {
+		c, err := cf.client()
+		if err != nil {
+			fmt.Fprintf(stderr, "drwatchd %s: %v\n", verb, err)
+			return 1
+		}
+		res, err := c.Submit(context.Background(), fs.Arg(0), verb, cmd)
+		if err != nil {
 			fmt.Fprintf(stderr, "drwatchd %s: %v\n", verb, err)
 			return 1
 		}

@@ -109,24 +109,9 @@ func TestDaemonLifecycle(t *testing.T) {
 		t.Fatal("demo config no longer has the listen line this test rewrites")
 	}
 
-	sigs := make(chan os.Signal, 1)
-	started := make(chan string, 1)
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- runDaemon(context.Background(), runFlags{
-			config: cfgPath, sim: true, speed: 50, signals: sigs, started: started, logFormat: "json",
-		}, &stdout, &stderr)
-	}()
-	var addr string
-	select {
-	case addr = <-started:
-	case code := <-done:
-		t.Fatalf("daemon exited early with %d:\n%s", code, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon did not start:\n%s", stderr.String())
-	}
-	base := "http://" + addr
+	r := startDaemon(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json"})
+	sigs, done, stderr := r.sigs, r.done, r.stderr
+	base := "http://" + r.addr
 
 	waitFor(t, 30*time.Second, "/readyz 200", func() bool { return status(base+"/readyz") == http.StatusOK })
 	metrics := get(t, base+"/metrics")
@@ -210,6 +195,32 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 }
 
+// running is a daemon started in-process by startDaemon.
+type running struct {
+	addr           string
+	sigs           chan os.Signal
+	done           chan int
+	stdout, stderr *syncBuffer
+}
+
+// startDaemon runs runDaemon with f in the background (signals from the returned channel, not
+// the process) and waits until it serves.
+func startDaemon(t *testing.T, f runFlags) running {
+	t.Helper()
+	r := running{sigs: make(chan os.Signal, 1), done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	started := make(chan string, 1)
+	f.signals, f.started = r.sigs, started
+	go func() { r.done <- runDaemon(context.Background(), f, r.stdout, r.stderr) }()
+	select {
+	case r.addr = <-started:
+	case code := <-r.done:
+		t.Fatalf("daemon exited early with %d:\n%s", code, r.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon did not start:\n%s", r.stderr.String())
+	}
+	return r
+}
+
 func mustRead(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -259,23 +270,8 @@ func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
 // the primary's outage failed over, in its console timeline, its logs and /metrics.
 func TestSimDemoShowsFailover(t *testing.T) {
 	t.Setenv("DRWATCHD_SIM_STATE", filepath.Join(t.TempDir(), "state.json"))
-	sigs := make(chan os.Signal, 1)
-	started := make(chan string, 1)
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- runDaemon(context.Background(), runFlags{
-			sim: true, speed: 30, listen: "127.0.0.1:0", logFormat: "console", signals: sigs, started: started,
-		}, &stdout, &stderr)
-	}()
-	var addr string
-	select {
-	case addr = <-started:
-	case code := <-done:
-		t.Fatalf("exited early with %d:\n%s", code, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("did not start")
-	}
+	r := startDaemon(t, runFlags{sim: true, speed: 30, listen: "127.0.0.1:0", logFormat: "console"})
+	sigs, done, stdout, stderr, addr := r.sigs, r.done, r.stdout, r.stderr, r.addr
 	waitFor(t, 90*time.Second, "failed-over in /metrics", func() bool {
 		return strings.Contains(get(t, "http://"+addr+"/metrics"), `drwatchd_service_state{service="fraud-scorer",state="failed-over"} 1`)
 	})

@@ -17,15 +17,17 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/wire"
 )
 
 func wallClock() clock.Clock { return clock.Real{} }
 
-// cloudParts builds the production parts: the official clients with their default options
-// (Application Default Credentials, public endpoints, regional Vertex AI endpoints).
-func cloudParts(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
-	clients, err := gcp.NewClients(ctx, gcp.Options{})
+// cloudParts builds the daemon's parts on the official clients. Zero options are production's
+// (Application Default Credentials, public endpoints, regional Vertex AI endpoints); the
+// simulated cloud passes options that point the same clients at its fakes.
+func cloudParts(ctx context.Context, opts gcp.Options, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
+	clients, err := gcp.NewClients(ctx, opts)
 	if err != nil {
 		return daemon.Parts{}, nil, err
 	}
@@ -98,21 +100,7 @@ func (s *simEnv) Close() { s.env.Close() }
 
 func (s *simEnv) parts(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
 	s.cfg = cfg
-	clients, err := gcp.NewClients(ctx, gcp.Options{
-		MonitoringOptions: s.env.MonitoringOptions(),
-		VertexOptions:     s.env.VertexOptions,
-		ComputeOptions:    s.env.ComputeOptions(),
-		StorageOptions:    s.env.StorageOptions(),
-	})
-	if err != nil {
-		return daemon.Parts{}, nil, err
-	}
-	p, err := wire.Parts(cfg, clients, log, reg, wire.Options{})
-	if err != nil {
-		_ = clients.Close()
-		return daemon.Parts{}, nil, err
-	}
-	return p, func() { _ = clients.Close() }, nil
+	return cloudParts(ctx, simrun.ClientOptions(s.env), cfg, log, reg)
 }
 
 // drive advances the simulated world in lockstep with the daemon's loop: one iteration, then one

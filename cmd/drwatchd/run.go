@@ -23,6 +23,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/logging"
 	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/version"
@@ -150,7 +151,7 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	if env != nil {
 		parts, closeParts, err = env.parts(ctx, cfg, log, reg)
 	} else {
-		parts, closeParts, err = cloudParts(ctx, cfg, log, reg)
+		parts, closeParts, err = cloudParts(ctx, gcp.Options{}, cfg, log, reg)
 	}
 	if err != nil {
 		log.Error("build cloud clients", zap.Error(err))

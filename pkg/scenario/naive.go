@@ -55,12 +55,7 @@ func newNaive(ctx context.Context, env *simrun.Env, svc *config.Service) (*naive
 	if err != nil {
 		return nil, err
 	}
-	clients, err := gcp.NewClients(ctx, gcp.Options{
-		MonitoringOptions: env.Sim.MonitoringOptions(),
-		VertexOptions:     env.Sim.VertexOptions,
-		ComputeOptions:    env.Sim.ComputeOptions(),
-		StorageOptions:    env.Sim.StorageOptions(),
-	})
+	clients, err := gcp.NewClients(ctx, simrun.ClientOptions(env.Sim))
 	if err != nil {
 		return nil, err
 	}

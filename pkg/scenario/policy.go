@@ -48,12 +48,7 @@ var simRetry = gcp.RetryPolicy{Retries: gcp.DefaultRetry.Retries, Initial: time.
 // (simRetry) and the Monitoring poller retries at once.
 func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.Instance, error) {
 	reg := prometheus.NewRegistry()
-	clients, err := gcp.NewClients(ctx, gcp.Options{
-		MonitoringOptions: env.Sim.MonitoringOptions(),
-		VertexOptions:     env.Sim.VertexOptions,
-		ComputeOptions:    env.Sim.ComputeOptions(),
-		StorageOptions:    env.Sim.StorageOptions(),
-	})
+	clients, err := gcp.NewClients(ctx, simrun.ClientOptions(env.Sim))
 	if err != nil {
 		return nil, err
 	}

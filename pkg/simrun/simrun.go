@@ -141,12 +141,7 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 	if store == nil {
 		store = NewMemStore()
 	}
-	clients, err := gcp.NewClients(ctx, gcp.Options{
-		MonitoringOptions: e.Sim.MonitoringOptions(),
-		VertexOptions:     e.Sim.VertexOptions,
-		ComputeOptions:    e.Sim.ComputeOptions(),
-		StorageOptions:    e.Sim.StorageOptions(),
-	})
+	clients, err := gcp.NewClients(ctx, ClientOptions(e.Sim))
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +163,17 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 		return nil, err
 	}
 	return &Instance{Daemon: d, Clients: clients}, nil
+}
+
+// ClientOptions points the official clients at the simulated cloud: the only difference between
+// the daemon in production and on the simulation.
+func ClientOptions(se *sim.Env) gcp.Options {
+	return gcp.Options{
+		MonitoringOptions: se.MonitoringOptions(),
+		VertexOptions:     se.VertexOptions,
+		ComputeOptions:    se.ComputeOptions(),
+		StorageOptions:    se.StorageOptions(),
+	}
 }
 
 // Step runs one loop iteration of every daemon, then advances the world by one loop interval.

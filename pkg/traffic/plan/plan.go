@@ -432,6 +432,12 @@ func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		}
 		note = fmt.Sprintf(" (after %d inconclusive bakes: proceeding without a verdict)", MaxInconclusive)
 	}
+	return passed(p, in, note, now)
+}
+
+// passed: the bake of the current step passed. Its split becomes the last good one; the plan
+// moves to the next step, or is done at the last.
+func passed(p Plan, in Input, note string, now time.Time) (Plan, Action, *Outcome) {
 	p.LastGood = p.Target.Clone()
 	p.Inconclusive = 0
 	if p.Step >= len(p.Steps)-1 {
@@ -465,16 +471,7 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 	if t.Probe == nil {
 		note = " (no probe: judged on hard-down only; windowed metrics still hold the scale-up overload)"
 	}
-	p.LastGood = p.Target.Clone()
-	p.Inconclusive = 0
-	if p.Step >= len(p.Steps)-1 {
-		p.Phase, p.Since = Done, now
-		p.Reason = fmt.Sprintf("all traffic on %s%s", p.To, note)
-		return p, nil, &Outcome{OutcomeCompleted, p.Reason}
-	}
-	p.Step++
-	p, act := shift(p, in, now)
-	return p, act, nil
+	return passed(p, in, note, now)
 }
 
 // down: the region is unhealthy by its verdict (hysteresis passed) and serves nothing now.

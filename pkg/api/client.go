@@ -1,0 +1,79 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client drives a running daemon through its admin API (GET /v1/status, POST
+// /v1/services/{service}/{verb}) with a bearer token.
+type Client struct {
+	// Base URL of the admin listener, e.g. http://127.0.0.1:8081.
+	Base  string
+	Token string
+	// Client defaults to one with a 10 s timeout.
+	Client *http.Client
+}
+
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
+// Status reads GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// Submit posts a command; a refusal by the server (4xx) is an error carrying its message.
+func (c *Client) Submit(ctx context.Context, service, verb string, cmd Command) (CommandResult, error) {
+	var res CommandResult
+	err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+url.PathEscape(verb), cmd, &res)
+	return res, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Base, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.Client
+	if hc == nil {
+		hc = defaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode >= 300 {
+		var res CommandResult
+		if json.Unmarshal(raw, &res) == nil && res.Message != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, res.Message)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
