@@ -33,6 +33,21 @@ type Tracker struct {
 
 	mu   sync.Mutex
 	lags map[lagKey]*lagEntry
+
+	listMu sync.Mutex
+	lists  map[string]listEntry // by gs://bucket/prefix
+}
+
+// BucketRefresh is how long a checkpoint bucket's newest object is reused before the bucket is
+// listed again. Checkpoints are written minutes apart and RPO targets are minutes; listing every
+// bucket on every loop would cost a GCS list per region per loop for nothing. Errors are not
+// cached: a failed listing is tried again on the next loop.
+const BucketRefresh = time.Minute
+
+type listEntry struct {
+	at time.Time
+	t  time.Time
+	ok bool
 }
 
 type lagKey struct{ project, metric string }
@@ -81,7 +96,7 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 	}
 	var bk *bucketView
 	if useBuckets {
-		bk = t.buckets(ctx, svc)
+		bk = t.buckets(ctx, svc, now)
 	}
 	for _, r := range svc.Regions {
 		primary := r.Role == "primary"
@@ -230,7 +245,27 @@ type bucketNewest struct {
 	cfg bool // a location is configured
 }
 
-func (t *Tracker) buckets(ctx context.Context, svc *config.Service) *bucketView {
+// newest is the lister's answer for a bucket prefix, reused for BucketRefresh.
+func (t *Tracker) newest(ctx context.Context, bucket, prefix, loc string, now time.Time) (time.Time, bool, error) {
+	t.listMu.Lock()
+	e, hit := t.lists[loc]
+	t.listMu.Unlock()
+	if hit && now.Sub(e.at) < BucketRefresh && !now.Before(e.at) {
+		return e.t, e.ok, nil
+	}
+	nt, ok, err := t.lister.Newest(ctx, bucket, prefix)
+	if err == nil {
+		t.listMu.Lock()
+		if t.lists == nil {
+			t.lists = map[string]listEntry{}
+		}
+		t.lists[loc] = listEntry{at: now, t: nt, ok: ok}
+		t.listMu.Unlock()
+	}
+	return nt, ok, err
+}
+
+func (t *Tracker) buckets(ctx context.Context, svc *config.Service, now time.Time) *bucketView {
 	v := &bucketView{newest: make(map[string]bucketNewest, len(svc.Regions))}
 	for _, r := range svc.Regions {
 		if r.Role == "primary" {
@@ -244,7 +279,7 @@ func (t *Tracker) buckets(ctx context.Context, svc *config.Service) *bucketView 
 		if t.lister == nil {
 			n.err = errString("no object lister available")
 		} else {
-			n.t, n.ok, n.err = t.lister.Newest(ctx, r.Checkpoint.Bucket, r.Checkpoint.Prefix)
+			n.t, n.ok, n.err = t.newest(ctx, r.Checkpoint.Bucket, r.Checkpoint.Prefix, n.loc, now)
 		}
 		if n.err != nil {
 			t.m.errors.WithLabelValues(SourceBuckets).Inc()

@@ -250,3 +250,45 @@ drwatchd_rpo_target_seconds{service="fraud"} 900
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// countingLister counts calls; failing makes it return an error.
+type countingLister struct {
+	calls   int
+	failing bool
+	at      time.Time
+}
+
+func (c *countingLister) Newest(context.Context, string, string) (time.Time, bool, error) {
+	c.calls++
+	if c.failing {
+		return time.Time{}, false, errors.New("gcs unavailable")
+	}
+	return c.at, true, nil
+}
+
+// A bucket is listed at most once per BucketRefresh; a failed listing is not cached.
+func TestBucketListingsAreReused(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	svc := &config.Service{Name: "fraud", Project: "p", RPO: config.RPO{Target: config.Duration(15 * time.Minute), Source: SourceBuckets},
+		Regions: []config.Region{
+			{Name: "us-central1", Role: "primary", Checkpoint: &config.CheckpointLocation{Bucket: "a", Prefix: "x/"}},
+		}}
+	l := &countingLister{at: now.Add(-time.Minute)}
+	tr := NewTracker(nil, l, zaptest.NewLogger(t), prometheus.NewRegistry())
+	for i := range 12 { // a minute of 5 s loops
+		tr.Observe(context.Background(), svc, now.Add(time.Duration(i)*5*time.Second))
+	}
+	if l.calls != 1 {
+		t.Fatalf("%d listings in one refresh period, want 1", l.calls)
+	}
+	tr.Observe(context.Background(), svc, now.Add(BucketRefresh))
+	if l.calls != 2 {
+		t.Fatalf("%d listings after the refresh period, want 2", l.calls)
+	}
+	l.failing = true
+	tr.Observe(context.Background(), svc, now.Add(2*BucketRefresh))
+	tr.Observe(context.Background(), svc, now.Add(2*BucketRefresh+5*time.Second))
+	if l.calls != 4 {
+		t.Fatalf("%d listings, want a retry on every loop after an error (4)", l.calls)
+	}
+}

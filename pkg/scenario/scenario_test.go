@@ -84,11 +84,10 @@ func TestParseDefaultsAndConfigPath(t *testing.T) {
 }
 
 func TestRunRejectsUnknownNames(t *testing.T) {
-	sc, err := Parse([]byte("name: x\nduration: 1m\nservice: nope\nfaults:\n  - {at: 1m0s, target: us-west9, kind: outage}\n"), ".")
-	if err == nil {
+	if _, err := Parse([]byte("name: x\nduration: 1m\nservice: nope\nfaults:\n  - {at: 1m0s, target: us-west9, kind: outage}\n"), "."); err == nil {
 		t.Fatal("a fault at the end parsed")
 	}
-	sc, err = Parse([]byte("name: x\nduration: 2m\nfaults:\n  - {at: 1m, target: us-west9, kind: outage}\nexpect: {final_active: mars}\n"), ".")
+	sc, err := Parse([]byte("name: x\nduration: 2m\nfaults:\n  - {at: 1m, target: us-west9, kind: outage}\nexpect: {final_active: mars}\n"), ".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,14 +141,6 @@ func (w *world) state() failover.State {
 
 func (w *world) elapsed() time.Duration { return w.env.Elapsed() }
 
-// step runs one loop iteration and advances the world by one loop interval.
-func (w *world) step() {
-	w.t.Helper()
-	if err := w.env.Step(w.ctx, w.inst.Daemon); err != nil && w.ctx.Err() != nil {
-		w.t.Fatalf("step: %v", err)
-	}
-}
-
 // runUntil steps until done or max simulated time; it fails the test when done never held.
 func (w *world) runUntil(max time.Duration, what string, done func() bool) {
 	w.t.Helper()
