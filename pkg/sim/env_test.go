@@ -70,7 +70,9 @@ func listSeries(t *testing.T, c *monitoring.MetricClient, metricType string, fro
 // TestEnvMetricsIngestDelay: the first period's points ([0,60s)) are absent from Cloud Monitoring
 // until 60s+IngestDelay, then present, as the real client sees them.
 func TestEnvMetricsIngestDelay(t *testing.T) {
-	env := startEnv(t, twoRegions(Fault{At: 10 * time.Minute, Target: "europe-west4", Kind: KindStaleCheckpoints, Value: 900}))
+	spec := exact(twoRegions(Fault{At: 10 * time.Minute, Target: "europe-west4", Kind: KindStaleCheckpoints, Value: 900}))
+	spec.IngestDelay = 2 * time.Minute
+	env := startEnv(t, spec)
 	mc, err := monitoring.NewMetricClient(ctxT(t), env.MonitoringOptions()...)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +191,7 @@ func TestEnvCheckpoints(t *testing.T) {
 // TestEnvRouterPropagation: a URL map patched through the real Compute client changes the
 // traffic only RouterPropagation later.
 func TestEnvRouterPropagation(t *testing.T) {
-	env := startEnv(t, twoRegions())
+	env := startEnv(t, exact(twoRegions()))
 	uc, err := compute.NewUrlMapsRESTClient(ctxT(t), env.ComputeOptions()...)
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestEnvRouterPropagation(t *testing.T) {
 // TestEnvScaleUp: MutateDeployedModel through the real Vertex AI client raises the standby's
 // capacity only ScaleUp later; until then the demand beyond one replica fails.
 func TestEnvScaleUp(t *testing.T) {
-	env := startEnv(t, twoRegions())
+	env := startEnv(t, exact(twoRegions()))
 	w := env.World
 	if err := w.SetWeights("fraud", map[string]int{"europe-west4": 100}); err != nil {
 		t.Fatal(err)

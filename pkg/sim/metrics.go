@@ -31,36 +31,58 @@ const (
 var latencyBoundsMs = []float64{1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
 	1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000}
 
-// observeLatency adds n successful requests at the region's current median latency (lognormal,
-// sigma latencySigma, times the period's jitter) to the period's histogram, as expected counts.
+// observeLatency adds n successful requests to the period's histogram, as expected counts. A
+// request's latency is the latency fault's shift plus a lognormal service time (median
+// r.median times the period's jitter, sigma latencySigma): a latency fault delays every request
+// by its seconds, it does not stretch the distribution.
 func (w *World) observeLatency(r *region, n int64) {
 	if n <= 0 {
 		return
 	}
 	medMs := r.median * r.jitter * 1000
-	probs := w.latProbs[medMs]
+	shiftMs := r.extraLat * 1000
+	key := latKey{medMs, shiftMs}
+	probs := w.latProbs[key]
 	if probs == nil {
 		if len(w.latProbs) > 4096 {
 			clear(w.latProbs)
 		}
 		probs = make([]float64, len(latencyBoundsMs)+1)
 		prev := 0.0
-		lm := math.Log(medMs)
 		for i, b := range latencyBoundsMs {
-			c := normCDF((math.Log(b) - lm) / latencySigma)
+			c := shiftedCDF(b, shiftMs, medMs)
 			probs[i] = c - prev
 			prev = c
 		}
 		probs[len(latencyBoundsMs)] = 1 - prev
-		w.latProbs[medMs] = probs
+		w.latProbs[key] = probs
 	}
 	fn := float64(n)
 	for i, p := range probs {
 		r.hist[i] += fn * p
 	}
 	s2 := latencySigma * latencySigma
-	r.sum += fn * medMs * math.Exp(s2/2)
-	r.sumSq += fn * medMs * medMs * math.Exp(2*s2)
+	mean := medMs * math.Exp(s2/2)           // E[X]
+	meanSq := medMs * medMs * math.Exp(2*s2) // E[X^2]
+	r.sum += fn * (shiftMs + mean)
+	r.sumSq += fn * (meanSq + 2*shiftMs*mean + shiftMs*shiftMs)
+}
+
+// shiftedCDF is P(shift + X <= x) for X lognormal with median med and sigma latencySigma.
+func shiftedCDF(x, shift, med float64) float64 {
+	if x <= shift || med <= 0 {
+		return 0
+	}
+	return normCDF((math.Log(x-shift) - math.Log(med)) / latencySigma)
+}
+
+// timeoutProb is the chance that a request served now is slower than the client timeout.
+func (w *World) timeoutProb(r *region) float64 {
+	to := on(w.spec.ClientTimeout)
+	if to <= 0 {
+		return 0
+	}
+	return 1 - shiftedCDF(to.Seconds(), r.extraLat, r.median)
 }
 
 // closePeriod turns the period ending at end into points: Vertex metrics due at
@@ -131,20 +153,42 @@ func (w *World) closePeriod(end time.Time) {
 		clear(r.hist)
 		r.jitter = math.Exp(0.05 * w.rng.NormFloat64())
 	}
-	w.enqueue(batch{due: end.Add(w.spec.IngestDelay), series: vertex})
-	w.enqueue(batch{due: end, series: lag})
+	// Each Vertex series is ingested on its own: IngestDelay plus its own jitter.
+	batches := make([]batch, 0, len(vertex)+1)
+	jitter := on(w.spec.IngestJitter)
+	for _, ts := range vertex {
+		due := end.Add(w.spec.IngestDelay)
+		if jitter > 0 {
+			due = due.Add(time.Duration(w.prng.Int64N(int64(jitter))))
+		}
+		batches = append(batches, batch{due: due, series: []*monitoringpb.TimeSeries{ts}})
+	}
+	if len(lag) > 0 {
+		batches = append(batches, batch{due: end, series: lag})
+	}
+	w.enqueue(batches)
 	w.period = end
 }
 
-func (w *World) enqueue(b batch) {
-	if len(b.series) == 0 {
+// enqueue merges batches into the pending queue, ordered by due time (stable: equal times keep
+// their order).
+func (w *World) enqueue(bs []batch) {
+	if len(bs) == 0 {
 		return
 	}
-	i := len(w.pending)
-	for i > 0 && w.pending[i-1].due.After(b.due) {
-		i--
+	slices.SortStableFunc(bs, func(a, b batch) int { return a.due.Compare(b.due) })
+	merged := make([]batch, 0, len(w.pending)+len(bs))
+	i, j := 0, 0
+	for i < len(w.pending) || j < len(bs) {
+		if j == len(bs) || (i < len(w.pending) && !w.pending[i].due.After(bs[j].due)) {
+			merged = append(merged, w.pending[i])
+			i++
+		} else {
+			merged = append(merged, bs[j])
+			j++
+		}
 	}
-	w.pending = slices.Insert(w.pending, i, b)
+	w.pending = merged
 }
 
 func int64Series(typ string, res *monitoredres.MonitoredResource, iv *monitoringpb.TimeInterval,

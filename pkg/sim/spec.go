@@ -37,19 +37,70 @@ const (
 	RouterNone          = "none"
 )
 
+// The rough profile: the documented worst case (doc.go).
+const (
+	RoughIngestDelay             = 300 * time.Second // + 60 s jitter: visible after up to 360 s
+	RoughRouterPropagation       = 60 * time.Second  // + 120 s jitter: up to 3 minutes
+	RoughRouterPropagationJitter = 120 * time.Second
+	RoughScaleUp                 = 5 * time.Minute // + 5 min jitter: up to 10 minutes
+	RoughScaleUpJitter           = 5 * time.Minute
+	RoughStockoutRatio           = 0.1
+	RoughBlipsPerHour            = 2.0
+	RoughBlipLength              = 30 * time.Second
+	// DefaultBlipLength is a blip's length when only a rate is given.
+	DefaultBlipLength = 30 * time.Second
+)
+
 // Defaults of the world knobs.
 const (
 	DefaultQPS                = 100.0
 	DefaultBaselineErrorRatio = 0.001
 	DefaultBaseLatency        = 80 * time.Millisecond
 	DefaultSamplePeriod       = 60 * time.Second
-	DefaultIngestDelay        = 120 * time.Second
+	DefaultIngestDelay        = 180 * time.Second
 	DefaultRouterPropagation  = 30 * time.Second
 	DefaultScaleUp            = 3 * time.Minute
 	DefaultReplicaQPS         = 40.0
 	DefaultCheckpointEvery    = 5 * time.Minute
 	DefaultStep               = time.Second
+
+	// DefaultIngestJitter: each series' points of a period become visible IngestDelay plus a
+	// uniform draw in [0, IngestJitter) after the period ends (180 s + up to 60 s; Vertex AI
+	// documents visibility after up to 360 s for its worst metric, doc.go).
+	DefaultIngestJitter = 60 * time.Second
+	// DefaultRouterPropagationJitter: a URL map change takes effect RouterPropagation plus a
+	// uniform draw in [0, jitter) after it is accepted.
+	DefaultRouterPropagationJitter = 60 * time.Second
+	// DefaultScaleUpJitter: new replicas are ready ScaleUp plus a uniform draw in [0, jitter).
+	DefaultScaleUpJitter = 2 * time.Minute
+	// DefaultAutoscaleTarget is Vertex AI's default autoscaling target utilisation (60 %).
+	DefaultAutoscaleTarget = 0.6
+	// DefaultScaleDownAfter: the autoscaler removes replicas only after utilisation has been
+	// below target this long.
+	DefaultScaleDownAfter = 10 * time.Minute
+	// DefaultClientTimeout: requests slower than this fail at the client.
+	DefaultClientTimeout = 30 * time.Second
 )
+
+// Off, given to a knob whose default is not zero (a jitter, a ratio, the autoscale target, a
+// probe blip rate), sets it to zero: a zero knob takes its default, an Off one is disabled.
+const Off = -1
+
+// Profiles: ProfileDefault is the documented typical cloud; ProfileRough the documented worst
+// case (ingestion up to 360 s, propagation up to 3 minutes, scale-up up to 10 minutes, 10 %
+// GPU stock-outs, probe blips). A profile fills the knobs left zero; explicit knobs win.
+const (
+	ProfileDefault = "default"
+	ProfileRough   = "rough"
+)
+
+// Blips are short network losses between the daemon and a region: a Poisson process of PerHour
+// losses per hour, each lasting Length; during one, probes of that region fail (the connection
+// is dropped).
+type Blips struct {
+	PerHour float64
+	Length  time.Duration
+}
 
 // DefaultStart is the virtual start time when Spec.Start is zero.
 var DefaultStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -77,7 +128,37 @@ type Spec struct {
 	// CheckpointEvery: each region writes a checkpoint object this often.
 	CheckpointEvery time.Duration
 	// Step is the simulation resolution.
-	Step     time.Duration
+	Step time.Duration
+
+	// Profile (ProfileDefault when empty, or ProfileRough) supplies the values of the knobs
+	// below and of IngestDelay, RouterPropagation and ScaleUp left zero.
+	Profile string
+	// IngestJitter: each series of a period is visible IngestDelay + U[0, IngestJitter) after
+	// the period ends, drawn independently per metric type and series.
+	IngestJitter time.Duration
+	// RouterPropagationJitter: a URL map change takes effect RouterPropagation +
+	// U[0, jitter) after it is accepted; changes keep their order.
+	RouterPropagationJitter time.Duration
+	// ScaleUpJitter: new replicas are ready ScaleUp + U[0, jitter) after they are asked for.
+	ScaleUpJitter time.Duration
+	// StockoutRatio (0..1): the fraction of scale-ups that fail with RESOURCE_EXHAUSTED when
+	// they would have been ready (no replica is added; the MutateDeployedModel operation ends in
+	// that error).
+	StockoutRatio float64
+	// AutoscaleTarget (0..1): Vertex AI's autoscaler keeps utilisation of the ready replicas
+	// near it, between min and max replicas.
+	AutoscaleTarget float64
+	// ScaleDownAfter: autoscaled replicas are removed after utilisation stayed below target
+	// this long.
+	ScaleDownAfter time.Duration
+	// ProbeFailureRatio (0..1): the chance that a probe of a healthy region fails anyway
+	// (default: BaselineErrorRatio).
+	ProbeFailureRatio float64
+	// ProbeBlips: network losses between the daemon and a region (default none; rough: some).
+	ProbeBlips Blips
+	// ClientTimeout: requests slower than this fail at the client.
+	ClientTimeout time.Duration
+
 	Services []ServiceSpec
 	Faults   []Fault
 }
@@ -132,16 +213,46 @@ func (s Spec) withDefaults() Spec {
 	if s.BaselineErrorRatio == 0 {
 		s.BaselineErrorRatio = DefaultBaselineErrorRatio
 	}
+	if s.ProbeFailureRatio == 0 {
+		s.ProbeFailureRatio = max(s.BaselineErrorRatio, 0)
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
+	deff := func(f *float64, v float64) {
+		if *f == 0 {
+			*f = v
+		}
+	}
+	if s.Profile == "" {
+		s.Profile = ProfileDefault
+	}
+	if s.Profile == ProfileRough {
+		def(&s.IngestDelay, RoughIngestDelay)
+		def(&s.RouterPropagation, RoughRouterPropagation)
+		def(&s.RouterPropagationJitter, RoughRouterPropagationJitter)
+		def(&s.ScaleUp, RoughScaleUp)
+		def(&s.ScaleUpJitter, RoughScaleUpJitter)
+		deff(&s.StockoutRatio, RoughStockoutRatio)
+		deff(&s.ProbeBlips.PerHour, RoughBlipsPerHour)
+		def(&s.ProbeBlips.Length, RoughBlipLength)
+	}
 	def(&s.BaseLatency, DefaultBaseLatency)
 	def(&s.SamplePeriod, DefaultSamplePeriod)
 	def(&s.IngestDelay, DefaultIngestDelay)
+	def(&s.IngestJitter, DefaultIngestJitter)
 	def(&s.RouterPropagation, DefaultRouterPropagation)
+	def(&s.RouterPropagationJitter, DefaultRouterPropagationJitter)
 	def(&s.ScaleUp, DefaultScaleUp)
+	def(&s.ScaleUpJitter, DefaultScaleUpJitter)
+	deff(&s.AutoscaleTarget, DefaultAutoscaleTarget)
+	def(&s.ScaleDownAfter, DefaultScaleDownAfter)
+	def(&s.ClientTimeout, DefaultClientTimeout)
+	if s.ProbeBlips.PerHour > 0 {
+		def(&s.ProbeBlips.Length, DefaultBlipLength)
+	}
 	def(&s.CheckpointEvery, DefaultCheckpointEvery)
 	def(&s.Step, DefaultStep)
 	if s.ReplicaQPS == 0 {
@@ -174,6 +285,40 @@ func (s Spec) Validate() error {
 	}
 	if s.ReplicaQPS < 0 {
 		add("replica_qps", "must be >= 0, got %v", s.ReplicaQPS)
+	}
+	switch s.Profile {
+	case "", ProfileDefault, ProfileRough:
+	default:
+		add("profile", "unknown profile %q (default | rough)", s.Profile)
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{
+		{"stockout_ratio", s.StockoutRatio}, {"autoscale_target", s.AutoscaleTarget},
+		{"probe_failure_ratio", s.ProbeFailureRatio},
+	} {
+		if r.v != Off && (r.v < 0 || r.v > 1) {
+			add(r.name, "must be in [0,1] (or Off), got %v", r.v)
+		}
+	}
+	if s.ProbeBlips.PerHour != Off && s.ProbeBlips.PerHour < 0 {
+		add("probe_blips.per_hour", "must be >= 0 (or Off), got %v", s.ProbeBlips.PerHour)
+	}
+	if s.ProbeBlips.Length < 0 {
+		add("probe_blips.length", "must be >= 0, got %v", s.ProbeBlips.Length)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ingest_jitter", s.IngestJitter}, {"router_propagation_jitter", s.RouterPropagationJitter},
+		{"scale_up_jitter", s.ScaleUpJitter}, {"scale_down_after", s.ScaleDownAfter},
+		{"client_timeout", s.ClientTimeout},
+	} {
+		if d.v < 0 && d.v != Off {
+			add(d.name, "must be >= 0 (or Off), got %v", d.v)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -328,6 +473,9 @@ func SpecFromConfig(cfg *config.Config) Spec {
 	}
 	return s.withDefaults()
 }
+
+// on is a knob's effective value: Off (or any negative) is zero.
+func on[T time.Duration | float64](v T) T { return max(v, 0) }
 
 // urlMapName is the last segment of projects/P/global/urlMaps/NAME (or a full URL), "" if none.
 func urlMapName(path string) string {

@@ -47,7 +47,8 @@ type ServiceStats struct {
 	Regions  map[string]RegionStats
 }
 
-// RegionStats are the requests routed to one region. Failed = Down + Overload + Errored.
+// RegionStats are the requests routed to one region. Failed = Down + Overload + Errored +
+// TimedOut.
 type RegionStats struct {
 	Total, Failed int64
 	// Down: routed while the region was in outage.
@@ -56,6 +57,9 @@ type RegionStats struct {
 	Overload int64
 	// Errored: failed by the errors fault or the baseline noise.
 	Errored int64
+	// TimedOut: served, but slower than the client timeout (the client gave up; the server
+	// still counts them as answered in its metrics).
+	TimedOut int64
 }
 
 // RegionView is a region's state now.
@@ -65,9 +69,14 @@ type RegionView struct {
 	// ErrorRatio is the failure probability of a served request (errors fault combined with
 	// the baseline); 1 when down.
 	ErrorRatio float64
-	// Latency is the median latency now (base, latency fault, overload); P99 about 2.5x it.
+	// Latency is the median latency now: the latency fault's seconds plus the lognormal
+	// service time (base, times the overload factor); P99 is the shift plus about 2.5x the
+	// service time's median.
 	Latency, P99 time.Duration
 	Ready        int32
+	// Allocated replicas are paid for: ready plus those provisioning that will come (a scale-up
+	// that ends in a stock-out gets no machine).
+	Allocated int32
 	// Share of the service's traffic effectively routed here now.
 	Share float64
 	// CheckpointLag is the stale-checkpoints lag now.
@@ -86,8 +95,10 @@ type World struct {
 	// per region, read from Vertex before each step (advMu)
 	readyBuf, targetBuf []int32
 
-	mu       sync.Mutex
-	rng      *rand.Rand
+	mu  sync.Mutex
+	rng *rand.Rand
+	// prng draws the physics' jitter (ingestion, propagation) apart from the traffic draws.
+	prng     *rand.Rand
 	now      time.Time
 	services []*service
 	regions  []*region
@@ -101,7 +112,10 @@ type World struct {
 	nextPrn  time.Time
 	pending  []batch
 	locDown  map[string]bool // as last told to Vertex
-	latProbs map[float64][]float64
+	latProbs map[latKey][]float64
+	// autoscaler calls due, built under mu and made outside it
+	scaleBuf []autoscaleCall
+	allocBuf []int32
 
 	fs faultState
 }
@@ -119,9 +133,18 @@ type service struct {
 }
 
 type weightChange struct {
-	at       time.Time
+	at time.Time
+	// eff is when it takes effect: at + propagation + jitter, never before an earlier change.
+	eff      time.Time
 	shares   []float64
 	unrouted float64
+}
+
+type latKey struct{ medMs, shiftMs float64 }
+
+type autoscaleCall struct {
+	r    *region
+	want int32
 }
 
 type region struct {
@@ -136,8 +159,20 @@ type region struct {
 	extraLat         float64 // seconds
 	stale            time.Duration
 	ready, target    int32
-	median           float64 // seconds, last step
+	allocated        int32
+	median           float64 // seconds, last step: the lognormal service time's median
 	load             float64 // latency factor of the last step's utilization (>= 1)
+
+	// autoscaler: since when utilisation has been below target, and the most replicas wanted
+	// since then
+	calmSince time.Time
+	calmWant  int32
+
+	// probe blips: generated lazily from the region's own generator
+	blipRng  *rand.Rand
+	blips    []interval
+	blipNext time.Time
+	probeSeq uint64
 
 	// current period
 	pTotal, pUnavail, pErr int64
@@ -171,6 +206,8 @@ type faultState struct {
 	rng     *rand.Rand
 	monDown bool
 	apiErr  float64
+	// provisioning draws (scale-up jitter, stock-outs)
+	prov *rand.Rand
 }
 
 const latencySigma = 0.4 // lognormal: p99 = median * e^(2.326*0.4) ~ 2.5x
@@ -188,6 +225,7 @@ func New(spec Spec, fakes Fakes) (*World, error) {
 		fakes:    fakes,
 		clk:      fakes.Clock,
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		prng:     rand.New(rand.NewPCG(seed^0x2545f4914f6cdd1d, seed+7)),
 		now:      spec.Start,
 		byName:   map[string]*service{},
 		byURLMap: map[string]*service{},
@@ -195,13 +233,14 @@ func New(spec Spec, fakes Fakes) (*World, error) {
 		nextCkpt: spec.Start.Add(spec.CheckpointEvery),
 		nextPrn:  spec.Start.Add(10 * time.Minute),
 		locDown:  map[string]bool{},
-		latProbs: map[float64][]float64{},
+		latProbs: map[latKey][]float64{},
 	}
 	if w.clk == nil {
 		w.clk = clock.NewFake(spec.Start)
 	}
 	w.clk.Set(spec.Start)
 	w.fs.rng = rand.New(rand.NewPCG(seed^0x5bd1e995, seed+1))
+	w.fs.prov = rand.New(rand.NewPCG(seed^0x94d049bb133111eb, seed+3))
 	for _, ss := range spec.Services {
 		svc := &service{spec: ss, byBackend: map[string]int{}}
 		initial := make([]float64, len(ss.Regions))
@@ -212,7 +251,10 @@ func New(spec Spec, fakes Fakes) (*World, error) {
 				r.initMin = int32(rs.Production)
 				initial[j] = 1
 			}
-			r.ready, r.target = r.initMin, r.initMin
+			r.ready, r.target, r.allocated = r.initMin, r.initMin, r.initMin
+			ri := uint64(len(w.regions)) + 1
+			r.blipRng = rand.New(rand.NewPCG(seed^(ri*0xbf58476d1ce4e5b9), ri))
+			r.blipNext = spec.Start
 			r.hist = make([]float64, len(latencyBoundsMs)+1)
 			svc.regions = append(svc.regions, r)
 			w.regions = append(w.regions, r)
@@ -220,7 +262,7 @@ func New(spec Spec, fakes Fakes) (*World, error) {
 				svc.byBackend[lastSegment(rs.BackendService)] = j
 			}
 		}
-		svc.changes = []weightChange{{at: spec.Start.Add(-spec.RouterPropagation), shares: initial}}
+		svc.changes = []weightChange{{at: spec.Start.Add(-spec.RouterPropagation), eff: spec.Start, shares: initial}}
 		svc.eff = initial
 		if ss.Router == RouterURLMap {
 			svc.urlMap = urlMapName(ss.URLMap)
@@ -231,6 +273,7 @@ func New(spec Spec, fakes Fakes) (*World, error) {
 	}
 	w.readyBuf = make([]int32, len(w.regions))
 	w.targetBuf = make([]int32, len(w.regions))
+	w.allocBuf = make([]int32, len(w.regions))
 	w.buildFaults()
 	w.seedFakes()
 	w.applyFaults(w.now)
@@ -330,6 +373,17 @@ func (w *World) seedFakes() {
 	}
 	if v := w.fakes.Vertex; v != nil {
 		v.SetScaleUpTime(w.spec.ScaleUp)
+		v.SetAutoscaled(on(w.spec.AutoscaleTarget) > 0)
+		jitter, stockout := on(w.spec.ScaleUpJitter), on(w.spec.StockoutRatio)
+		v.SetProvisioning(func() (time.Duration, bool) {
+			w.fs.mu.Lock()
+			defer w.fs.mu.Unlock()
+			var j time.Duration
+			if jitter > 0 {
+				j = time.Duration(w.fs.prov.Int64N(int64(jitter)))
+			}
+			return j, stockout > 0 && w.fs.prov.Float64() < stockout
+		})
 		for _, r := range w.regions {
 			v.AddEndpoint(r.svc.spec.Project, r.spec.Name, r.spec.EndpointID,
 				r.svc.spec.Name+"-"+r.spec.Name, []fakevertex.DeployedModelSpec{{
@@ -405,15 +459,26 @@ func (w *World) onURLMapChange(project, name string, um *computepb.UrlMap, at ti
 		return
 	}
 	shares, unrouted := svc.sharesFrom(um)
-	svc.record(weightChange{at: at, shares: shares, unrouted: unrouted})
+	w.record(svc, weightChange{at: at, shares: shares, unrouted: unrouted})
 }
 
-func (svc *service) record(c weightChange) {
+// record queues a routing change: it takes effect RouterPropagation plus a jitter after at,
+// and never before a change made earlier (the load balancer applies them in order).
+func (w *World) record(svc *service, c weightChange) {
+	c.eff = c.at.Add(w.spec.RouterPropagation)
+	if j := on(w.spec.RouterPropagationJitter); j > 0 {
+		c.eff = c.eff.Add(time.Duration(w.prng.Int64N(int64(j))))
+	}
 	i := len(svc.changes)
 	for i > svc.applied && svc.changes[i-1].at.After(c.at) {
 		i--
 	}
 	svc.changes = slices.Insert(svc.changes, i, c)
+	for k := max(i, 1); k < len(svc.changes); k++ {
+		if prev := svc.changes[k-1].eff; svc.changes[k].eff.Before(prev) {
+			svc.changes[k].eff = prev
+		}
+	}
 }
 
 // sharesFrom reads a URL map's default route: weighted backends (share = weight/sum), or the
@@ -448,7 +513,7 @@ func (svc *service) sharesFrom(um *computepb.UrlMap) ([]float64, float64) {
 
 // SetWeights changes a service's split (relative weights per region name; absent regions get 0),
 // as an operator or a test would, bypassing the daemon. It is stamped with the world's time and
-// takes effect after RouterPropagation. With a Compute fake and router urlmap it also rewrites the
+// takes effect after RouterPropagation (plus its jitter). With a Compute fake and router urlmap it also rewrites the
 // URL map there (PutURLMap: new fingerprint, no OnChange), so clients read the new weights.
 func (w *World) SetWeights(serviceName string, weights map[string]int) error {
 	w.mu.Lock()
@@ -481,7 +546,7 @@ func (w *World) SetWeights(serviceName string, weights map[string]int) error {
 			shares[j] /= sum
 		}
 	}
-	svc.record(weightChange{at: w.now, shares: shares, unrouted: unrouted})
+	w.record(svc, weightChange{at: w.now, shares: shares, unrouted: unrouted})
 	project, name := svc.spec.Project, svc.urlMap
 	w.mu.Unlock()
 	if c := w.fakes.Compute; c != nil && name != "" {
@@ -509,6 +574,7 @@ func (w *World) Advance(d time.Duration) {
 
 type effects struct {
 	locChanges map[string]bool
+	autoscale  []autoscaleCall
 	due        []*monitoringpb.TimeSeries
 	ckpts      []ckptWrite
 	prune      time.Time
@@ -517,8 +583,8 @@ type effects struct {
 func (w *World) step(end time.Time) {
 	if v := w.fakes.Vertex; v != nil {
 		for i, r := range w.regions {
-			lo, _, ready := v.Replicas(r.svc.spec.Project, r.spec.Name, r.spec.EndpointID, r.spec.DeployedModelID)
-			w.readyBuf[i], w.targetBuf[i] = ready, lo
+			st := v.ReplicaState(r.svc.spec.Project, r.spec.Name, r.spec.EndpointID, r.spec.DeployedModelID)
+			w.readyBuf[i], w.targetBuf[i], w.allocBuf[i] = st.Ready, st.Min, st.Allocated
 		}
 	}
 	w.mu.Lock()
@@ -526,7 +592,7 @@ func (w *World) step(end time.Time) {
 	dt := w.nextDT(t, end)
 	if w.fakes.Vertex != nil {
 		for i, r := range w.regions {
-			r.ready, r.target = w.readyBuf[i], w.targetBuf[i]
+			r.ready, r.target, r.allocated = w.readyBuf[i], w.targetBuf[i], w.allocBuf[i]
 		}
 	}
 	// The fault and routing state is that of t, set at the end of the previous step.
@@ -538,6 +604,7 @@ func (w *World) step(end time.Time) {
 	if !nt.Before(w.period.Add(w.spec.SamplePeriod)) {
 		w.closePeriod(nt)
 	}
+	w.autoscale(nt)
 	fx := w.effects()
 	if !nt.Before(w.nextCkpt) {
 		fx.ckpts = w.checkpoints(nt)
@@ -573,7 +640,7 @@ func (w *World) nextDT(t, end time.Time) time.Duration {
 	}
 	for _, svc := range w.services {
 		for i := svc.applied; i < len(svc.changes); i++ {
-			if u := svc.changes[i].at.Add(w.spec.RouterPropagation); u.After(t) {
+			if u := svc.changes[i].eff; u.After(t) {
 				clip(u)
 				break
 			}
@@ -644,11 +711,16 @@ func (w *World) effects() effects {
 		n++
 	}
 	w.pending = w.pending[n:]
+	fx.autoscale, w.scaleBuf = w.scaleBuf, nil
 	return fx
 }
 
 func (w *World) applyEffects(fx effects) {
 	if v := w.fakes.Vertex; v != nil {
+		for _, c := range fx.autoscale {
+			r := c.r
+			v.Autoscale(r.svc.spec.Project, r.spec.Name, r.spec.EndpointID, r.spec.DeployedModelID, c.want)
+		}
 		locs := make([]string, 0, len(fx.locChanges))
 		for loc := range fx.locChanges {
 			locs = append(locs, loc)
@@ -670,9 +742,8 @@ func (w *World) applyEffects(fx effects) {
 
 // route applies the routing changes whose propagation is complete at t.
 func (w *World) route(t time.Time) {
-	prop := w.spec.RouterPropagation
 	for _, svc := range w.services {
-		for svc.applied < len(svc.changes) && !svc.changes[svc.applied].at.Add(prop).After(t) {
+		for svc.applied < len(svc.changes) && !svc.changes[svc.applied].eff.After(t) {
 			c := svc.changes[svc.applied]
 			svc.eff, svc.unrouted = c.shares, c.unrouted
 			svc.applied++
@@ -699,7 +770,7 @@ func (w *World) traffic(dt time.Duration) {
 					r.load = 1 + 5*(min(u, 2)-0.8)
 				}
 			}
-			r.median = (base + r.extraLat) * r.load
+			r.median = base * r.load
 			r.stats.Total += n
 			r.pTotal += n
 			if n == 0 {
@@ -718,12 +789,15 @@ func (w *World) traffic(dt time.Duration) {
 			served := n - over
 			p := 1 - (1-r.errFault)*(1-w.spec.BaselineErrorRatio)
 			errs := binomial(w.rng, served, p)
+			ok := served - errs
+			slow := binomial(w.rng, ok, w.timeoutProb(r))
 			r.stats.Overload += over
 			r.stats.Errored += errs
-			r.stats.Failed += over + errs
+			r.stats.TimedOut += slow
+			r.stats.Failed += over + errs + slow
 			r.pUnavail += over
 			r.pErr += errs
-			w.observeLatency(r, served-errs)
+			w.observeLatency(r, ok)
 		}
 	}
 }
@@ -794,9 +868,13 @@ func (w *World) view(r *region) RegionView {
 		Ready:         r.ready,
 		CheckpointLag: r.stale,
 	}
-	med := (w.spec.BaseLatency.Seconds() + r.extraLat) * r.load
-	v.Latency = time.Duration(med * float64(time.Second))
-	v.P99 = time.Duration(med * math.Exp(2.326*latencySigma) * float64(time.Second))
+	med := w.spec.BaseLatency.Seconds() * r.load
+	v.Latency = time.Duration((r.extraLat + med) * float64(time.Second))
+	v.P99 = time.Duration((r.extraLat + med*math.Exp(2.326*latencySigma)) * float64(time.Second))
+	v.Allocated = r.allocated
+	if w.fakes.Vertex == nil {
+		v.Allocated = r.ready
+	}
 	if r.down {
 		v.ErrorRatio = 1
 		v.Ready = 0

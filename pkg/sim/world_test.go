@@ -34,6 +34,14 @@ func twoRegions(faults ...Fault) Spec {
 	}
 }
 
+// exact removes the world's jitter, autoscaling and probe noise: for tests of one mechanism at
+// its nominal timing (the rough physics have their own tests in rough_test.go).
+func exact(s Spec) Spec {
+	s.IngestJitter, s.RouterPropagationJitter, s.ScaleUpJitter = Off, Off, Off
+	s.AutoscaleTarget, s.ProbeFailureRatio = Off, Off
+	return s
+}
+
 func newWorld(t testing.TB, spec Spec) *World {
 	t.Helper()
 	w, err := New(spec, Fakes{})
@@ -102,7 +110,7 @@ func TestWorldOutageNothingActing(t *testing.T) {
 }
 
 func TestWorldRoutingPropagationAlone(t *testing.T) {
-	w := newWorld(t, twoRegions())
+	w := newWorld(t, exact(twoRegions()))
 	w.Advance(time.Minute)
 	if err := w.SetWeights("fraud", map[string]int{"us-central1": 0, "europe-west4": 100}); err != nil {
 		t.Fatal(err)

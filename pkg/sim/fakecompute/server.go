@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -57,6 +58,38 @@ type Server struct {
 	fault    func(method string) int
 	calls    map[string]int
 	seq      uint64
+	writes   []Write
+}
+
+// Write is one accepted URL map patch or update, as it reached the fake: the ground truth of
+// what a policy did to the load balancer.
+type Write struct {
+	// At is the fake's clock time of the write.
+	At              time.Time
+	Project, URLMap string
+	// Weights of the default route's weighted backend services, keyed by the backend
+	// service's last path segment (empty when the default route has none).
+	Weights map[string]uint32
+}
+
+// Writes returns a copy of every accepted URL map write, in order.
+func (s *Server) Writes() []Write {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Write, len(s.writes))
+	for i, w := range s.writes {
+		w.Weights = maps.Clone(w.Weights)
+		out[i] = w
+	}
+	return out
+}
+
+func lastSegment(ref string) string {
+	ref = strings.TrimRight(ref, "/")
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
 }
 
 // New returns an empty server on clk.
@@ -320,6 +353,11 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, method, project,
 	now := s.clk.Now()
 	next.Fingerprint = proto.String(s.fingerprintLocked(project, name))
 	s.maps[key(project, name)] = next
+	wr := Write{At: now, Project: project, URLMap: name, Weights: map[string]uint32{}}
+	for _, wb := range next.GetDefaultRouteAction().GetWeightedBackendServices() {
+		wr.Weights[lastSegment(wb.GetBackendService())] += wb.GetWeight()
+	}
+	s.writes = append(s.writes, wr)
 
 	id := s.nextLocked()
 	opName := fmt.Sprintf("operation-%d-%d", now.UnixMilli(), id)

@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,15 +63,18 @@ type Server struct {
 
 	clk clock.Clock
 
-	mu       sync.Mutex
-	scaleUp  time.Duration
-	down     map[string]bool
-	fault    func(method string) error
-	calls    map[string]int
-	eps      map[string]*endpoint // by resource name
-	ops      map[string]*operation
-	opSeq    int
-	etagSeed int
+	mu         sync.Mutex
+	scaleUp    time.Duration
+	provHook   Provisioning
+	autoscaled bool
+	writes     []Write
+	down       map[string]bool
+	fault      func(method string) error
+	calls      map[string]int
+	eps        map[string]*endpoint // by resource name
+	ops        map[string]*operation
+	opSeq      int
+	etagSeed   int
 }
 
 type endpoint struct {
@@ -78,29 +82,90 @@ type endpoint struct {
 	models map[string]*replicas
 }
 
-// replicas tracks one deployed model's replica state on the clock.
+// replicas tracks one deployed model's replicas on the clock: those ready, and batches being
+// provisioned (by a MutateDeployedModel that raised the minimum, or by the autoscaler).
 type replicas struct {
-	base    int32     // replicas ready before the latest scale-up
-	target  int32     // replicas wanted (min_replica_count)
-	readyAt time.Time // when target is reached
+	ready int32
+	prov  []provision // in order of at
 }
 
-func (r *replicas) ready(now time.Time) int32 {
-	if r.target <= r.base || !now.Before(r.readyAt) {
-		return r.target
-	}
-	return r.base
+// provision is a batch of replicas that become ready at at, or fail then (a stock-out: the
+// replicas never come; a mutation's minimum and maximum go back to what they were).
+type provision struct {
+	n        int32
+	at       time.Time
+	stockout bool
+	// set for a mutation's batch: the counts to restore on a stock-out
+	dm             *aiplatformpb.DeployedModel
+	newMin         int32
+	oldMin, oldMax int32
 }
 
-// set moves the target at now: scaling down is immediate, scaling up completes after d.
-func (r *replicas) set(target int32, now time.Time, d time.Duration) {
-	cur := r.ready(now)
-	r.target = target
-	if target <= cur {
-		r.base, r.readyAt = target, now
-		return
+// settle moves the batches due at now to ready (or drops them on a stock-out).
+func (r *replicas) settle(now time.Time) {
+	n := 0
+	for _, p := range r.prov {
+		if now.Before(p.at) {
+			r.prov[n] = p
+			n++
+			continue
+		}
+		if !p.stockout {
+			r.ready += p.n
+			continue
+		}
+		if dr := p.dm.GetDedicatedResources(); dr != nil && dr.GetMinReplicaCount() == p.newMin {
+			dr.MinReplicaCount, dr.MaxReplicaCount = p.oldMin, p.oldMax
+		}
 	}
-	r.base, r.readyAt = cur, now.Add(d)
+	clear(r.prov[n:])
+	r.prov = r.prov[:n]
+}
+
+// allocated is ready plus provisioning replicas (stock-outs included: nobody knows yet).
+func (r *replicas) allocated() int32 {
+	a := r.ready
+	for _, p := range r.prov {
+		a += p.n
+	}
+	return a
+}
+
+// paid is ready plus provisioning replicas that will come (a stock-out gets no machine).
+func (r *replicas) paid() int32 {
+	a := r.ready
+	for _, p := range r.prov {
+		if !p.stockout {
+			a += p.n
+		}
+	}
+	return a
+}
+
+// shrink drops replicas down to target at once: provisioning batches first (newest first),
+// then ready ones.
+func (r *replicas) shrink(target int32) {
+	for len(r.prov) > 0 && r.allocated() > target {
+		last := &r.prov[len(r.prov)-1]
+		excess := r.allocated() - target
+		if last.n <= excess {
+			r.prov = r.prov[:len(r.prov)-1]
+			continue
+		}
+		last.n -= excess
+	}
+	if r.ready > target {
+		r.ready = max(target, 0)
+	}
+}
+
+// add appends a batch, keeping the list in order of at.
+func (r *replicas) add(p provision) {
+	i := len(r.prov)
+	for i > 0 && r.prov[i-1].at.After(p.at) {
+		i--
+	}
+	r.prov = slices.Insert(r.prov, i, p)
 }
 
 type operation struct {
@@ -110,6 +175,124 @@ type operation struct {
 	doneAt   time.Time
 	resp     *aiplatformpb.MutateDeployedModelResponse
 	err      *status.Status // set by CancelOperation
+	// stockout: the operation ends at doneAt with RESOURCE_EXHAUSTED instead of a response.
+	stockout bool
+}
+
+// Provisioning draws one scale-up: extra time beyond the scale-up time, and whether it fails
+// as a stock-out. The world installs it; it must be safe for concurrent use.
+type Provisioning func() (jitter time.Duration, stockout bool)
+
+// Write is one accepted mutation, as it reached the fake: the ground truth of what a policy did.
+type Write struct {
+	// At is the fake's clock time of the write.
+	At                                             time.Time
+	Project, Location, EndpointID, DeployedModelID string
+	// Kind is WriteReplicas (MutateDeployedModel) or WriteTrafficSplit (UpdateEndpoint with
+	// traffic_split in its mask).
+	Kind                     string
+	MinReplicas, MaxReplicas int32
+	Split                    map[string]int32
+}
+
+// Write kinds.
+const (
+	WriteReplicas     = "replicas"
+	WriteTrafficSplit = "traffic-split"
+)
+
+// Writes returns a copy of every accepted mutation, in order.
+func (s *Server) Writes() []Write {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Write, len(s.writes))
+	for i, w := range s.writes {
+		w.Split = maps.Clone(w.Split)
+		out[i] = w
+	}
+	return out
+}
+
+// SetProvisioning installs f, drawn for every scale-up (mutation or autoscaler); nil: no
+// jitter, no stock-out.
+func (s *Server) SetProvisioning(f Provisioning) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.provHook = f
+}
+
+// drawLocked draws a scale-up's delay and fate.
+func (s *Server) drawLocked() (time.Duration, bool) {
+	if s.provHook == nil {
+		return s.scaleUp, false
+	}
+	j, out := s.provHook()
+	return s.scaleUp + j, out
+}
+
+// ReplicaState is a deployed model's replicas at the clock's now.
+type ReplicaState struct {
+	Min, Max int32
+	// Ready replicas serve; Allocated adds those provisioning (the ones that will come: a
+	// stock-out gets no machine and is not paid for).
+	Ready, Allocated int32
+}
+
+// ReplicaState reports a deployed model's replicas now (zeros for an unknown model).
+func (s *Server) ReplicaState(project, location, endpointID, deployedModelID string) ReplicaState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.eps[EndpointName(project, location, endpointID)]
+	if !ok {
+		return ReplicaState{}
+	}
+	r, ok := ep.models[deployedModelID]
+	if !ok {
+		return ReplicaState{}
+	}
+	r.settle(s.clk.Now())
+	dr := findModel(ep.pb, deployedModelID).GetDedicatedResources()
+	return ReplicaState{Min: dr.GetMinReplicaCount(), Max: dr.GetMaxReplicaCount(), Ready: r.ready, Allocated: r.paid()}
+}
+
+// SetAutoscaled tells the fake that an autoscaler (the world, through Autoscale) manages the
+// replicas between min and max: lowering the minimum then leaves the replicas to it instead of
+// removing them at once.
+func (s *Server) SetAutoscaled(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.autoscaled = on
+}
+
+// Autoscale is Vertex AI's autoscaler acting on a deployed model: it wants want replicas
+// (clamped to [min, max]). More than allocated starts a batch (ready after the scale-up time
+// plus the drawn jitter, or a stock-out); fewer removes replicas at once (the caller applies the
+// scale-down delay). It reports whether anything changed.
+func (s *Server) Autoscale(project, location, endpointID, deployedModelID string, want int32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.eps[EndpointName(project, location, endpointID)]
+	if !ok {
+		return false
+	}
+	r, ok := ep.models[deployedModelID]
+	if !ok {
+		return false
+	}
+	now := s.clk.Now()
+	r.settle(now)
+	dr := findModel(ep.pb, deployedModelID).GetDedicatedResources()
+	want = min(max(want, dr.GetMinReplicaCount()), max(dr.GetMaxReplicaCount(), dr.GetMinReplicaCount()))
+	switch a := r.allocated(); {
+	case want > a:
+		d, out := s.drawLocked()
+		r.add(provision{n: want - a, at: now.Add(d), stockout: out})
+	case want < a:
+		r.shrink(want)
+	default:
+		return false
+	}
+	return true
 }
 
 // New returns an empty server on clk.
@@ -165,7 +348,7 @@ func (s *Server) AddEndpoint(project, location, endpointID, displayName string, 
 				MaxReplicaCount: m.MaxReplicas,
 			}},
 		})
-		ep.models[m.ID] = &replicas{base: m.MinReplicas, target: m.MinReplicas, readyAt: now}
+		ep.models[m.ID] = &replicas{ready: m.MinReplicas}
 		if m.TrafficPercent != 0 {
 			ep.pb.TrafficSplit[m.ID] = m.TrafficPercent
 		}
@@ -230,8 +413,26 @@ func (s *Server) Replicas(project, location, endpointID, deployedModelID string)
 	if !ok {
 		return 0, 0, 0
 	}
+	r.settle(s.clk.Now())
 	dr := findModel(ep.pb, deployedModelID).GetDedicatedResources()
-	return dr.GetMinReplicaCount(), dr.GetMaxReplicaCount(), r.ready(s.clk.Now())
+	return dr.GetMinReplicaCount(), dr.GetMaxReplicaCount(), r.ready
+}
+
+// viewLocked settles every deployed model's replicas at now and writes them to the status the
+// API shows (status.available_replica_count), then returns a deep copy of the endpoint.
+func (s *Server) viewLocked(ep *endpoint) *aiplatformpb.Endpoint {
+	now := s.clk.Now()
+	for _, dm := range ep.pb.GetDeployedModels() {
+		r, ok := ep.models[dm.GetId()]
+		if !ok {
+			continue
+		}
+		r.settle(now)
+		if dm.Status == nil || dm.Status.AvailableReplicaCount != r.ready {
+			dm.Status = &aiplatformpb.DeployedModel_Status{AvailableReplicaCount: r.ready, LastUpdateTime: timestamppb.New(now)}
+		}
+	}
+	return proto.Clone(ep.pb).(*aiplatformpb.Endpoint)
 }
 
 // TrafficSplit returns a copy of an endpoint's traffic split (nil if it does not exist).
@@ -253,7 +454,7 @@ func (s *Server) Endpoint(project, location, endpointID string) (*aiplatformpb.E
 	if !ok {
 		return nil, false
 	}
-	return proto.Clone(ep.pb).(*aiplatformpb.Endpoint), true
+	return s.viewLocked(ep), true
 }
 
 func findModel(ep *aiplatformpb.Endpoint, id string) *aiplatformpb.DeployedModel {
@@ -323,7 +524,7 @@ func (s *Server) GetEndpoint(ctx context.Context, req *aiplatformpb.GetEndpointR
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Endpoint %s is not found.", req.GetName())
 	}
-	return proto.Clone(ep.pb).(*aiplatformpb.Endpoint), nil
+	return s.viewLocked(ep), nil
 }
 
 // DefaultListPageSize is the ListEndpoints page size when the request leaves it at 0.
@@ -372,7 +573,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *aiplatformpb.ListEndpoi
 	stop := min(offset+size, len(names))
 	resp := &aiplatformpb.ListEndpointsResponse{}
 	for _, n := range names[offset:stop] {
-		resp.Endpoints = append(resp.Endpoints, proto.Clone(s.eps[n].pb).(*aiplatformpb.Endpoint))
+		resp.Endpoints = append(resp.Endpoints, s.viewLocked(s.eps[n]))
 	}
 	if stop < len(names) {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s#%d", req.GetParent(), stop))
@@ -443,8 +644,14 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req *aiplatformpb.UpdateEnd
 			ep.pb.Labels = maps.Clone(in.GetLabels())
 		}
 	}
-	s.touchLocked(ep, s.clk.Now())
-	return proto.Clone(ep.pb).(*aiplatformpb.Endpoint), nil
+	now := s.clk.Now()
+	s.touchLocked(ep, now)
+	if slices.Contains(paths, "traffic_split") {
+		p, loc, id, _ := parseEndpointName(in.GetName())
+		s.writes = append(s.writes, Write{At: now, Project: p, Location: loc, EndpointID: id,
+			Kind: WriteTrafficSplit, Split: maps.Clone(ep.pb.GetTrafficSplit())})
+	}
+	return s.viewLocked(ep), nil
 }
 
 // MutateDeployedModel implements EndpointService as a long-running operation. Supported
@@ -501,17 +708,37 @@ func (s *Server) MutateDeployedModel(ctx context.Context, req *aiplatformpb.Muta
 		return nil, status.Errorf(codes.InvalidArgument, "dedicated_resources.max_replica_count (%d) must not be less than min_replica_count (%d)", maxR, minR)
 	}
 	now := s.clk.Now()
+	oldMin, oldMax := cur.GetMinReplicaCount(), cur.GetMaxReplicaCount()
 	cur.MinReplicaCount, cur.MaxReplicaCount = minR, maxR
 	r := ep.models[in.GetId()]
-	r.set(minR, now, s.scaleUp)
+	r.settle(now)
+	doneAt, stockout := now, false
+	switch a := r.allocated(); {
+	case minR > a:
+		d, out := s.drawLocked()
+		doneAt, stockout = now.Add(d), out
+		r.add(provision{n: minR - a, at: doneAt, stockout: out, dm: dm, newMin: minR, oldMin: oldMin, oldMax: oldMax})
+	case minR > r.ready:
+		// Enough replicas are already provisioning: done when the last of them is.
+		doneAt = r.prov[len(r.prov)-1].at
+	}
+	if !s.autoscaled {
+		// Without an autoscaler (SetAutoscaled) replicas follow the minimum down at once.
+		r.shrink(minR)
+	}
+	r.shrink(maxR)
 	s.touchLocked(ep, now)
+	p, _, id, _ := parseEndpointName(req.GetEndpoint())
+	s.writes = append(s.writes, Write{At: now, Project: p, Location: location, EndpointID: id, DeployedModelID: in.GetId(),
+		Kind: WriteReplicas, MinReplicas: minR, MaxReplicas: maxR})
 
 	s.opSeq++
 	op := &operation{
 		name:     fmt.Sprintf("%s/operations/%d", req.GetEndpoint(), 1000000+s.opSeq),
 		location: location,
 		created:  now,
-		doneAt:   r.readyAt,
+		doneAt:   doneAt,
+		stockout: stockout,
 		resp:     &aiplatformpb.MutateDeployedModelResponse{DeployedModel: proto.Clone(dm).(*aiplatformpb.DeployedModel)},
 	}
 	s.ops[op.name] = op
@@ -538,6 +765,10 @@ func (s *Server) opProtoLocked(op *operation, now time.Time) (*longrunningpb.Ope
 	switch {
 	case op.err != nil:
 		out.Result = &longrunningpb.Operation_Error{Error: op.err.Proto()}
+	case done && op.stockout:
+		st := status.New(codes.ResourceExhausted, fmt.Sprintf(
+			"The zone does not have enough resources available to fulfill the request (%s in %s is stocked out).", DefaultMachineType, op.location))
+		out.Result = &longrunningpb.Operation_Error{Error: st.Proto()}
 	case done:
 		resp, err := anypb.New(op.resp)
 		if err != nil {
