@@ -80,23 +80,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 	env, err := simrun.Start(ctx, load, func(s *sim.Spec) {
 		s.Seed = sc.Seed
 		s.Faults = sc.simFaults()
-		w := sc.World
-		set := func(dst *time.Duration, v time.Duration) {
-			if v > 0 {
-				*dst = v
-			}
-		}
-		if w.QPS > 0 {
-			s.QPS = w.QPS
-		}
-		if w.BaselineErrorRatio > 0 {
-			s.BaselineErrorRatio = w.BaselineErrorRatio
-		}
-		set(&s.SamplePeriod, w.SamplePeriod)
-		set(&s.IngestDelay, w.IngestDelay)
-		set(&s.RouterPropagation, w.RouterPropagation)
-		set(&s.ScaleUp, w.ScaleUp)
-		set(&s.Step, w.Step)
+		sc.World.apply(s)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the simulated cloud: %w", err)

@@ -47,8 +47,12 @@ type Scenario struct {
 	Expect   Expect
 }
 
-// World holds the world knobs; zero values take the simulator's defaults.
+// World holds the world knobs (see sim.Spec and docs/scenarios.md); zero or nil values take the
+// simulator's defaults, or the profile's. A jitter, ratio or blip rate given as 0 is zero (nil
+// is the default).
 type World struct {
+	// Profile is "" (default) or "rough" (sim.ProfileRough, the documented worst case).
+	Profile            string
 	QPS                float64
 	BaselineErrorRatio float64
 	SamplePeriod       time.Duration
@@ -57,6 +61,72 @@ type World struct {
 	ScaleUp            time.Duration
 	// Step is the world's simulation resolution (default 1s); raise it for long scenarios.
 	Step time.Duration
+
+	IngestJitter, RouterPropagationJitter, ScaleUpJitter *time.Duration
+	StockoutRatio, AutoscaleTarget, ProbeFailureRatio    *float64
+	ScaleDownAfter, ClientTimeout                        time.Duration
+	ProbeBlips                                           *sim.Blips
+}
+
+// worldKeys are the keys of the world: block.
+var worldKeys = []string{"profile", "qps", "baseline_error_ratio", "sample_period", "ingest_delay", "ingest_jitter",
+	"router_propagation", "router_propagation_jitter", "scale_up", "scale_up_jitter", "stockout_ratio",
+	"autoscale_target", "scale_down_after", "probe_failure_ratio", "probe_blips", "client_timeout", "step"}
+
+// apply sets the world's knobs on a simulator spec.
+func (w World) apply(s *sim.Spec) {
+	set := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	if w.Profile != "" {
+		s.Profile = w.Profile
+	}
+	if w.QPS > 0 {
+		s.QPS = w.QPS
+	}
+	if w.BaselineErrorRatio > 0 {
+		s.BaselineErrorRatio = w.BaselineErrorRatio
+	}
+	set(&s.SamplePeriod, w.SamplePeriod)
+	set(&s.IngestDelay, w.IngestDelay)
+	set(&s.RouterPropagation, w.RouterPropagation)
+	set(&s.ScaleUp, w.ScaleUp)
+	set(&s.Step, w.Step)
+	set(&s.ScaleDownAfter, w.ScaleDownAfter)
+	set(&s.ClientTimeout, w.ClientTimeout)
+	// Given as 0: Off (zero), not the default.
+	offD := func(dst *time.Duration, v *time.Duration) {
+		switch {
+		case v == nil:
+		case *v == 0:
+			*dst = sim.Off
+		default:
+			*dst = *v
+		}
+	}
+	offF := func(dst *float64, v *float64) {
+		switch {
+		case v == nil:
+		case *v == 0:
+			*dst = sim.Off
+		default:
+			*dst = *v
+		}
+	}
+	offD(&s.IngestJitter, w.IngestJitter)
+	offD(&s.RouterPropagationJitter, w.RouterPropagationJitter)
+	offD(&s.ScaleUpJitter, w.ScaleUpJitter)
+	offF(&s.StockoutRatio, w.StockoutRatio)
+	offF(&s.AutoscaleTarget, w.AutoscaleTarget)
+	offF(&s.ProbeFailureRatio, w.ProbeFailureRatio)
+	if b := w.ProbeBlips; b != nil {
+		s.ProbeBlips = *b
+		if b.PerHour == 0 {
+			s.ProbeBlips.PerHour = sim.Off
+		}
+	}
 }
 
 // Fault is one event of the world's timeline (see sim.Fault).
@@ -416,10 +486,48 @@ func (p *parser) has(path string) bool {
 	return false
 }
 
+func (p *parser) optFloat(n *yaml.Node, path string, dst **float64) {
+	var f float64
+	before := len(p.errs)
+	p.float(n, path, &f)
+	if len(p.errs) == before {
+		*dst = &f
+	}
+}
+
 func (p *parser) world(n *yaml.Node, path string, w *World) {
-	p.fields(n, path, []string{"qps", "baseline_error_ratio", "sample_period", "ingest_delay", "router_propagation", "scale_up", "step"},
+	p.fields(n, path, worldKeys,
 		func(key string, v *yaml.Node, kp string) {
 			switch key {
+			case "profile":
+				p.str(v, kp, &w.Profile)
+			case "ingest_jitter":
+				p.optDuration(v, kp, &w.IngestJitter)
+			case "router_propagation_jitter":
+				p.optDuration(v, kp, &w.RouterPropagationJitter)
+			case "scale_up_jitter":
+				p.optDuration(v, kp, &w.ScaleUpJitter)
+			case "stockout_ratio":
+				p.optFloat(v, kp, &w.StockoutRatio)
+			case "autoscale_target":
+				p.optFloat(v, kp, &w.AutoscaleTarget)
+			case "probe_failure_ratio":
+				p.optFloat(v, kp, &w.ProbeFailureRatio)
+			case "scale_down_after":
+				p.duration(v, kp, &w.ScaleDownAfter)
+			case "client_timeout":
+				p.duration(v, kp, &w.ClientTimeout)
+			case "probe_blips":
+				b := &sim.Blips{}
+				p.fields(v, kp, []string{"per_hour", "length"}, func(key string, v *yaml.Node, bp string) {
+					switch key {
+					case "per_hour":
+						p.float(v, bp, &b.PerHour)
+					case "length":
+						p.duration(v, bp, &b.Length)
+					}
+				})
+				w.ProbeBlips = b
 			case "qps":
 				p.float(v, kp, &w.QPS)
 			case "baseline_error_ratio":
@@ -630,6 +738,45 @@ func (p *parser) validate(sc *Scenario) {
 	}
 	if w.Step > time.Minute {
 		p.fail("world.step", nil, "at most 1m, got %v", w.Step)
+	}
+	switch w.Profile {
+	case "", sim.ProfileDefault, sim.ProfileRough:
+	default:
+		p.fail("world.profile", nil, "%q is not a profile (want %s or %s)", w.Profile, sim.ProfileDefault, sim.ProfileRough)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+	}{
+		{"ingest_jitter", w.IngestJitter}, {"router_propagation_jitter", w.RouterPropagationJitter}, {"scale_up_jitter", w.ScaleUpJitter},
+	} {
+		if d.v != nil && (*d.v < 0 || *d.v > 24*time.Hour) {
+			p.fail("world."+d.name, nil, "must be in [0, 24h], got %v", *d.v)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		v    *float64
+	}{
+		{"stockout_ratio", w.StockoutRatio}, {"autoscale_target", w.AutoscaleTarget}, {"probe_failure_ratio", w.ProbeFailureRatio},
+	} {
+		if r.v != nil && (*r.v < 0 || *r.v > 1) {
+			p.fail("world."+r.name, nil, "must be in [0,1], got %v", *r.v)
+		}
+	}
+	if w.ScaleDownAfter < 0 || w.ScaleDownAfter > 24*time.Hour {
+		p.fail("world.scale_down_after", nil, "must be in [0, 24h] (0 or absent for the default), got %v", w.ScaleDownAfter)
+	}
+	if w.ClientTimeout < 0 || w.ClientTimeout > time.Hour {
+		p.fail("world.client_timeout", nil, "must be in [0, 1h] (0 or absent for the default), got %v", w.ClientTimeout)
+	}
+	if b := w.ProbeBlips; b != nil {
+		if b.PerHour < 0 || b.PerHour > 3600 {
+			p.fail("world.probe_blips.per_hour", nil, "must be in [0, 3600], got %v", b.PerHour)
+		}
+		if b.Length < 0 || b.Length > time.Hour {
+			p.fail("world.probe_blips.length", nil, "must be in [0, 1h] (0 or absent for the default %v), got %v", sim.DefaultBlipLength, b.Length)
+		}
 	}
 	for i, f := range sc.Faults {
 		if sc.Duration > 0 && f.At >= sc.Duration {
