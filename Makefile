@@ -20,8 +20,9 @@ build: ## build bin/drwatchd (stripped)
 demo: build ## run the daemon on the embedded simulated cloud: watch a regional outage get failed over
 	./bin/drwatchd run --sim
 
-test: test-deps ## run every test with the race detector (what CI runs)
+test: test-deps ## run every test with the race detector (what CI runs), then the corpus in every world
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m -run 'TestCorpusYardstick' ./pkg/scenario
 
 test-deps: ## install the tools the tests use (Prometheus, Alertmanager, promtool, Chromium, systemd-analyze)
 	@missing=""; \

@@ -3,7 +3,8 @@
 //   - scale: one loop over 10, 100, 1,000 and 10,000 endpoints against the simulated cloud
 //     (Monitoring calls per loop, CPU and allocations per loop, heap), and the built daemon
 //     binary as a subprocess (peak RSS, /metrics scrape time);
-//   - comparison: the scenario corpus (scenarios/) under both policies, drwatchd and naive.
+//   - comparison: the scenario corpus (scenarios/) under four policies (oracle, drwatchd, seed,
+//     lb) in the default and the rough world.
 //
 // The simulated cloud of the loop measurement runs in a child process (this binary again), so
 // the figures are the daemon's, not the simulator's. See docs/benchmarks.md.
@@ -35,6 +36,7 @@ func run() int {
 	rssLoops := flag.Int("rss-loops", 6, "loop iterations of the daemon subprocess before reading its peak RSS")
 	scen := flag.String("scenarios", "scenarios", "scenario corpus directory (\"\": skip the comparison)")
 	skipScale := flag.Bool("skip-scale", false, "skip the scale benchmark")
+	worlds := flag.String("worlds", strings.Join(compareWorlds, ","), "simulated world profiles of the comparison (default, rough)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the loop measurements (the daemon side) to this file")
 	flag.Parse()
 
@@ -84,7 +86,7 @@ func run() int {
 		}
 	}
 	if *scen != "" {
-		res.Compare = compare(ctx, *scen)
+		res.Compare = compare(ctx, *scen, strings.Split(*worlds, ","))
 	}
 	res.Took = time.Since(start)
 	if err := os.WriteFile(*out, []byte(res.markdown()), 0o644); err != nil {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/scenario"
 )
 
 // Targets (DESIGN.md section 5).
@@ -42,7 +44,7 @@ func (r *results) markdown() string {
 		r.scaleTable(&b)
 	}
 
-	p("## Comparison: drwatchd versus the naive policy on the scenario corpus\n\n")
+	p("## Comparison: drwatchd, the seed's rule, a load balancer and the oracle on the scenario corpus\n\n")
 	r.compareTable(&b)
 	return b.String()
 }
@@ -185,41 +187,140 @@ func (r *results) compareTable(b *strings.Builder) {
 		p("_Not run (`-scenarios \"\"`): the comparison table is produced by `make bench` from the corpus in `scenarios/`._\n\n")
 		return
 	}
-	p("Every scenario in `%s/` run by `pkg/scenario` under both policies on the same simulated world and seed: "+
-		"**drwatchd** (the unchanged daemon) and **naive** (poll Monitoring every 60 s, fail over at once to 100 %% "+
-		"of the first standby when the active region counted more than 100 errors in 5 minutes). Times are simulated "+
-		"seconds from the fault's onset; \"-\" is never (or not applicable).\n\n", c.Dir)
+	p("Every scenario in `%s/` run by `pkg/scenario` under four policies, in the %s world(s), each on the same simulated "+
+		"world and seed: **oracle** (the physical limit: it knows every fault the instant it starts and acts as well as the "+
+		"cloud allows), **drwatchd** (the unchanged daemon), **seed** (the seed's own rule: error_count over 5 minutes "+
+		"polled every 60 s, above 100 the URL map 100 %% to the first standby, then scale it up, then stop) and **lb** "+
+		"(a load balancer's health checks: every 10 s, 5 s timeout, unhealthy after 3 failures, healthy after 2, all "+
+		"traffic to the highest-priority healthy region). Decisions and failovers are counted from the simulated "+
+		"Compute API's log of URL-map writes, not from what a policy says of itself. Times are simulated seconds from "+
+		"the fault's onset; \"-\" is never (or not applicable). *Impaired* requests are failed plus slow (served by a "+
+		"region under a latency fault); **× oracle** is a policy's impaired requests over the oracle's. *Replica-min* is "+
+		"the replica-minutes paid above each region's starting size (primary at production, standbys at standby): the "+
+		"cost of speed. See [docs/benchmarks.md](../docs/benchmarks.md).\n\n", c.Dir, strings.Join(c.Worlds, " and "))
 	if c.Err != "" {
 		p("**Incomplete: %s.**\n\n", c.Err)
 	}
-	p("| scenario | policy | decision | shift (99 %% moved) | RTO (99 %% on healthy) | failed requests | failovers | false failovers | rollbacks | final | expectations |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
-	for _, row := range c.Rows {
-		rep := row.Report
-		if rep == nil {
-			p("| %s | %s | error: %s | | | | | | | | |\n", row.Scenario, row.Policy, oneLine(row.Err))
-			continue
+	groups := c.groups()
+	r.compareSummary(b, groups)
+
+	p("### Where drwatchd loses to a baseline\n\n")
+	lost := 0
+	for _, g := range groups {
+		if l := g.losses(); len(l) > 0 {
+			lost++
+			p("- **%s (%s world): drwatchd loses to %s.**\n", g.Scenario, g.World, strings.Join(l, "; "))
 		}
-		exp := "met"
-		if !rep.Passed {
-			var bad []string
-			for _, e := range rep.Expectations {
-				if !e.OK {
-					bad = append(bad, fmt.Sprintf("%s: want %s, got %s", e.Name, e.Want, e.Got))
+	}
+	if lost == 0 {
+		p("Nowhere: on every outage scenario drwatchd impairs fewer requests than seed and lb with an RTO no worse, and it makes no more false failovers than either where none is expected.\n")
+	}
+	p("\n### Every run\n\n")
+	p("| scenario | world | policy | decision | RTO | failed | slow | × oracle | failovers | false failovers | replica-min | expectations |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, g := range groups {
+		losses := g.losses()
+		for _, pol := range comparePolicies {
+			row := g.By[pol]
+			if row == nil {
+				continue
+			}
+			rep := row.Report
+			if rep == nil {
+				p("| %s | %s | %s | error: %s | | | | | | | | |\n", row.Scenario, row.World, row.Policy, oneLine(row.Err))
+				continue
+			}
+			exp := "met"
+			if !rep.Passed {
+				var bad []string
+				for _, e := range rep.Expectations {
+					if !e.OK {
+						bad = append(bad, fmt.Sprintf("%s: want %s, got %s", e.Name, e.Want, e.Got))
+					}
+				}
+				exp = "not met: " + strings.Join(bad, "; ")
+			}
+			if row.Err != "" {
+				exp += " (error: " + oneLine(row.Err) + ")"
+			}
+			ratio := "-"
+			if x, ok := g.ratio(pol); ok {
+				ratio = fmt.Sprintf("%.2f", x)
+			}
+			name, rtoCell, failed := row.Policy, secp(rep.RTOSeconds), fmt.Sprint(rep.FailedRequests)
+			if pol == scenario.PolicyDrwatchd && len(losses) > 0 {
+				name, ratio, failed = "**drwatchd**", "**"+ratio+"**", "**"+failed+"**"
+				rtoCell = "**" + rtoCell + "**"
+			}
+			p("| %s | %s | %s | %s | %s | %s | %d | %s | %d | %d | %.0f | %s |\n",
+				row.Scenario, row.World, name, secp(rep.DecisionSeconds), rtoCell, failed, rep.SlowRequests, ratio,
+				rep.Failovers, rep.FalseFailovers, rep.ReplicaMinutes, exp)
+		}
+	}
+	p("\n")
+}
+
+// compareSummary: per world and policy, over the outage scenarios, the impaired requests as a
+// multiple of the oracle's (median and worst), and false failovers where none is expected.
+func (r *results) compareSummary(b *strings.Builder, groups []group) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("### Summary\n\n")
+	p("| world | policy | outage scenarios | × oracle, median | × oracle, worst | false failovers (no-failover scenarios) | drwatchd loses to it in |\n")
+	p("|---|---|---:|---:|---:|---:|---:|\n")
+	for _, world := range r.Compare.Worlds {
+		for _, pol := range comparePolicies {
+			var ratios []float64
+			worst, worstName, falses, n, losses := 0.0, "", 0, 0, 0
+			for _, g := range groups {
+				if g.World != world {
+					continue
+				}
+				row := g.By[pol]
+				if row == nil || row.Report == nil {
+					continue
+				}
+				if !g.Outage {
+					falses += row.Report.FalseFailovers
+					for _, l := range g.losses() {
+						if strings.HasPrefix(l, pol+":") {
+							losses++
+							break
+						}
+					}
+					continue
+				}
+				n++
+				if x, ok := g.ratio(pol); ok {
+					ratios = append(ratios, x)
+					if x > worst {
+						worst, worstName = x, g.Scenario
+					}
+				}
+				for _, l := range g.losses() {
+					if strings.HasPrefix(l, pol+":") {
+						losses++
+						break
+					}
 				}
 			}
-			exp = "**not met**: " + strings.Join(bad, "; ")
+			lossCell := "-"
+			if pol == scenario.PolicySeed || pol == scenario.PolicyLB {
+				lossCell = fmt.Sprint(losses)
+				if losses > 0 {
+					lossCell = fmt.Sprintf("**%d**", losses)
+				}
+			}
+			med := "-"
+			if len(ratios) > 0 {
+				sort.Float64s(ratios)
+				med = fmt.Sprintf("%.2f", ratios[len(ratios)/2])
+			}
+			w := "-"
+			if worstName != "" {
+				w = fmt.Sprintf("%.2f (%s)", worst, worstName)
+			}
+			p("| %s | %s | %d | %s | %s | %d | %s |\n", world, pol, n, med, w, falses, lossCell)
 		}
-		if row.Err != "" {
-			exp += " (error: " + oneLine(row.Err) + ")"
-		}
-		ratio := 0.0
-		if rep.TotalRequests > 0 {
-			ratio = 100 * float64(rep.FailedRequests) / float64(rep.TotalRequests)
-		}
-		p("| %s | %s | %s | %s | %s | %d (%.2f %%) | %d | %d | %d | %s on %s | %s |\n",
-			row.Scenario, row.Policy, secp(rep.DecisionSeconds), secp(rep.ShiftSeconds), secp(rep.RTOSeconds),
-			rep.FailedRequests, ratio, rep.Failovers, rep.FalseFailovers, rep.Rollbacks, orDash(rep.FinalState), orDash(rep.FinalActive), exp)
 	}
 	p("\n")
 }
@@ -265,13 +366,6 @@ func bytesHuman(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func oneLine(s string) string {

@@ -33,9 +33,10 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "write the JSON report to `FILE` (default: standard output)")
 	svg := fs.String("svg", "", "draw the timeline to `FILE` (SVG)")
 	policy := fs.String("policy", scenario.PolicyDrwatchd, "decision logic: "+strings.Join(scenario.Policies, " | "))
+	profile := fs.String("profile", "", "run in this world profile (default | rough), whatever the scenario's world: says")
 	verbose := fs.Bool("verbose", false, "write the daemon's logs to standard error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: drwatchd simulate --scenario FILE [--out report.json] [--svg timeline.svg] [--policy drwatchd|naive]")
+		fmt.Fprintln(stderr, "usage: drwatchd simulate --scenario FILE [--out report.json] [--svg timeline.svg] [--policy drwatchd|seed|lb|oracle] [--profile default|rough]")
 		fmt.Fprintln(stderr, "\nRuns the scenario on the simulated cloud on a virtual clock and reports what happened.")
 		fmt.Fprintln(stderr, "A summary goes to standard error. Exit status: 0 every expectation holds, 1 one fails,")
 		fmt.Fprintln(stderr, "2 bad usage or a bad scenario, 3 the simulation could not run.\n\nflags:")
@@ -47,8 +48,8 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 		}
 		return simInvalid
 	}
-	if !slices.Contains(scenario.Policies, *policy) {
-		fmt.Fprintf(stderr, "drwatchd simulate: unknown policy %q (want %s)\n", *policy, strings.Join(scenario.Policies, " or "))
+	if !slices.Contains(scenario.Policies, *policy) && *policy != scenario.PolicyNaive {
+		fmt.Fprintf(stderr, "drwatchd simulate: unknown policy %q (want one of %s)\n", *policy, strings.Join(scenario.Policies, ", "))
 		return simInvalid
 	}
 	if *file == "" || fs.NArg() > 0 {
@@ -67,7 +68,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := scenario.Run(ctx, sc, scenario.Options{Policy: *policy, Log: log})
+	rep, err := scenario.Run(ctx, sc, scenario.Options{Policy: *policy, Log: log, Profile: *profile})
 	if err != nil {
 		if errors.Is(err, scenario.ErrInvalid) {
 			fmt.Fprintf(stderr, "drwatchd simulate: %s: bad scenario:\n%s\n", *file, indent(err))

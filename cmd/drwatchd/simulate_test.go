@@ -75,14 +75,15 @@ expect:
 	}
 }
 
-func TestSimulateNaiveWithTimeline(t *testing.T) {
+func TestSimulateSeedWithTimeline(t *testing.T) {
 	dir := t.TempDir()
 	svg := filepath.Join(dir, "timeline.svg")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"simulate", "--scenario", filepath.Join("..", "..", "scenarios", "primary-hard-outage.yaml"),
 		"--policy", "naive", "--svg", svg}, &stdout, &stderr)
-	// The naive rule detects a hard outage in minutes, not within the scenario's 1m: it fails.
-	if code != 1 || !strings.Contains(stderr.String(), "policy naive") {
+	// naive is the old name of the seed's rule, which detects a hard outage in minutes, not
+	// within the scenario's 1m: it fails.
+	if code != 1 || !strings.Contains(stderr.String(), "policy seed") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 	if !json.Valid(stdout.Bytes()) {

@@ -20,7 +20,8 @@ type Report struct {
 	// OnsetSeconds is when the first traffic fault (outage, errors or latency) hit a region
 	// carrying traffic; decision and RTO are measured from it. Null when none did.
 	OnsetSeconds *float64 `json:"onset_seconds"`
-	// DecisionSeconds: onset -> the first failover decision (failover-started).
+	// DecisionSeconds: onset -> the first URL-map write of the first failover after it (the
+	// policy's failover-started event for a service not routed by a URL map).
 	DecisionSeconds *float64 `json:"decision_seconds"`
 	// ShiftSeconds: onset -> the first time >= 99 % of the traffic is in effect on regions
 	// without an injected fault (outage, errors, latency, stale-checkpoints).
@@ -31,7 +32,10 @@ type Report struct {
 	// Judged per loop interval; null when the run ends unrecovered.
 	RTOSeconds *float64 `json:"rto_seconds"`
 
-	// Failovers started (failbacks excluded), completed, and rollbacks.
+	// Failovers (failbacks and cancelled moves excluded) and those completed, counted from the
+	// simulated Compute API's log of URL-map writes (what reached the cloud, not what the policy
+	// says; from the policy's events only for a service not routed by a URL map); rollbacks as
+	// the policy counts them.
 	Failovers          int `json:"failovers"`
 	FailoversCompleted int `json:"failovers_completed"`
 	Rollbacks          int `json:"rollbacks"`
@@ -45,6 +49,11 @@ type Report struct {
 	// SlowRequests were served, but by a region under a latency fault (counted per loop
 	// interval): a latency degradation fails nothing, its cost is here.
 	SlowRequests int64 `json:"slow_requests"`
+
+	// ReplicaMinutes are the replica-minutes paid above each region's starting size (the
+	// primary at production, standbys at standby), from the world's ground truth: the cost of
+	// speed (pre-warming, scaling helpers, autoscaling under load).
+	ReplicaMinutes float64 `json:"replica_minutes"`
 
 	// FinalWeights: the traffic split in effect at the end, region -> percent.
 	FinalWeights map[string]float64 `json:"final_weights"`

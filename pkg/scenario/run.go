@@ -21,19 +21,29 @@ const (
 	// PolicyDrwatchd runs the unchanged daemon (health, RPO, the failover machine, the staged
 	// shift executor) through its production wiring.
 	PolicyDrwatchd = "drwatchd"
-	// PolicyNaive runs the tutorial rule; see naive.go.
+	// PolicySeed runs the seed's own rule (its AutomaticFailover); see seed.go.
+	PolicySeed = "seed"
+	// PolicyNaive is the old name of PolicySeed, still accepted.
 	PolicyNaive = "naive"
+	// PolicyLB runs a load balancer's health-check failover; see lb.go.
+	PolicyLB = "lb"
+	// PolicyOracle runs the physical limit: ground truth, acted on as well as the cloud
+	// allows; see oracle.go.
+	PolicyOracle = "oracle"
 )
 
-// Policies lists the policies Run accepts.
-var Policies = []string{PolicyDrwatchd, PolicyNaive}
+// Policies lists the policies Run accepts (PolicyNaive is an alias of PolicySeed).
+var Policies = []string{PolicyDrwatchd, PolicySeed, PolicyLB, PolicyOracle}
 
 // Options tune Run.
 type Options struct {
-	// Policy is PolicyDrwatchd (default) or PolicyNaive.
+	// Policy is one of Policies (default PolicyDrwatchd).
 	Policy string
 	// Log receives the daemon's logs (nil: none).
 	Log *zap.Logger
+	// Profile, when set, runs the scenario in that world profile (sim.ProfileDefault or
+	// sim.ProfileRough) whatever its world: block says.
+	Profile string
 }
 
 // healthyShare is the share of traffic on healthy regions that counts as recovered.
@@ -60,11 +70,31 @@ type policy interface {
 // others are failures to run.
 func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 	wallStart := time.Now()
-	if o.Policy == "" {
+	env, rec, pol, err := start(ctx, sc, o)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	defer pol.close()
+	rep, err := drive(ctx, sc, env, rec, pol)
+	if err != nil {
+		return nil, err
+	}
+	rep.WallSeconds = round(time.Since(wallStart).Seconds(), 3)
+	return rep, nil
+}
+
+// start builds the simulated cloud for the scenario, its recorder and the policy. The caller
+// closes the environment and the policy.
+func start(ctx context.Context, sc *Scenario, o Options) (*simrun.Env, *recorder, policy, error) {
+	switch o.Policy {
+	case "":
 		o.Policy = PolicyDrwatchd
+	case PolicyNaive:
+		o.Policy = PolicySeed
 	}
 	if !slices.Contains(Policies, o.Policy) {
-		return nil, fmt.Errorf("unknown policy %q (want %s)", o.Policy, strings.Join(Policies, " or "))
+		return nil, nil, nil, fmt.Errorf("unknown policy %q (want one of %s)", o.Policy, strings.Join(Policies, ", "))
 	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
@@ -75,17 +105,19 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 	}
 	svc, err := sc.check(load, o.Policy)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	env, err := simrun.Start(ctx, load, func(s *sim.Spec) {
 		s.Seed = sc.Seed
 		s.Faults = sc.simFaults()
 		sc.World.apply(s)
+		if o.Profile != "" {
+			s.Profile = o.Profile
+		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start the simulated cloud: %w", err)
+		return nil, nil, nil, fmt.Errorf("start the simulated cloud: %w", err)
 	}
-	defer env.Close()
 	svcName := svc.Name
 	// The config that shaped the world is reloaded with the probe address: use its service.
 	for i := range env.Config.Services {
@@ -93,20 +125,28 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 			svc = &env.Config.Services[i]
 		}
 	}
-
+	rec := newRecorder(sc, env, svc, o.Policy)
 	var pol policy
 	switch o.Policy {
-	case PolicyNaive:
-		pol, err = newNaive(ctx, env, svc)
+	case PolicySeed:
+		pol, err = newSeed(ctx, env, svc)
+	case PolicyLB:
+		pol, err = newLB(ctx, env, svc)
+	case PolicyOracle:
+		pol, err = newOracle(ctx, env, svc, rec.spans)
 	default:
 		pol, err = newDrwatchd(ctx, env, svc, o.Log)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("start the %s policy: %w", o.Policy, err)
+		env.Close()
+		return nil, nil, nil, fmt.Errorf("start the %s policy: %w", o.Policy, err)
 	}
-	defer pol.close()
+	return env, rec, pol, nil
+}
 
-	rec := newRecorder(sc, env, svc, o.Policy)
+// drive runs the scenario to its end: operator commands at their times, one policy iteration
+// per loop interval, the recorder observing before each.
+func drive(ctx context.Context, sc *Scenario, env *simrun.Env, rec *recorder, pol policy) (*Report, error) {
 	world := env.Sim.World
 	start := world.Spec().Start
 	end := start.Add(sc.Duration)
@@ -131,9 +171,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 		rec.events(evs)
 	}
 	rec.observe(world.Now(), pol)
-	rep := rec.finish(pol)
-	rep.WallSeconds = round(time.Since(wallStart).Seconds(), 3)
-	return rep, nil
+	return rec.finish(pol), nil
 }
 
 // check loads the config as the simulator will and checks the scenario against it: the
@@ -194,8 +232,8 @@ func (sc *Scenario) check(load simrun.Loader, policy string) (*config.Service, e
 	if e := sc.Expect.FinalActive; e != "" && svc.Region(e) == nil {
 		errs = append(errs, &FieldError{Path: "expect.final_active", Msg: fmt.Sprintf("%q is not a region of service %s", e, svc.Name)})
 	}
-	if policy == PolicyNaive && svc.Shift.Router != "" && svc.Shift.Router != "urlmap" {
-		errs = append(errs, &FieldError{Path: "config", Msg: fmt.Sprintf("the naive policy switches a URL map; service %s uses router %q", svc.Name, svc.Shift.Router)})
+	if policy != PolicyDrwatchd && svc.Shift.Router != "" && svc.Shift.Router != "urlmap" {
+		errs = append(errs, &FieldError{Path: "config", Msg: fmt.Sprintf("the %s policy switches a URL map; service %s uses router %q", policy, svc.Name, svc.Shift.Router)})
 	}
 	if len(errs) == 1 {
 		return nil, errs[0]
@@ -231,6 +269,8 @@ type recorder struct {
 	traffic [][]window
 	// latency faults per region, for the slow requests
 	latency [][]window
+	// every region fault by region name, with its kind and value (the oracle's ground truth)
+	spans map[string][]faultSpan
 
 	onset, decision, shifted, recovered *time.Time
 
@@ -273,6 +313,7 @@ func newRecorder(sc *Scenario, env *simrun.Env, svc *config.Service, pol string)
 	r.windows = make([][]window, len(r.regions))
 	r.traffic = make([][]window, len(r.regions))
 	r.latency = make([][]window, len(r.regions))
+	r.spans = map[string][]faultSpan{}
 	r.faultWindows()
 	interval := env.Config.Loop.Interval.D()
 	r.sampleEvery = interval
@@ -360,6 +401,7 @@ func (r *recorder) faultWindows() {
 				if f.Kind == sim.KindLatency {
 					r.latency[j] = append(r.latency[j], w)
 				}
+				r.spans[r.regions[j]] = append(r.spans[r.regions[j]], faultSpan{kind: f.Kind, value: f.Value, w: w})
 			}
 			if len(affected) == 0 {
 				continue // another service's region
@@ -421,19 +463,18 @@ func (r *recorder) observe(now time.Time, pol policy) {
 		t := now
 		r.shifted = &t
 	}
-	// Recovery is judged on the requests of the interval just ended: all but 1 % of them went to
-	// regions without a fault during the interval and with no overload (demand within the
-	// ready replicas' capacity). recovered is the start of the current recovered stretch: the
-	// RTO is when the service came back for good, not a moment between two flaps.
+	// Recovery is judged on the requests of the interval just ended: all but 1 % of them were
+	// served by regions without a fault during the interval, and not refused for overload (an
+	// overloaded region's refused requests count against it, its served ones do not).
+	// recovered is the start of the current recovered stretch: the RTO is when the service came
+	// back for good, not a moment between two flaps.
 	stats := w.Stats().Services[r.svc.Name]
 	if r.onset != nil && r.haveObs && !r.prevObs.Before(*r.onset) {
 		if total := stats.Total - r.obsStats.Total; total > 0 {
 			ok := r.cleanShare(r.prevObs, now, func(name string) float64 {
 				cur, prev := stats.Regions[name], r.obsStats.Regions[name]
-				if cur.Overload > prev.Overload {
-					return 0
-				}
-				return float64(cur.Total-prev.Total) / float64(total)
+				served := (cur.Total - prev.Total) - (cur.Overload - prev.Overload)
+				return float64(served) / float64(total)
 			})
 			switch {
 			case ok < healthyShare:
@@ -455,6 +496,9 @@ func (r *recorder) observe(now time.Time, pol policy) {
 				}
 			}
 		}
+	}
+	if r.haveObs {
+		r.rep.ReplicaMinutes += r.extraReplicas() * now.Sub(r.prevObs).Minutes()
 	}
 	r.prevObs, r.obsStats, r.haveObs = now, stats, true
 	if !now.Before(r.nextSample) {
@@ -490,6 +534,22 @@ func (r *recorder) sample(now time.Time, eff map[string]float64, pol policy) {
 	}
 	r.lastStats, r.haveStats = st, true
 	r.rep.Series = append(r.rep.Series, s)
+}
+
+// extraReplicas is how many replicas are being paid for now above each region's starting size
+// (the primary at production, standbys at standby), from the world's ground truth.
+func (r *recorder) extraReplicas() float64 {
+	var n float64
+	for _, rg := range r.svc.Regions {
+		base := rg.Replicas.Standby
+		if rg.Role == "primary" {
+			base = rg.Replicas.Production
+		}
+		if a := int(r.env.Sim.World.RegionState(r.svc.Name, rg.Name).Allocated); a > base {
+			n += float64(a - base)
+		}
+	}
+	return n
 }
 
 // events records a policy's events; the first failover decision after the onset is the
@@ -538,9 +598,11 @@ func (r *recorder) finish(pol policy) *Report {
 		v := round(r.onset.Sub(r.start).Seconds(), 3)
 		rep.OnsetSeconds = &v
 	}
+	r.countFromWrites(rep)
 	rep.DecisionSeconds = r.since(r.decision)
 	rep.ShiftSeconds = r.since(r.shifted)
 	rep.RTOSeconds = r.since(r.recovered)
+	rep.ReplicaMinutes = round(rep.ReplicaMinutes, 1)
 	if e := r.sc.Expect.Failover; e != nil && !*e {
 		rep.FalseFailovers = rep.Failovers
 	}

@@ -434,7 +434,12 @@ func (s Spec) Validate() error {
 
 // SpecFromConfig builds a world from the daemon's configuration: services, regions, endpoints,
 // backends, replicas and checkpoint buckets. World knobs take their defaults; Faults is empty.
-func SpecFromConfig(cfg *config.Config) Spec {
+func SpecFromConfig(cfg *config.Config) Spec { return ShapeFromConfig(cfg).withDefaults() }
+
+// ShapeFromConfig is SpecFromConfig without the defaults: only the services and regions. A
+// caller that sets knobs (a profile above all: it decides the defaults of the others) before
+// Start uses it, since Start applies the defaults to what is left zero.
+func ShapeFromConfig(cfg *config.Config) Spec {
 	var s Spec
 	for _, cs := range cfg.Services {
 		svc := ServiceSpec{
@@ -471,7 +476,7 @@ func SpecFromConfig(cfg *config.Config) Spec {
 		}
 		s.Services = append(s.Services, svc)
 	}
-	return s.withDefaults()
+	return s
 }
 
 // on is a knob's effective value: Off (or any negative) is zero.

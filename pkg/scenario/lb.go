@@ -1,0 +1,206 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/simrun"
+)
+
+// A load balancer's health-check failover, with the numbers its users run: Google Cloud load
+// balancers' health checks default to check_interval_sec 5 (we use the commonly configured 10),
+// timeout_sec 5, unhealthy_threshold 2 and healthy_threshold 2; Route 53 health checks use a
+// 10 or 30 s request interval and a failure threshold of 3; the seed's own health check is
+// "every 10 s, 5 s timeout, 3 failures". We take the seed's: check every 10 s with a 5 s
+// timeout, unhealthy after 3 consecutive failures, healthy again after 2 consecutive successes.
+const (
+	LBInterval           = 10 * time.Second
+	LBTimeout            = 5 * time.Second
+	LBUnhealthyThreshold = 3
+	LBHealthyThreshold   = 2
+)
+
+// lbPolicy is what a load balancer's health checks do: probe every region's serving endpoint
+// every LBInterval; send all traffic at once to the highest-priority healthy region (the
+// primary, then the standbys by priority), back to the primary as soon as it is healthy again;
+// no scale-up (Vertex AI's own autoscaling is all the standby gets), no RPO gate; fail open —
+// leave the traffic where it is — when no region is healthy.
+//
+// The switch is a URL map write through the real Compute client, so it pays the router's
+// propagation as every other policy's writes do (a health-check state change also takes tens
+// of seconds to reach every Google Front End, and a DNS failover its TTL). Operator commands:
+// pause and resume disable and enable the failover (an operator freeze binds whatever does the
+// failing over); failover and failback are not health-check actions and are ignored.
+type lbPolicy struct {
+	env   *simrun.Env
+	svc   *config.Service
+	act   *actuator
+	http  *http.Client
+	start time.Time
+	order []string // regions by priority
+
+	healthy   map[string]bool
+	fails, ok map[string]int
+	active    string
+	paused    bool
+	retrying  string
+	nextProbe time.Time
+	pending   []Event
+}
+
+func newLB(ctx context.Context, env *simrun.Env, svc *config.Service) (*lbPolicy, error) {
+	act, err := newActuator(ctx, env, svc, PolicyLB)
+	if err != nil {
+		return nil, err
+	}
+	p := &lbPolicy{
+		env: env, svc: svc, act: act, http: &http.Client{Timeout: LBTimeout},
+		start: env.Sim.World.Spec().Start, healthy: map[string]bool{}, fails: map[string]int{}, ok: map[string]int{},
+		active: svc.Primary().Name,
+	}
+	p.nextProbe = p.start
+	for _, r := range byPriority(svc) {
+		p.order = append(p.order, r.Name)
+		p.healthy[r.Name] = true // a backend starts healthy once it has passed its checks
+	}
+	return p, nil
+}
+
+func (p *lbPolicy) command(_ context.Context, c Command) error {
+	now := p.env.Sim.World.Now()
+	p.pending = append(p.pending, eventAt(p.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
+	switch c.Verb {
+	case "pause":
+		if !p.paused {
+			p.pending = append(p.pending, transitionAt(p.start, now, p.stateName(), string(failover.Paused), p.active, "paused by "+c.Who))
+		}
+		p.paused = true
+	case "resume":
+		if p.paused {
+			p.paused = false
+			p.pending = append(p.pending, transitionAt(p.start, now, string(failover.Paused), p.stateName(), p.active, "resumed by "+c.Who))
+		}
+	}
+	return nil
+}
+
+func (p *lbPolicy) step(ctx context.Context, now time.Time) ([]Event, error) {
+	evs := p.pending
+	p.pending = nil
+	var err error
+	if !now.Before(p.nextProbe) {
+		for !p.nextProbe.After(now) {
+			p.nextProbe = p.nextProbe.Add(LBInterval)
+		}
+		for _, name := range p.order {
+			p.check(ctx, name)
+		}
+		if !p.paused {
+			evs, err = p.route(ctx, now, evs)
+		}
+	}
+	if serr := p.env.Step(ctx); serr != nil && err == nil {
+		err = serr
+	}
+	return evs, err
+}
+
+// check runs one health check of region and updates its consecutive counters.
+func (p *lbPolicy) check(ctx context.Context, region string) {
+	if p.probe(ctx, region) {
+		p.fails[region] = 0
+		p.ok[region]++
+		if p.ok[region] >= LBHealthyThreshold {
+			p.healthy[region] = true
+		}
+		return
+	}
+	p.ok[region] = 0
+	p.fails[region]++
+	if p.fails[region] >= LBUnhealthyThreshold {
+		p.healthy[region] = false
+	}
+}
+
+// probe is one health check: a 200 within LBTimeout. The simulated probe server reports the
+// region's latency in X-Sim-Latency instead of sleeping: a latency beyond the timeout is a
+// timed-out check, as it would be on the wire.
+func (p *lbPolicy) probe(ctx context.Context, region string) bool {
+	ctx, cancel := context.WithTimeout(ctx, LBTimeout)
+	defer cancel()
+	u := p.env.Sim.ProbeBase + "/probe/" + url.PathEscape(p.svc.Name) + "/" + url.PathEscape(region)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if lat, err := time.ParseDuration(resp.Header.Get("X-Sim-Latency")); err == nil && lat > LBTimeout {
+		return false
+	}
+	return resp.StatusCode == http.StatusOK
+}
+
+// route sends all traffic to the highest-priority healthy region; with none healthy it fails
+// open (the traffic stays).
+func (p *lbPolicy) route(ctx context.Context, now time.Time, evs []Event) ([]Event, error) {
+	want := ""
+	for _, name := range p.order {
+		if p.healthy[name] {
+			want = name
+			break
+		}
+	}
+	if want == "" || want == p.active {
+		return evs, nil
+	}
+	kind := failover.KindFailover
+	if want == p.svc.Primary().Name {
+		kind = "failback"
+	}
+	reason := fmt.Sprintf("%s %s -> %s (lb, 100%% at once): %s failed %d health checks in a row; %s is the first healthy region",
+		kind, p.active, want, p.active, p.fails[p.active], want)
+	if kind == "failback" {
+		reason = fmt.Sprintf("failback %s -> %s (lb): %s passed %d health checks in a row", p.active, want, want, p.ok[want])
+	}
+	if p.retrying != want {
+		evs = append(evs, eventAt(p.start, now, failover.EventFailoverStarted, "lb-"+kind, want, reason))
+	}
+	if err := p.act.setWeights(ctx, all100(want)); err != nil {
+		p.retrying = want
+		evs = append(evs, eventAt(p.start, now, failover.EventPlanFailed, "lb-set-failed", want, "lb: URL map update failed (retried at the next check): "+oneLine(err)))
+		return evs, err
+	}
+	p.retrying = ""
+	before := p.stateName()
+	p.active = want
+	evs = append(evs, eventAt(p.start, now, failover.EventFailoverCompleted, kind+"-completed", want, reason))
+	if after := p.stateName(); after != before {
+		evs = append(evs, transitionAt(p.start, now, before, after, want, reason))
+	}
+	return evs, nil
+}
+
+func (p *lbPolicy) stateName() string {
+	switch {
+	case p.paused:
+		return string(failover.Paused)
+	case p.active == p.svc.Primary().Name:
+		return string(failover.Healthy)
+	}
+	return string(failover.FailedOver)
+}
+
+func (p *lbPolicy) state() (string, string, int) { return p.stateName(), p.active, 0 }
+
+func (p *lbPolicy) close() { p.act.close() }
