@@ -474,6 +474,16 @@ func SpecFromConfig(cfg *config.Config) Spec {
 	return s.withDefaults()
 }
 
+// Nominal turns off every knob that varies or acts on its own (the jitters, stock-outs,
+// autoscaling, probe noise and blips), so that each delay takes exactly its nominal value and
+// replicas change only when asked: for tests of one daemon mechanism at known timings. The
+// defaults are the documented real world; Nominal is not it, and says so where it is used.
+func Nominal(s *Spec) {
+	s.IngestJitter, s.RouterPropagationJitter, s.ScaleUpJitter = Off, Off, Off
+	s.StockoutRatio, s.AutoscaleTarget, s.ProbeFailureRatio = Off, Off, Off
+	s.ProbeBlips = Blips{PerHour: Off}
+}
+
 // on is a knob's effective value: Off (or any negative) is zero.
 func on[T time.Duration | float64](v T) T { return max(v, 0) }
 

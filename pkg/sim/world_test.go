@@ -34,11 +34,10 @@ func twoRegions(faults ...Fault) Spec {
 	}
 }
 
-// exact removes the world's jitter, autoscaling and probe noise: for tests of one mechanism at
-// its nominal timing (the rough physics have their own tests in rough_test.go).
+// exact is spec at nominal timings (Nominal): for tests of one mechanism (the rough physics
+// have their own tests in rough_test.go).
 func exact(s Spec) Spec {
-	s.IngestJitter, s.RouterPropagationJitter, s.ScaleUpJitter = Off, Off, Off
-	s.AutoscaleTarget, s.ProbeFailureRatio = Off, Off
+	Nominal(&s)
 	return s
 }
 

@@ -124,6 +124,11 @@ func newRig(ctx context.Context, t testing.TB, o fleetOptions, tweak func(*sim.S
 	t.Helper()
 	shape := fleetConfig(t, o, "http://127.0.0.1:1")
 	spec := sim.SpecFromConfig(shape)
+	// These tests measure the health parts against known timings: every series of a minute is
+	// ingested at once, 2 minutes after it ends, and probes are noiseless (sim.Nominal). The
+	// default world ingests each series on its own, later, which scenario tests exercise.
+	sim.Nominal(&spec)
+	spec.IngestDelay = 2 * time.Minute
 	if tweak != nil {
 		tweak(&spec)
 	}

@@ -719,8 +719,10 @@ func (s *Server) MutateDeployedModel(ctx context.Context, req *aiplatformpb.Muta
 		doneAt, stockout = now.Add(d), out
 		r.add(provision{n: minR - a, at: doneAt, stockout: out, dm: dm, newMin: minR, oldMin: oldMin, oldMax: oldMax})
 	case minR > r.ready:
-		// Enough replicas are already provisioning: done when the last of them is.
-		doneAt = r.prov[len(r.prov)-1].at
+		// Enough replicas are already provisioning (the autoscaler's): the operation waits for
+		// the last of them, and shares its fate.
+		last := r.prov[len(r.prov)-1]
+		doneAt, stockout = last.at, last.stockout
 	}
 	if !s.autoscaled {
 		// Without an autoscaler (SetAutoscaled) replicas follow the minimum down at once.
