@@ -433,7 +433,9 @@ func (s Spec) Validate() error {
 }
 
 // SpecFromConfig builds a world from the daemon's configuration: services, regions, endpoints,
-// backends, replicas and checkpoint buckets. World knobs take their defaults; Faults is empty.
+// backends, replicas and checkpoint buckets. World knobs are left zero, so that a profile or
+// explicit knobs set afterwards apply; they take their defaults when the world starts
+// (Defaulted shows them). Faults is empty.
 func SpecFromConfig(cfg *config.Config) Spec {
 	var s Spec
 	for _, cs := range cfg.Services {
@@ -469,10 +471,17 @@ func SpecFromConfig(cfg *config.Config) Spec {
 			}
 			svc.Regions = append(svc.Regions, r)
 		}
+		if svc.Router == "" {
+			svc.Router = RouterURLMap
+		}
 		s.Services = append(s.Services, svc)
 	}
-	return s.withDefaults()
+	return s
 }
+
+// Defaulted returns the spec with every zero knob set to its default (or its profile's), as a
+// world built from it runs. Off knobs stay Off (read them as zero).
+func (s Spec) Defaulted() Spec { return s.withDefaults() }
 
 // Nominal turns off every knob that varies or acts on its own (the jitters, stock-outs,
 // autoscaling, probe noise and blips), so that each delay takes exactly its nominal value and

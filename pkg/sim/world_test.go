@@ -297,6 +297,10 @@ func TestSpecFromConfig(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if spec.IngestDelay != 0 || spec.QPS != 0 {
+		t.Errorf("knobs defaulted too early (a profile set later would not apply): %+v", spec)
+	}
+	spec = spec.Defaulted()
 	svc := spec.Services[0]
 	r0, r1 := svc.Regions[0], svc.Regions[1]
 	if svc.Router != RouterURLMap || !r0.Primary || r1.Primary || r0.Standby != 1 || r0.Max != 6 || r1.Max != 9 ||
