@@ -19,6 +19,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/drill"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/server"
+	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
@@ -42,7 +43,9 @@ func startSim(t *testing.T) (*drill.Sim, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	s, err := drill.StartSim(ctx, tolerantDemo, nil, zap.NewNop())
+	// The RTO bounds below are computed from the nominal scale-up and propagation times
+	// (sim.Nominal: no jitter, no autoscaler).
+	s, err := drill.StartSim(ctx, tolerantDemo, sim.Nominal, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

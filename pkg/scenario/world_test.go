@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/simrun"
 )
 
 // everyWorldKey uses every key of the world: block.
@@ -81,10 +82,17 @@ faults:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s sim.Spec
-	sc.World.apply(&s)
-	if s.Profile != sim.ProfileRough || s.ScaleUp != 2*time.Minute {
-		t.Fatalf("spec %+v: want profile rough with scale_up 2m", s)
+	// The world the scenario runs on has the rough values, with the explicit scale_up.
+	env, err := simrun.Start(context.Background(), simrun.DemoLoader, sc.World.apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := env.Sim.World.Spec()
+	env.Close()
+	if got.Profile != sim.ProfileRough || got.ScaleUp != 2*time.Minute || got.IngestDelay != sim.RoughIngestDelay ||
+		got.RouterPropagationJitter != sim.RoughRouterPropagationJitter || got.StockoutRatio != sim.RoughStockoutRatio ||
+		got.ProbeBlips.PerHour != sim.RoughBlipsPerHour {
+		t.Fatalf("world spec %+v: want the rough profile with scale_up 2m", got)
 	}
 	a, err := Run(context.Background(), sc, Options{})
 	if err != nil {

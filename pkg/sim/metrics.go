@@ -133,7 +133,7 @@ func (w *World) closePeriod(end time.Time) {
 		vertex = append(vertex, int64Series(fakemon.MetricReplicas, res, gauge, metricpb.MetricDescriptor_GAUGE,
 			ready, "deployed_model_id", dm))
 		vertex = append(vertex, int64Series(fakemon.MetricTargetReplicas, res, gauge, metricpb.MetricDescriptor_GAUGE,
-			int64(max(r.target, r.ready)), "deployed_model_id", dm))
+			int64(max(r.target, r.ready, r.allocated)), "deployed_model_id", dm))
 		if !r.down {
 			lagSec := r.stale.Seconds()
 			if r.spec.Primary {

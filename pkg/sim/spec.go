@@ -433,13 +433,10 @@ func (s Spec) Validate() error {
 }
 
 // SpecFromConfig builds a world from the daemon's configuration: services, regions, endpoints,
-// backends, replicas and checkpoint buckets. World knobs take their defaults; Faults is empty.
-func SpecFromConfig(cfg *config.Config) Spec { return ShapeFromConfig(cfg).withDefaults() }
-
-// ShapeFromConfig is SpecFromConfig without the defaults: only the services and regions. A
-// caller that sets knobs (a profile above all: it decides the defaults of the others) before
-// Start uses it, since Start applies the defaults to what is left zero.
-func ShapeFromConfig(cfg *config.Config) Spec {
+// backends, replicas and checkpoint buckets. World knobs are left zero, so that a profile or
+// explicit knobs set afterwards apply; they take their defaults when the world starts
+// (Defaulted shows them). Faults is empty.
+func SpecFromConfig(cfg *config.Config) Spec {
 	var s Spec
 	for _, cs := range cfg.Services {
 		svc := ServiceSpec{
@@ -474,9 +471,26 @@ func ShapeFromConfig(cfg *config.Config) Spec {
 			}
 			svc.Regions = append(svc.Regions, r)
 		}
+		if svc.Router == "" {
+			svc.Router = RouterURLMap
+		}
 		s.Services = append(s.Services, svc)
 	}
 	return s
+}
+
+// Defaulted returns the spec with every zero knob set to its default (or its profile's), as a
+// world built from it runs. Off knobs stay Off (read them as zero).
+func (s Spec) Defaulted() Spec { return s.withDefaults() }
+
+// Nominal turns off every knob that varies or acts on its own (the jitters, stock-outs,
+// autoscaling, probe noise and blips), so that each delay takes exactly its nominal value and
+// replicas change only when asked: for tests of one daemon mechanism at known timings. The
+// defaults are the documented real world; Nominal is not it, and says so where it is used.
+func Nominal(s *Spec) {
+	s.IngestJitter, s.RouterPropagationJitter, s.ScaleUpJitter = Off, Off, Off
+	s.StockoutRatio, s.AutoscaleTarget, s.ProbeFailureRatio = Off, Off, Off
+	s.ProbeBlips = Blips{PerHour: Off}
 }
 
 // on is a knob's effective value: Off (or any negative) is zero.

@@ -34,11 +34,10 @@ func twoRegions(faults ...Fault) Spec {
 	}
 }
 
-// exact removes the world's jitter, autoscaling and probe noise: for tests of one mechanism at
-// its nominal timing (the rough physics have their own tests in rough_test.go).
+// exact is spec at nominal timings (Nominal): for tests of one mechanism (the rough physics
+// have their own tests in rough_test.go).
 func exact(s Spec) Spec {
-	s.IngestJitter, s.RouterPropagationJitter, s.ScaleUpJitter = Off, Off, Off
-	s.AutoscaleTarget, s.ProbeFailureRatio = Off, Off
+	Nominal(&s)
 	return s
 }
 
@@ -298,6 +297,10 @@ func TestSpecFromConfig(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if spec.IngestDelay != 0 || spec.QPS != 0 {
+		t.Errorf("knobs defaulted too early (a profile set later would not apply): %+v", spec)
+	}
+	spec = spec.Defaulted()
 	svc := spec.Services[0]
 	r0, r1 := svc.Regions[0], svc.Regions[1]
 	if svc.Router != RouterURLMap || !r0.Primary || r1.Primary || r0.Standby != 1 || r0.Max != 6 || r1.Max != 9 ||

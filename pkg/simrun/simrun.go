@@ -61,7 +61,7 @@ func Start(ctx context.Context, load Loader, tweak func(*sim.Spec)) (*Env, error
 	if err != nil {
 		return nil, err
 	}
-	spec := sim.ShapeFromConfig(cfg) // knobs left zero take their (profile's) defaults in sim.Start
+	spec := sim.SpecFromConfig(cfg)
 	if tweak != nil {
 		tweak(&spec)
 	}

@@ -97,7 +97,7 @@ func metricPhases() []time.Duration {
 // = 60 + 120 + 5 + 9 + 10 = 204 s.
 func metricBound(t testing.TB) time.Duration {
 	cfg := fleetConfig(t, fleetOptions{services: 1, regions: fleetRegions[:2], loop: detLoop}, "http://127.0.0.1:1")
-	spec := sim.SpecFromConfig(cfg) // the world's default knobs
+	spec := nominalSpec(cfg) // the rig's world
 	h, loop := cfg.Services[0].Health, cfg.Loop.Interval.D()
 	k := float64((h.Window.D() - spec.IngestDelay) / spec.SamplePeriod)
 	fstar := time.Duration(h.ErrorRatio.Unhealthy * k * float64(spec.SamplePeriod))

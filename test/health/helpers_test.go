@@ -118,12 +118,23 @@ type rig struct {
 	start   time.Time
 }
 
+// nominalSpec is the world these tests measure the health parts against, at known timings:
+// every series of a minute ingested at once, 2 minutes after it ends, and noiseless probes
+// (sim.Nominal). The default world ingests each series on its own, later, which the scenario
+// tests exercise.
+func nominalSpec(cfg *config.Config) sim.Spec {
+	spec := sim.SpecFromConfig(cfg)
+	sim.Nominal(&spec)
+	spec.IngestDelay = 2 * time.Minute
+	return spec.Defaulted()
+}
+
 // newRig starts the simulated cloud for o (spec tweaked by tweak), builds the config with the
 // real probe address, and the health parts on the real clients.
 func newRig(ctx context.Context, t testing.TB, o fleetOptions, tweak func(*sim.Spec)) *rig {
 	t.Helper()
 	shape := fleetConfig(t, o, "http://127.0.0.1:1")
-	spec := sim.SpecFromConfig(shape)
+	spec := nominalSpec(shape)
 	if tweak != nil {
 		tweak(&spec)
 	}

@@ -34,9 +34,11 @@ func fleetFaults(svc int) map[string]fleetFault {
 	case svc < 20:
 		return map[string]fleetFault{"asia-east1": {sim.KindErrors, 0.3, health.Unhealthy, false}}
 	case svc < 30:
-		return map[string]fleetFault{"us-east1": {sim.KindLatency, 3, health.Unhealthy, false}}
+		// A latency fault is a shift: +6 s puts p99 over the 5 s unhealthy threshold, +1 s over
+		// the 1 s degraded one only.
+		return map[string]fleetFault{"us-east1": {sim.KindLatency, 6, health.Unhealthy, false}}
 	case svc < 35:
-		return map[string]fleetFault{"us-central1": {sim.KindLatency, 0.5, health.Degraded, false}}
+		return map[string]fleetFault{"us-central1": {sim.KindLatency, 1, health.Degraded, false}}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
+	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -32,7 +33,8 @@ func newAdapters(t *testing.T) *adapters {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	env, err := simrun.Start(ctx, simrun.FileLoader("testdata/staged.yaml"), nil)
+	// Readiness is checked after the nominal scale-up time (sim.Nominal: no jitter).
+	env, err := simrun.Start(ctx, simrun.FileLoader("testdata/staged.yaml"), sim.Nominal)
 	if err != nil {
 		t.Fatal(err)
 	}

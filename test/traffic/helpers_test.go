@@ -62,7 +62,14 @@ func start(t *testing.T, file string, tweak func(*sim.Spec)) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	t.Cleanup(cancel)
-	env, err := simrun.Start(ctx, simrun.FileLoader(filepath.Join("testdata", file)), tweak)
+	// The shift's timing is checked against nominal propagation and scale-up (sim.Nominal): no
+	// jitter, no autoscaler adding replicas on its own.
+	env, err := simrun.Start(ctx, simrun.FileLoader(filepath.Join("testdata", file)), func(s *sim.Spec) {
+		sim.Nominal(s)
+		if tweak != nil {
+			tweak(s)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@
 // Mutations need the current fingerprint (else HTTP 412 conditionNotMet, as the UrlMap
 // documentation states), validate weighted backends (weight 0..1000, a backend service named),
 // change the fingerprint, and return an Operation that is already DONE and can be fetched by
-// name. Patch merges top-level fields; defaultRouteAction is merged one level down and its
+// name (Writes logs every accepted one). Patch merges top-level fields; defaultRouteAction is merged one level down and its
 // weightedBackendServices, like pathMatchers, are replaced wholesale when present.
 // Not implemented: insert, delete, list, validate, invalidateCache, and JSON null clearing.
 package fakecompute

@@ -9,9 +9,13 @@
 // Implemented: GetEndpoint, ListEndpoints (paging), UpdateEndpoint (traffic_split,
 // display_name, description, labels; etag checked, ABORTED on mismatch as Vertex AI answers),
 // MutateDeployedModel (long-running; min/max replica counts; done once new replicas are ready
-// on the injected clock), and Operations Get/List/Wait/Delete/Cancel. Replicas are modelled as
-// "min_replica_count replicas wanted": scaling up takes SetScaleUpTime, scaling down is
-// immediate. Not implemented: CreateEndpoint, DeleteEndpoint, DeployModel, UndeployModel,
+// on the injected clock), and Operations Get/List/Wait/Delete/Cancel. Replicas: raising
+// min_replica_count provisions the missing replicas, ready after SetScaleUpTime plus the
+// jitter SetProvisioning draws, or never (a stock-out: the operation ends in
+// RESOURCE_EXHAUSTED and min/max go back). Without an autoscaler lowering the minimum removes
+// replicas at once; with one (SetAutoscaled, driven through Autoscale by the world) replicas
+// between min and max are the autoscaler's. The ready count is shown as the deployed model's
+// status.available_replica_count. Writes logs every accepted mutation. Not implemented: CreateEndpoint, DeleteEndpoint, DeployModel, UndeployModel,
 // list filters and read masks.
 package fakevertex
 
@@ -719,8 +723,10 @@ func (s *Server) MutateDeployedModel(ctx context.Context, req *aiplatformpb.Muta
 		doneAt, stockout = now.Add(d), out
 		r.add(provision{n: minR - a, at: doneAt, stockout: out, dm: dm, newMin: minR, oldMin: oldMin, oldMax: oldMax})
 	case minR > r.ready:
-		// Enough replicas are already provisioning: done when the last of them is.
-		doneAt = r.prov[len(r.prov)-1].at
+		// Enough replicas are already provisioning (the autoscaler's): the operation waits for
+		// the last of them, and shares its fate.
+		last := r.prov[len(r.prov)-1]
+		doneAt, stockout = last.at, last.stockout
 	}
 	if !s.autoscaled {
 		// Without an autoscaler (SetAutoscaled) replicas follow the minimum down at once.
