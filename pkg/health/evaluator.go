@@ -1,6 +1,8 @@
 package health
 
 import (
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
@@ -43,6 +45,7 @@ type regionState struct {
 	bad     int
 	good    int
 	reason  string
+	probes  probeWindow
 }
 
 // Evaluator turns raw signals into a verdict per (service, region) with hysteresis. It is pure:
@@ -126,6 +129,7 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 
 	msig, mhard := e.classifyMetrics(h, in, now, &out)
 	psig := e.classifyProbe(rc, in.Probe, now)
+	psig = e.probeStatistics(&st.probes, in.Probe, psig)
 
 	// Quorum.
 	var raw signal
@@ -245,10 +249,15 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
 	// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
 	// vetoing: hard down then needs them to show >= HardDownErrorRatio.
-	metricsPredate := probeDown && msig == sigGood && !out.MetricsAt.IsZero() &&
-		in.Probe != nil && in.Probe.ConsecutiveFailures >= 2*ua &&
+	//
+	// Without metrics (none yet, or all still being ingested) the probe alone carries the
+	// evidence the same way: hard down needs the same doubled streak. A region failing part of
+	// its requests fails probes here and there (probestats.go makes that a bad signal); taking
+	// it for dead would send all of its traffic at once to a cold standby.
+	probeStreak := probeDown && in.Probe != nil && in.Probe.ConsecutiveFailures >= 2*ua
+	metricsPredate := probeStreak && msig == sigGood && !out.MetricsAt.IsZero() &&
 		out.MetricsAt.Before(probeFailingSince(rc, in.Probe))
-	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeDown && (!msig.available() || metricsPredate))
+	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
 	return out
 }
 
@@ -514,6 +523,11 @@ func sep(b []byte) []byte {
 	return b
 }
 
+// netLossGrace is how long probes that get no HTTP answer must keep failing before they count:
+// longer than the short network losses between a prober and a region that the rough world
+// simulates (30 s, pkg/sim/doc.go), so a blip does not fail a region over.
+const netLossGrace = time.Minute
+
 // probeStaleIntervals: a probe result older than this many intervals (plus the timeout) is stale.
 const probeStaleIntervals = 3
 
@@ -535,6 +549,12 @@ func (e *Evaluator) classifyProbe(rc *config.Region, p *ProbeResult, now time.Ti
 	ftd := 1
 	if pc != nil {
 		ftd = max(pc.FailuresToDown, 1)
+		if iv := pc.Interval.D(); !p.OK && p.Status == 0 && iv > 0 {
+			// No HTTP answer at all: the network between the daemon and the region may have
+			// lost it (a blip), which says nothing of the region. Such failures count only once
+			// they have lasted netLossGrace; a region that answers 5xx counts at once.
+			ftd = max(ftd, int(netLossGrace/iv)+1)
+		}
 		if iv := pc.Interval.D(); iv > 0 {
 			if age := now.Sub(p.At); age > probeStaleIntervals*iv+pc.Timeout.D() {
 				b = append(b, "probe result stale ("...)
@@ -568,6 +588,31 @@ func (e *Evaluator) classifyProbe(rc *config.Region, p *ProbeResult, now time.Ti
 		return sigBad
 	}
 	return sigUnknown // failing, but not yet failures_to_down times: no evidence either way
+}
+
+// probeStatistics records the probe result in the region's window and turns a flickering probe
+// into a bad signal when its failure runs are too many for the region's baseline (probestats.go).
+// A probe that is already bad, stale or missing is left as it is.
+func (e *Evaluator) probeStatistics(w *probeWindow, p *ProbeResult, psig signal) signal {
+	if p == nil {
+		return psig
+	}
+	w.add(p)
+	bad, ratio, runs := w.partial()
+	if !bad || psig == sigBad || !psig.available() {
+		return psig
+	}
+	b := append(e.pbuf, "; probes failing "...)
+	b = appendInt(b, int(math.Round(ratio*100)))
+	b = append(b, " % of the last "...)
+	b = appendInt(b, w.n)
+	b = append(b, " in "...)
+	b = appendInt(b, runs)
+	b = append(b, " runs (baseline "...)
+	b = strconv.AppendFloat(b, max(w.baseline, probeMinBaseline)*100, 'f', 1, 64)
+	b = append(b, " %): a partial failure"...)
+	e.pbuf = b
+	return sigBad
 }
 
 func appendInt(b []byte, n int) []byte {

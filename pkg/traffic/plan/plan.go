@@ -202,6 +202,61 @@ func Restart(p Plan, bake time.Duration, now time.Time) Plan {
 	return p
 }
 
+// KindFailover is the plan kind of an automatic failover (the failover machine's); only such a
+// plan is paced by urgency. Planned moves (failback, drills, manual) keep the careful pace.
+const KindFailover = "failover"
+
+// standbyHeadroom is the share of a standby's capacity a first step may use before the target
+// has scaled: production replicas carry all of the traffic (that is what production means in
+// the config), so standby replicas carry standby/production of it; 80 % of that leaves room for
+// the bursts of a Poisson arrival process.
+const standbyHeadroom = 0.8
+
+// urgent reports whether the plan is paced by urgency: an automatic failover away from a
+// source whose verdict is unhealthy. Its first step goes out before the target has scaled when
+// the target's standby replicas can carry it, a bake ends early on decisive probe evidence, and
+// a target that has scaled and passed a step takes all the traffic at once.
+func (p Plan) urgent(in Input) bool {
+	return p.Kind == KindFailover && !p.Emergency && !in.DryRun && in.Source.Verdict == health.Unhealthy
+}
+
+// fitsStandby reports whether pct percent of the traffic fits the target's capacity before its
+// scale-up: standby/production of the traffic, with standbyHeadroom.
+func fitsStandby(pct int, target config.Region) bool {
+	r := target.Replicas
+	if r.Production <= 0 || r.Standby <= 0 {
+		return false
+	}
+	return float64(pct) <= 100*standbyHeadroom*float64(r.Standby)/float64(r.Production)
+}
+
+// sure reports whether the target's fresh signals vouch for it now: a healthy verdict and a
+// probe answering OK. Metrics arrive minutes late; a probe counts at once.
+func sure(in Input) bool {
+	t := in.Target
+	return t.Verdict == health.Healthy && t.Probe != nil && t.Probe.OK
+}
+
+// decisive reports whether the target's fresh signals settle its bake early: its verdict is
+// healthy and its probe has answered OK for at least a quarter of the bake since the bake began
+// (at least two probe intervals of evidence with the default 1 m bake and 5 s probes). Without a
+// probe nothing is fresh enough: the bake lasts its full length.
+func decisive(p Plan, in Input, now time.Time) bool {
+	t := in.Target
+	if t.Verdict != health.Healthy || t.Probe == nil || !t.Probe.OK || t.Probe.OKSince.IsZero() {
+		return false
+	}
+	began := p.BakeUntil.Add(-in.Shift.Bake.D())
+	okFrom := t.Probe.OKSince
+	if okFrom.Before(began) {
+		okFrom = began
+	}
+	return now.Sub(okFrom) >= in.Shift.Bake.D()/4
+}
+
+// scaled reports whether the target's scale-up is done.
+func (p Plan) scaled(in Input) bool { return p.ScaleOp != "" && in.ScaleReady }
+
 // split is the weights at target percent pct: to gets pct, from the rest, every other region 0.
 func (p Plan) split(pct int) Weights {
 	w := Weights{}
@@ -363,8 +418,20 @@ func shift(p Plan, in Input, now time.Time) (Plan, Action) {
 }
 
 func scaling(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
-	if p.Emergency || (p.ScaleOp != "" && in.ScaleReady) {
+	if p.Emergency || p.scaled(in) {
+		if p.urgent(in) && sure(in) && p.Step > 0 {
+			// The target has scaled and passed a step against a failing source: all of it now.
+			p.Step = len(p.Steps) - 1
+		}
 		p, act := shift(p, in, now)
+		return p, act, nil
+	}
+	if p.urgent(in) && sure(in) && p.Step == 0 && fitsStandby(p.Steps[0], in.TargetRegion) {
+		// Against a failing source, the first step goes out now: the target's standby
+		// replicas can carry it while the rest of them come up.
+		p, act := shift(p, in, now)
+		p.Early = true
+		p.Reason += " (urgent: within the target's standby capacity, before its scale-up)"
 		return p, act, nil
 	}
 	if in.ScaleErr != "" && p.ScaleOp != "" {
@@ -373,8 +440,14 @@ func scaling(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		p.ScaleOp = ""
 	}
 	if timeout := in.Failover.ScaleTimeout.D(); timeout > 0 && now.Sub(p.Since) >= timeout {
-		p.Phase, p.Since = Failed, now
 		p.Reason = fmt.Sprintf("scale-up of %s not ready after %s", p.To, FormatDuration(timeout))
+		if p.Applied[p.To] > p.Start[p.To] {
+			// An early step already moved traffic: nothing to undo safely on our own.
+			p.Phase, p.Since = Held, now
+			p.Reason += fmt.Sprintf(", with %d%% already on it: holding, a human must decide", p.Applied[p.To])
+			return p, nil, &Outcome{OutcomeHeld, p.Reason}
+		}
+		p.Phase, p.Since = Failed, now
 		return p, nil, &Outcome{OutcomeFailed, p.Reason}
 	}
 	return p, nil, nil
@@ -416,6 +489,10 @@ func baking(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		if bad := analyse(in.Target, a, p.Baseline, in.BaselineFloor); bad != "" {
 			return rollback(p, in, fmt.Sprintf("target %s failing at %d%%: %s", p.To, p.Steps[p.Step], bad), now)
 		}
+		if p.urgent(in) && now.Before(p.BakeUntil) && decisive(p, in, now) {
+			return passed(p, in, fmt.Sprintf(" (urgent: bake ended early, %s healthy and its probe OK since %s)",
+				p.To, in.Target.Probe.OKSince.UTC().Format(time.RFC3339)), now)
+		}
 		if now.Before(p.BakeUntil) {
 			return p, nil, nil
 		}
@@ -446,6 +523,17 @@ func passed(p Plan, in Input, note string, now time.Time) (Plan, Action, *Outcom
 		return p, nil, &Outcome{OutcomeCompleted, p.Reason}
 	}
 	p.Step++
+	if p.Early && !p.scaled(in) && !in.DryRun && !fitsStandby(p.Steps[p.Step], in.TargetRegion) {
+		// A first step went out before the scale-up; the next would overload the target: wait
+		// for its replicas on the split that just passed.
+		p.Phase, p.Since = Scaling, now
+		p.Reason = fmt.Sprintf("%d%% on %s passed; waiting for its scale-up before the next step%s", p.LastGood[p.To], p.To, note)
+		return p, nil, nil
+	}
+	if p.urgent(in) && sure(in) {
+		p.Step = len(p.Steps) - 1 // scaled and passed against a failing source: all of it now
+		note += " (urgent: the target has scaled and passed; moving the rest at once)"
+	}
 	p, act := shift(p, in, now)
 	p.Reason += note
 	return p, act, nil

@@ -48,6 +48,9 @@ type Plan struct {
 	ScaleOp string `json:"scale_op,omitempty"`
 	// Baseline error ratio of the source before the incident (negative when unknown).
 	Baseline float64 `json:"baseline"`
+	// Early: the first step went out before the target's scale-up was ready (an urgent plan,
+	// within the target's standby capacity); later steps wait for the scale-up.
+	Early bool `json:"early,omitempty"`
 	// Inconclusive bakes at this step (too few requests).
 	Inconclusive int    `json:"inconclusive,omitempty"`
 	Reason       string `json:"reason"` // why the plan is in this phase

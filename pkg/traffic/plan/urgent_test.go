@@ -1,0 +1,133 @@
+package plan
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/health"
+)
+
+// walk advances p every 10 s from now until it completes or n ticks pass, recording every
+// SetWeights as confirmed; scaledAt is when the target's scale-up becomes ready (zero: never).
+// It returns the target percentages shifted, with the tick at which each went out.
+func walk(t *testing.T, p Plan, in Input, now, scaledAt time.Time, n int) (Plan, []int, []time.Duration) {
+	t.Helper()
+	var shifted []int
+	var at []time.Duration
+	start := now
+	for range n {
+		in.ScaleReady = !scaledAt.IsZero() && !now.Before(scaledAt)
+		var acts []Action
+		var out Outcome
+		p, acts, out = advance(t, p, in, now)
+		p = Record(p, ok(acts, "op-1"), now)
+		for _, a := range acts {
+			if sw, isSW := a.(SetWeights); isSW {
+				shifted = append(shifted, sw.Weights[dst])
+				at = append(at, now.Sub(start))
+			}
+		}
+		if out.Terminal() {
+			break
+		}
+		now = now.Add(10 * time.Second)
+	}
+	return p, shifted, at
+}
+
+// The target vouched for by its fresh signals: a healthy verdict and a probe OK for a while.
+func vouched(in Input, since time.Time) Input {
+	in.Target.Probe = &health.ProbeResult{OK: true, Status: 200, At: since, OKSince: since}
+	return in
+}
+
+func TestUrgentPacing(t *testing.T) {
+	steps := []int{10, 25, 50, 75, 100}
+	scaled := t0.Add(4 * time.Minute)
+	tests := []struct {
+		name     string
+		kind     string
+		in       func() Input
+		scaledAt time.Time
+		want     []int
+		// the first step went out at once (before the scale-up)
+		early bool
+	}{
+		{name: "failover from an unhealthy source, target vouched for: first step now, the rest at once when scaled",
+			kind: "failover", in: func() Input { return vouched(input(), t0.Add(-time.Hour)) }, scaledAt: scaled,
+			want: []int{10, 100}, early: true},
+		{name: "no probe on the target: the careful walk after the scale-up",
+			kind: "failover", in: input, scaledAt: scaled, want: steps},
+		{name: "source degraded, not unhealthy: not urgent",
+			kind: "failover", in: func() Input {
+				in := vouched(input(), t0.Add(-time.Hour))
+				in.Source.Verdict = health.Degraded
+				return in
+			}, scaledAt: scaled, want: steps},
+		{name: "a failback keeps the careful pace",
+			kind: "failback", in: func() Input { return vouched(input(), t0.Add(-time.Hour)) }, scaledAt: scaled, want: steps},
+		{name: "a drill keeps the careful pace",
+			kind: "drill", in: func() Input { return vouched(input(), t0.Add(-time.Hour)) }, scaledAt: scaled, want: steps},
+		{name: "standby too small for the first step: wait for the scale-up",
+			kind: "failover", in: func() Input {
+				in := vouched(input(), t0.Add(-time.Hour))
+				in.TargetRegion.Replicas.Standby, in.TargetRegion.Replicas.Production = 1, 10 // 8 % fits, 10 % does not
+				return in
+			}, scaledAt: scaled, want: []int{10, 100}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(tc.kind, src, dst, steps, false, Weights{src: 100, dst: 0}, 0.002, t0, "p1")
+			p, got, at := walk(t, p, tc.in(), t0, tc.scaledAt, 400)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("shifted %v, want %v (%s)", got, tc.want, p.Reason)
+			}
+			if p.Phase != Done {
+				t.Fatalf("ended %s: %s", p.Phase, p.Reason)
+			}
+			if early := at[0] < tc.scaledAt.Sub(t0); early != tc.early {
+				t.Errorf("first step at %v (scale-up ready at %v): early = %v, want %v", at[0], tc.scaledAt.Sub(t0), early, tc.early)
+			}
+			for i, pct := range got {
+				if pct > 20 && at[i] < tc.scaledAt.Sub(t0) {
+					t.Errorf("%d%% went out at %v, before the scale-up at %v: more than the standby can carry", pct, at[i], tc.scaledAt.Sub(t0))
+				}
+			}
+		})
+	}
+}
+
+// An urgent bake ends as soon as the target's probe has vouched for it for a quarter of the
+// bake; without that evidence it lasts its full length.
+func TestUrgentBakeEndsOnDecisiveEvidence(t *testing.T) {
+	in := input() // bake 2m
+	p := bakingAt(2, Weights{src: 50, dst: 50})
+	p.Kind = KindFailover
+	in.ScaleReady = true
+	// Probe OK only since 10 s into the bake: not yet 30 s of evidence at 20 s.
+	in = vouched(in, t0.Add(10*time.Second))
+	if p2, _, _ := advance(t, p, in, t0.Add(20*time.Second)); p2.Phase != Baking {
+		t.Fatalf("at 20 s: %s (%s), want still baking", p2.Phase, p2.Reason)
+	}
+	p2, acts, _ := advance(t, p, in, t0.Add(40*time.Second))
+	if p2.Phase != Shifting || len(acts) != 1 || acts[0].(SetWeights).Weights[dst] != 100 {
+		t.Fatalf("at 40 s: %s %v (%s), want the rest shifted at once", p2.Phase, acts, p2.Reason)
+	}
+	// Without a probe: the full bake.
+	in.Target.Probe = nil
+	if p3, _, _ := advance(t, p, in, t0.Add(90*time.Second)); p3.Phase != Baking {
+		t.Fatalf("without a probe at 90 s: %s, want still baking", p3.Phase)
+	}
+}
+
+// A first step taken before the scale-up: if the scale-up then times out, the traffic already
+// moved is not silently forgotten as "nothing moved": the plan holds for a human.
+func TestUrgentEarlyStepThenScaleTimeoutHolds(t *testing.T) {
+	in := vouched(input(), t0.Add(-time.Hour))
+	p := New(KindFailover, src, dst, []int{10, 25, 50, 75, 100}, false, Weights{src: 100, dst: 0}, 0.002, t0, "p1")
+	p, got, _ := walk(t, p, in, t0, time.Time{}, 200)
+	if !reflect.DeepEqual(got, []int{10}) || p.Phase != Held {
+		t.Fatalf("shifted %v, phase %s (%s): want the early 10 %% and then a hold", got, p.Phase, p.Reason)
+	}
+}
