@@ -1,10 +1,12 @@
-package health
+package poll
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 // Metrics exports evaluated region statuses. The daemon builds one with NewMetrics and calls
@@ -92,7 +94,7 @@ func (m *Metrics) gauges(service, region string) *regionGauges {
 		ratio:    make(map[time.Duration]prometheus.Gauge),
 		burn:     make(map[string]prometheus.Gauge),
 	}
-	for i, v := range Verdicts {
+	for i, v := range health.Verdicts {
 		g.verdict[i] = m.verdict.WithLabelValues(service, region, string(v))
 	}
 	m.regions[k] = g
@@ -102,9 +104,9 @@ func (m *Metrics) gauges(service, region string) *regionGauges {
 // Observe exports st; window is the service's health window (svc.Health.Window.D()), the
 // error-ratio gauge's window label. Not safe for concurrent use with itself (the loop calls it);
 // scrapes may run concurrently.
-func (m *Metrics) Observe(st RegionStatus, window time.Duration) {
+func (m *Metrics) Observe(st health.RegionStatus, window time.Duration) {
 	g := m.gauges(st.Service, st.Region)
-	for i, v := range Verdicts {
+	for i, v := range health.Verdicts {
 		x := 0.0
 		if st.Verdict == v {
 			x = 1
@@ -122,7 +124,7 @@ func (m *Metrics) Observe(st RegionStatus, window time.Duration) {
 	g.hardDown.Set(hd)
 	r := g.ratio[window]
 	if r == nil {
-		r = m.errorRatio.WithLabelValues(st.Service, st.Region, FormatDuration(window))
+		r = m.errorRatio.WithLabelValues(st.Service, st.Region, health.FormatDuration(window))
 		g.ratio[window] = r
 	}
 	r.Set(st.ErrorRatio)
@@ -144,14 +146,14 @@ func (m *Metrics) Forget(service, region string) {
 		return
 	}
 	delete(m.regions, k)
-	for _, v := range Verdicts {
+	for _, v := range health.Verdicts {
 		m.verdict.DeleteLabelValues(service, region, string(v))
 	}
 	for _, vec := range []*prometheus.GaugeVec{m.latency, m.requests, m.bad, m.good, m.hardDown} {
 		vec.DeleteLabelValues(service, region)
 	}
 	for w := range g.ratio {
-		m.errorRatio.DeleteLabelValues(service, region, FormatDuration(w))
+		m.errorRatio.DeleteLabelValues(service, region, health.FormatDuration(w))
 	}
 	for w := range g.burn {
 		m.burnRate.DeleteLabelValues(service, region, w)
