@@ -1,11 +1,25 @@
 // Package checkpoint measures recovery points: how stale each region's replicated checkpoints
 // and model artefacts are, and whether a standby is within the service's RPO target.
+//
+// It holds the types only, so the decision core can import it; the Tracker that reads the
+// sources is in package track.
 package checkpoint
 
 import (
 	"context"
+	"math"
 	"time"
 )
+
+// Sources.
+const (
+	SourceMetric  = "metric"
+	SourceBuckets = "buckets"
+	SourceBoth    = "both"
+)
+
+// NoCheckpoints is the Age of a region that has no checkpoint at all: older than any target.
+const NoCheckpoints = time.Duration(math.MaxInt64)
 
 // RegionRPO is one region's data age.
 type RegionRPO struct {

@@ -19,11 +19,13 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/checkpoint/track"
 	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
@@ -65,8 +67,8 @@ type Options struct {
 	// returning an error aborts the iteration there as a crash would (tests only).
 	Hook func(point string) error
 	// PollerOptions tune the Monitoring poller; on a virtual clock pass
-	// health.WithRetryBackoff(0): a wall-clock wait between retries moves no simulated time.
-	PollerOptions []health.PollerOption
+	// poll.WithRetryBackoff(0): a wall-clock wait between retries moves no simulated time.
+	PollerOptions []poll.PollerOption
 }
 
 // Daemon is one drwatchd instance.
@@ -79,10 +81,10 @@ type Daemon struct {
 	reg   prometheus.Registerer
 
 	eval    *health.Evaluator
-	poller  *health.Poller
-	prober  *health.Prober
-	tracker *checkpoint.Tracker
-	hm      *health.Metrics
+	poller  *poll.Poller
+	prober  *poll.Prober
+	tracker *track.Tracker
+	hm      *poll.Metrics
 	exec    *traffic.Executor
 	alerts  *alerter
 
@@ -148,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		reg:      opts.Registry,
 		m:        newMetrics(opts.Registry),
 		eval:     health.NewEvaluator(),
-		hm:       health.NewMetrics(opts.Registry),
+		hm:       poll.NewMetrics(opts.Registry),
 		exec:     traffic.NewExecutor(opts.Log, opts.Registry, traffic.ExecutorOptions{}),
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
@@ -160,9 +162,9 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		opts.WallClock = clock.Real{}
 	}
 	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
-	d.poller = health.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
-	d.prober = health.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, health.WithHTTPClient(parts.ProbeClient))
-	d.tracker = checkpoint.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
+	d.poller = poll.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
+	d.prober = poll.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, poll.WithHTTPClient(parts.ProbeClient))
+	d.tracker = track.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
@@ -496,7 +498,7 @@ func refreshOffset(service string) time.Duration {
 }
 
 // decide observes one service and runs the decision core on it.
-func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap health.Snapshot, leader bool, now time.Time) *decision {
+func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snapshot, leader bool, now time.Time) *decision {
 	d.mu.Lock()
 	st := d.states[svc.Name]
 	cmds := d.commands[svc.Name]

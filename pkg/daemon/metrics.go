@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,12 +12,11 @@ import (
 )
 
 type metrics struct {
-	state        *prometheus.GaugeVec
+	svc          *serviceGauges // drwatchd_service_state, _paused, drwatchd_shift_*
 	transitions  *prometheus.CounterVec
 	failovers    *prometheus.CounterVec
 	rollbacks    *prometheus.CounterVec
 	events       *prometheus.CounterVec
-	paused       *prometheus.GaugeVec
 	leader       prometheus.Gauge
 	loopDuration prometheus.Histogram
 	loopLast     prometheus.Gauge
@@ -24,18 +24,11 @@ type metrics struct {
 	failoverDur  *prometheus.HistogramVec
 	stateWrites  *prometheus.CounterVec
 	wouldAct     *prometheus.CounterVec
-	shiftStep    *prometheus.GaugeVec
-	shiftPercent *prometheus.GaugeVec
-	bakeLeft     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		state: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drwatchd_service_state",
-			Help: "1 for the state the service is in, 0 for the others.",
-		}, []string{"service", "state"}),
 		transitions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_transitions_total",
 			Help: "State machine transitions, by bounded reason code.",
@@ -52,10 +45,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_events_total",
 			Help: "Decision events by kind.",
 		}, []string{"service", "kind"}),
-		paused: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drwatchd_service_paused",
-			Help: "1 while an operator has paused the service.",
-		}, []string{"service"}),
 		leader: f.NewGauge(prometheus.GaugeOpts{
 			Name: "drwatchd_leader",
 			Help: "1 while this replica holds the leader lease (always 1 without leader election).",
@@ -86,18 +75,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_dry_run_actions_total",
 			Help: "Actions a dry-run service would have taken.",
 		}, []string{"service", "action"}),
-		shiftStep: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drwatchd_shift_step",
-			Help: "Step of the shift in progress, counted from 1 (0 when none).",
-		}, []string{"service"}),
-		shiftPercent: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drwatchd_shift_step_target_percent",
-			Help: "Target region's share at the current step of the shift in progress (0 when none).",
-		}, []string{"service"}),
-		bakeLeft: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "drwatchd_shift_bake_remaining_seconds",
-			Help: "Time left in the current bake (0 when not baking).",
-		}, []string{"service"}),
+	}
+	m.svc = newServiceGauges()
+	if reg != nil {
+		reg.MustRegister(m.svc)
 	}
 	for _, stage := range []string{"lease", "router", "scaler", "state"} {
 		m.loopErrors.WithLabelValues(stage)
@@ -127,22 +108,93 @@ func (m *metrics) setPlan(service string, p *plan.Plan, now time.Time) {
 			left = p.BakeUntil.Sub(now).Seconds()
 		}
 	}
-	m.shiftStep.WithLabelValues(service).Set(step)
-	m.shiftPercent.WithLabelValues(service).Set(pct)
-	m.bakeLeft.WithLabelValues(service).Set(left)
+	m.svc.mu.Lock()
+	defer m.svc.mu.Unlock()
+	r := m.svc.record(service)
+	r.hasPlan, r.step, r.pct, r.left = true, step, pct, left
 }
 
 func (m *metrics) setState(service string, s failover.StateName) {
-	for _, st := range failover.States {
-		v := 0.0
-		if st == s {
-			v = 1
+	m.svc.mu.Lock()
+	defer m.svc.mu.Unlock()
+	r := m.svc.record(service)
+	r.hasState, r.state = true, s
+}
+
+// serviceGauges exports the per-service gauges (state set, paused, shift progress) from one
+// small record per service, built into series at scrape time: as GaugeVec children they cost
+// about 400 bytes per series, 12 series per service (~24 MB at 10,000 endpoints).
+type serviceGauges struct {
+	state, paused, step, pct, left *prometheus.Desc
+
+	mu       sync.Mutex // guards services: the loop writes, scrapes read
+	services map[string]*serviceRecord
+}
+
+type serviceRecord struct {
+	hasState        bool // setState was called: export the state set and paused
+	state           failover.StateName
+	hasPlan         bool // setPlan was called: export the shift gauges
+	step, pct, left float64
+}
+
+func newServiceGauges() *serviceGauges {
+	svc := []string{"service"}
+	return &serviceGauges{
+		state: prometheus.NewDesc("drwatchd_service_state",
+			"1 for the state the service is in, 0 for the others.", []string{"service", "state"}, nil),
+		paused: prometheus.NewDesc("drwatchd_service_paused",
+			"1 while an operator has paused the service.", svc, nil),
+		step: prometheus.NewDesc("drwatchd_shift_step",
+			"Step of the shift in progress, counted from 1 (0 when none).", svc, nil),
+		pct: prometheus.NewDesc("drwatchd_shift_step_target_percent",
+			"Target region's share at the current step of the shift in progress (0 when none).", svc, nil),
+		left: prometheus.NewDesc("drwatchd_shift_bake_remaining_seconds",
+			"Time left in the current bake (0 when not baking).", svc, nil),
+		services: make(map[string]*serviceRecord),
+	}
+}
+
+// record returns service's record, creating it; the caller holds g.mu.
+func (g *serviceGauges) record(service string) *serviceRecord {
+	r := g.services[service]
+	if r == nil {
+		r = &serviceRecord{}
+		g.services[service] = r
+	}
+	return r
+}
+
+// Describe implements prometheus.Collector.
+func (g *serviceGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{g.state, g.paused, g.step, g.pct, g.left} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (g *serviceGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, r := range g.services {
+		if r.hasState {
+			for _, st := range failover.States {
+				v := 0.0
+				if st == r.state {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(g.state, prometheus.GaugeValue, v, name, string(st))
+			}
+			p := 0.0
+			if r.state == failover.Paused {
+				p = 1
+			}
+			ch <- prometheus.MustNewConstMetric(g.paused, prometheus.GaugeValue, p, name)
 		}
-		m.state.WithLabelValues(service, string(st)).Set(v)
+		if r.hasPlan {
+			ch <- prometheus.MustNewConstMetric(g.step, prometheus.GaugeValue, r.step, name)
+			ch <- prometheus.MustNewConstMetric(g.pct, prometheus.GaugeValue, r.pct, name)
+			ch <- prometheus.MustNewConstMetric(g.left, prometheus.GaugeValue, r.left, name)
+		}
 	}
-	p := 0.0
-	if s == failover.Paused {
-		p = 1
-	}
-	m.paused.WithLabelValues(service).Set(p)
 }

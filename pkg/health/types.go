@@ -1,5 +1,8 @@
 // Package health turns Cloud Monitoring signals and active probes into a per-region verdict
 // (healthy, degraded, unhealthy, unknown) with hysteresis and a human-readable reason.
+//
+// It holds the types and the pure Evaluator only, so the decision core can import it; the code
+// that fetches (the Poller, the Prober) and the Prometheus exports live in package poll.
 package health
 
 import (

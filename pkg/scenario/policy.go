@@ -15,7 +15,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
-	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/wire"
@@ -78,7 +78,7 @@ func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.I
 	}
 	d, err := daemon.New(ctx, env.Config, parts, daemon.Options{
 		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, SyncProbes: true,
-		PollerOptions: []health.PollerOption{health.WithRetryBackoff(0)},
+		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 	})
 	if err != nil {
 		_ = clients.Close()

@@ -16,7 +16,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
-	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/wire"
@@ -156,7 +156,7 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 	d, err := daemon.New(ctx, cfg, parts, daemon.Options{
 		Clock: e.Sim.World.Clock(), Log: o.Log, Registry: o.Registry, SyncProbes: true, Hook: o.Hook,
 		// A wall-clock wait between Monitoring retries moves no simulated time.
-		PollerOptions: []health.PollerOption{health.WithRetryBackoff(0)},
+		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 	})
 	if err != nil {
 		_ = clients.Close()

@@ -13,10 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/checkpoint/track"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 )
 
@@ -110,10 +111,10 @@ type rig struct {
 	env     *sim.Env
 	cfg     *config.Config
 	clients *gcp.Clients
-	poller  *health.Poller
+	poller  *poll.Poller
 	eval    *health.Evaluator
-	prober  *health.Prober // nil without probes
-	tracker *checkpoint.Tracker
+	prober  *poll.Prober // nil without probes
+	tracker *track.Tracker
 	loop    time.Duration
 	start   time.Time
 }
@@ -157,10 +158,10 @@ func newRig(ctx context.Context, t testing.TB, o fleetOptions, tweak func(*sim.S
 	reg := prometheus.NewRegistry()
 	r := &rig{
 		t: t, env: env, cfg: cfg, clients: clients,
-		poller: health.NewPoller(gcp.NewMonitoringSource(clients.Monitoring), cfg, nil, reg,
-			health.WithRetryBackoff(0)),
+		poller: poll.NewPoller(gcp.NewMonitoringSource(clients.Monitoring), cfg, nil, reg,
+			poll.WithRetryBackoff(0)),
 		eval: health.NewEvaluator(),
-		tracker: checkpoint.NewTracker(gcp.NewLagSource(clients.Monitoring),
+		tracker: track.NewTracker(gcp.NewLagSource(clients.Monitoring),
 			gcp.NewBucketLister(clients.Storage), nil, reg),
 		loop:  cfg.Loop.Interval.D(),
 		start: env.World.Spec().Start,
@@ -170,7 +171,7 @@ func newRig(ctx context.Context, t testing.TB, o fleetOptions, tweak func(*sim.S
 		tr.MaxIdleConnsPerHost = 64
 		hc := &http.Client{Transport: tr}
 		t.Cleanup(tr.CloseIdleConnections)
-		r.prober = health.NewProber(cfg, nil, reg, health.WithHTTPClient(hc))
+		r.prober = poll.NewProber(cfg, nil, reg, poll.WithHTTPClient(hc))
 	}
 	return r
 }

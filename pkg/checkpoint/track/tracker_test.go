@@ -1,4 +1,4 @@
-package checkpoint
+package track
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 	"github.com/drwatchd/drwatchd/pkg/config"
 )
 
@@ -71,96 +72,96 @@ func TestObserve(t *testing.T) {
 		svc     *config.Service
 		lag     *fakeLag
 		lister  fakeLister
-		primary RegionRPO // only the fields compared below
-		standby RegionRPO
+		primary checkpoint.RegionRPO // only the fields compared below
+		standby checkpoint.RegionRPO
 	}{
 		{
 			name:    "metric: standby stale",
 			svc:     svc("", lagMetric),
 			lag:     &fakeLag{lags: map[string]time.Duration{"europe-west4": 20 * time.Minute}},
-			primary: RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
-			standby: RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "metric", Reason: "replication lag 20m"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "metric", Reason: "replication lag 20m"},
 		},
 		{
 			name:    "metric: within target",
 			svc:     svc("metric", lagMetric),
 			lag:     &fakeLag{lags: map[string]time.Duration{"europe-west4": time.Minute, "us-central1": 0}},
-			primary: RegionRPO{Known: true, Source: "metric", Reason: "replication lag 0s"},
-			standby: RegionRPO{Known: true, Age: time.Minute, Source: "metric", Reason: "replication lag 1m"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "metric", Reason: "replication lag 0s"},
+			standby: checkpoint.RegionRPO{Known: true, Age: time.Minute, Source: "metric", Reason: "replication lag 1m"},
 		},
 		{
 			name:    "metric: region missing from the answer is unknown",
 			svc:     svc("metric", lagMetric),
 			lag:     &fakeLag{lags: map[string]time.Duration{}},
-			primary: RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
-			standby: RegionRPO{Source: "metric", Reason: "no lag reported for europe-west4"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
+			standby: checkpoint.RegionRPO{Source: "metric", Reason: "no lag reported for europe-west4"},
 		},
 		{
 			name:    "metric: error is unknown, never stale",
 			svc:     svc("", lagMetric),
 			lag:     &fakeLag{err: boom},
-			primary: RegionRPO{Source: "metric", Reason: "lag metric: boom"},
-			standby: RegionRPO{Source: "metric", Reason: "lag metric: boom"},
+			primary: checkpoint.RegionRPO{Source: "metric", Reason: "lag metric: boom"},
+			standby: checkpoint.RegionRPO{Source: "metric", Reason: "lag metric: boom"},
 		},
 		{
 			name:    "buckets: standby trails the primary beyond target",
 			svc:     svc("", ""),
 			lister:  fakeLister{"ckpt-us/fraud/": ago(time.Minute), "ckpt-eu/fraud/": ago(21 * time.Minute)},
-			primary: RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old"},
-			standby: RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "buckets", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "buckets", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m"},
 		},
 		{
 			name:    "buckets: primary not checkpointing; standby as fresh as the primary is not stale",
 			svc:     svc("buckets", ""),
 			lister:  fakeLister{"ckpt-us/fraud/": ago(2 * time.Hour), "ckpt-eu/fraud/": ago(2*time.Hour + time.Minute)},
-			primary: RegionRPO{Known: true, Age: 2 * time.Hour, Stale: true, Source: "buckets", Newest: now.Add(-2 * time.Hour), Reason: "primary not checkpointing: newest checkpoint 2h old"},
-			standby: RegionRPO{Known: true, Age: time.Minute, Source: "buckets", Newest: now.Add(-2*time.Hour - time.Minute), Reason: "trails primary by 1m"},
+			primary: checkpoint.RegionRPO{Known: true, Age: 2 * time.Hour, Stale: true, Source: "buckets", Newest: now.Add(-2 * time.Hour), Reason: "primary not checkpointing: newest checkpoint 2h old"},
+			standby: checkpoint.RegionRPO{Known: true, Age: time.Minute, Source: "buckets", Newest: now.Add(-2*time.Hour - time.Minute), Reason: "trails primary by 1m"},
 		},
 		{
 			name:    "buckets: standby without checkpoints is stale",
 			svc:     svc("", ""),
 			lister:  fakeLister{"ckpt-us/fraud/": ago(time.Minute)},
-			primary: RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old"},
-			standby: RegionRPO{Known: true, Age: NoCheckpoints, Stale: true, Source: "buckets", Reason: "no checkpoints in gs://ckpt-eu/fraud/"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old"},
+			standby: checkpoint.RegionRPO{Known: true, Age: checkpoint.NoCheckpoints, Stale: true, Source: "buckets", Reason: "no checkpoints in gs://ckpt-eu/fraud/"},
 		},
 		{
 			name:    "buckets: primary listing fails -> standby unknown",
 			svc:     svc("", ""),
 			lister:  fakeLister{"ckpt-us/fraud/": {err: boom}, "ckpt-eu/fraud/": ago(time.Minute)},
-			primary: RegionRPO{Source: "buckets", Reason: "list gs://ckpt-us/fraud/: boom"},
-			standby: RegionRPO{Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary's checkpoints unknown: boom"},
+			primary: checkpoint.RegionRPO{Source: "buckets", Reason: "list gs://ckpt-us/fraud/: boom"},
+			standby: checkpoint.RegionRPO{Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary's checkpoints unknown: boom"},
 		},
 		{
 			name:    "both: the worse wins (buckets stale, metric fresh)",
 			svc:     svc("", lagMetric),
 			lag:     &fakeLag{lags: map[string]time.Duration{"europe-west4": 2 * time.Minute}},
 			lister:  fakeLister{"ckpt-us/fraud/": ago(time.Minute), "ckpt-eu/fraud/": ago(21 * time.Minute)},
-			primary: RegionRPO{Known: true, Source: "both", Newest: now.Add(-time.Minute), Reason: "primary (no lag reported)"},
-			standby: RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "both", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "both", Newest: now.Add(-time.Minute), Reason: "primary (no lag reported)"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "both", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m"},
 		},
 		{
 			name:    "both: the worse wins (metric stale, buckets fresh)",
 			svc:     svc("both", lagMetric),
 			lag:     &fakeLag{lags: map[string]time.Duration{"europe-west4": 30 * time.Minute}},
 			lister:  fakeLister{"ckpt-us/fraud/": ago(time.Minute), "ckpt-eu/fraud/": ago(2 * time.Minute)},
-			primary: RegionRPO{Known: true, Source: "both", Newest: now.Add(-time.Minute), Reason: "primary (no lag reported)"},
-			standby: RegionRPO{Known: true, Age: 30 * time.Minute, Stale: true, Source: "both", Newest: now.Add(-2 * time.Minute), Reason: "replication lag 30m"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "both", Newest: now.Add(-time.Minute), Reason: "primary (no lag reported)"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 30 * time.Minute, Stale: true, Source: "both", Newest: now.Add(-2 * time.Minute), Reason: "replication lag 30m"},
 		},
 		{
 			name:    "both: one source unknown, the other decides",
 			svc:     svc("both", lagMetric),
 			lag:     &fakeLag{err: boom},
 			lister:  fakeLister{"ckpt-us/fraud/": ago(time.Minute), "ckpt-eu/fraud/": ago(21 * time.Minute)},
-			primary: RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old; metric: lag metric: boom"},
-			standby: RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "buckets", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m; metric: lag metric: boom"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "buckets", Newest: now.Add(-time.Minute), Reason: "primary, newest checkpoint 1m old; metric: lag metric: boom"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 20 * time.Minute, Stale: true, Source: "buckets", Newest: now.Add(-21 * time.Minute), Reason: "trails primary by 20m; metric: lag metric: boom"},
 		},
 		{
 			name:    "both unknown",
 			svc:     svc("both", lagMetric),
 			lag:     &fakeLag{err: boom},
 			lister:  fakeLister{"ckpt-us/fraud/": {err: boom}, "ckpt-eu/fraud/": {err: boom}},
-			primary: RegionRPO{Source: "both", Reason: "lag metric: boom; list gs://ckpt-us/fraud/: boom"},
-			standby: RegionRPO{Source: "both", Reason: "lag metric: boom; list gs://ckpt-eu/fraud/: boom"},
+			primary: checkpoint.RegionRPO{Source: "both", Reason: "lag metric: boom; list gs://ckpt-us/fraud/: boom"},
+			standby: checkpoint.RegionRPO{Source: "both", Reason: "lag metric: boom; list gs://ckpt-eu/fraud/: boom"},
 		},
 		{
 			name: "target 0 disables staleness",
@@ -170,17 +171,17 @@ func TestObserve(t *testing.T) {
 				return s
 			}(),
 			lag:     &fakeLag{lags: map[string]time.Duration{"europe-west4": 20 * time.Hour}},
-			primary: RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
-			standby: RegionRPO{Known: true, Age: 20 * time.Hour, Source: "metric", Reason: "replication lag 20h"},
+			primary: checkpoint.RegionRPO{Known: true, Source: "metric", Reason: "primary (no lag reported)"},
+			standby: checkpoint.RegionRPO{Known: true, Age: 20 * time.Hour, Source: "metric", Reason: "replication lag 20h"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var lag LagSource
+			var lag checkpoint.LagSource
 			if tc.lag != nil {
 				lag = tc.lag
 			}
-			var lister ObjectLister
+			var lister checkpoint.ObjectLister
 			if tc.lister != nil {
 				lister = tc.lister
 			}
@@ -189,7 +190,7 @@ func TestObserve(t *testing.T) {
 			if len(got) != 2 {
 				t.Fatalf("got %d regions", len(got))
 			}
-			for region, want := range map[string]RegionRPO{"us-central1": tc.primary, "europe-west4": tc.standby} {
+			for region, want := range map[string]checkpoint.RegionRPO{"us-central1": tc.primary, "europe-west4": tc.standby} {
 				want.Service, want.Region, want.Target = "fraud", region, tc.svc.RPO.Target.D()
 				if g := got[region]; g != want {
 					t.Errorf("%s:\n got %+v\nwant %+v", region, g, want)
@@ -269,7 +270,7 @@ func (c *countingLister) Newest(context.Context, string, string) (time.Time, boo
 // A bucket is listed at most once per BucketRefresh; a failed listing is not cached.
 func TestBucketListingsAreReused(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	svc := &config.Service{Name: "fraud", Project: "p", RPO: config.RPO{Target: config.Duration(15 * time.Minute), Source: SourceBuckets},
+	svc := &config.Service{Name: "fraud", Project: "p", RPO: config.RPO{Target: config.Duration(15 * time.Minute), Source: checkpoint.SourceBuckets},
 		Regions: []config.Region{
 			{Name: "us-central1", Role: "primary", Checkpoint: &config.CheckpointLocation{Bucket: "a", Prefix: "x/"}},
 		}}

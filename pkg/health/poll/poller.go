@@ -1,4 +1,4 @@
-package health
+package poll
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 // Poller defaults.
@@ -45,7 +46,7 @@ func WithRetryBackoff(d time.Duration) PollerOption {
 // loop, and keeps a per-endpoint history of aligned buckets covering the lookback. Poll and
 // Update may be called from different goroutines; calls are serialised.
 type Poller struct {
-	src          MetricsSource
+	src          health.MetricsSource
 	log          *zap.Logger
 	m            *pollMetrics
 	retryBackoff time.Duration
@@ -60,19 +61,19 @@ type projectPoll struct {
 	name      string
 	lookback  time.Duration
 	alignment time.Duration
-	series    map[SeriesKey]*series // configured endpoints only
+	series    map[health.SeriesKey]*series // configured endpoints only
 
 	lastSuccess time.Time // zero until the first successful (backfill) fetch
 	err         error     // the last poll's error (nil after a success)
 	strikes     int       // consecutive quota errors
 	skip        int       // polls left to skip
-	scratch     []Point
+	scratch     []health.Point
 }
 
-type series struct{ pts []Point }
+type series struct{ pts []health.Point }
 
 // NewPoller builds a poller for cfg's services. log may be nil.
-func NewPoller(src MetricsSource, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, opts ...PollerOption) *Poller {
+func NewPoller(src health.MetricsSource, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, opts ...PollerOption) *Poller {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -106,7 +107,7 @@ func (p *Poller) Update(cfg *config.Config) {
 		svc := &cfg.Services[i]
 		pp := next[svc.Project]
 		if pp == nil {
-			pp = &projectPoll{name: svc.Project, series: make(map[SeriesKey]*series)}
+			pp = &projectPoll{name: svc.Project, series: make(map[health.SeriesKey]*series)}
 			next[svc.Project] = pp
 		}
 		h := &svc.Health
@@ -119,7 +120,7 @@ func (p *Poller) Update(cfg *config.Config) {
 			pp.alignment = al // the finest alignment serves every service of the project
 		}
 		for _, r := range svc.Regions {
-			pp.series[SeriesKey{Location: r.Name, EndpointID: r.EndpointID}] = nil
+			pp.series[health.SeriesKey{Location: r.Name, EndpointID: r.EndpointID}] = nil
 		}
 	}
 	for name, pp := range next {
@@ -165,13 +166,13 @@ func lookback(h *config.Health) time.Duration {
 // slices it returns, so it may be read concurrently and kept.
 type Snapshot struct {
 	At     time.Time
-	points map[SeriesKey][]Point
+	points map[health.SeriesKey][]health.Point
 	errs   map[string]error
 }
 
 // Points returns the endpoint's buckets, oldest first (nil when none). Do not modify them.
-func (s Snapshot) Points(location, endpointID string) []Point {
-	return s.points[SeriesKey{Location: location, EndpointID: endpointID}]
+func (s Snapshot) Points(location, endpointID string) []health.Point {
+	return s.points[health.SeriesKey{Location: location, EndpointID: endpointID}]
 }
 
 // Err returns the project's last poll error: nil after a successful fetch; while polls are
@@ -198,7 +199,7 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) Snapshot {
 	for _, pp := range p.projects {
 		n += len(pp.series)
 	}
-	snap := Snapshot{At: now, points: make(map[SeriesKey][]Point, n), errs: make(map[string]error, len(p.projects))}
+	snap := Snapshot{At: now, points: make(map[health.SeriesKey][]health.Point, n), errs: make(map[string]error, len(p.projects))}
 	for name, pp := range p.projects {
 		if pp.err != nil {
 			snap.errs[name] = pp.err
@@ -237,11 +238,11 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	// ends and a re-read replaces the earlier read.
 	// The start is on the grid too, so the oldest bucket of a re-read is whole, not a partial
 	// one that would replace a whole earlier read; it is at or before now-span.
-	q := Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment}
+	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment}
 
 	start := time.Now() // duration metric only; decisions use now
 	var (
-		res map[SeriesKey][]Point
+		res map[health.SeriesKey][]health.Point
 		err error
 	)
 	for attempt := 0; ; attempt++ {
@@ -310,7 +311,7 @@ func (p *Poller) wait(ctx context.Context, d time.Duration) bool {
 // dropped. Storage is copy-on-write: the backing array is only appended to, so slices handed out
 // in earlier snapshots never change; a replaced or inserted bucket copies the history.
 // scratch is a reusable buffer; the (possibly grown) buffer is returned.
-func (s *series) merge(fetched []Point, cutoff time.Time, scratch []Point) []Point {
+func (s *series) merge(fetched []health.Point, cutoff time.Time, scratch []health.Point) []health.Point {
 	for len(fetched) > 0 && !fetched[0].End.After(cutoff) {
 		fetched = fetched[1:]
 	}
@@ -351,7 +352,7 @@ func (s *series) merge(fetched []Point, cutoff time.Time, scratch []Point) []Poi
 	if same {
 		s.pts = append(old, tail[len(old)-j:]...)
 	} else {
-		n := make([]Point, j, j+len(tail)+8)
+		n := make([]health.Point, j, j+len(tail)+8)
 		copy(n, old[:j])
 		s.pts = append(n, tail...)
 	}

@@ -1,4 +1,4 @@
-package health
+package poll
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 type probeServer struct {
@@ -80,7 +81,7 @@ func TestProbeOnce(t *testing.T) {
 
 	p.ProbeOnce(ctx, t0)
 	p.ProbeOnce(ctx, t0.Add(5*time.Second))
-	want := map[[2]string]ProbeResult{
+	want := map[[2]string]health.ProbeResult{
 		{"a", "ok"}:      {OK: true, Status: 200},
 		{"a", "bad"}:     {Status: 503, Error: "status 503, want 200", ConsecutiveFailures: 2},
 		{"b", "hang"}:    {Error: "timeout after 200ms", ConsecutiveFailures: 2},

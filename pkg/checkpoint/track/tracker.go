@@ -1,4 +1,4 @@
-package checkpoint
+package track
 
 import (
 	"context"
@@ -11,23 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 	"github.com/drwatchd/drwatchd/pkg/config"
 )
 
-// Sources.
-const (
-	SourceMetric  = "metric"
-	SourceBuckets = "buckets"
-	SourceBoth    = "both"
-)
-
-// NoCheckpoints is the Age of a region that has no checkpoint at all: older than any target.
-const NoCheckpoints = time.Duration(math.MaxInt64)
-
 // Tracker measures each region's recovery point. Observe may be called concurrently.
 type Tracker struct {
-	lag    LagSource    // nil: no metric source
-	lister ObjectLister // nil: no bucket source
+	lag    checkpoint.LagSource    // nil: no metric source
+	lister checkpoint.ObjectLister // nil: no bucket source
 	log    *zap.Logger
 	m      *metrics
 
@@ -62,7 +53,7 @@ type lagEntry struct {
 
 // NewTracker returns a tracker; lag or lister may be nil when that source is not available.
 // log may be nil.
-func NewTracker(lag LagSource, lister ObjectLister, log *zap.Logger, reg prometheus.Registerer) *Tracker {
+func NewTracker(lag checkpoint.LagSource, lister checkpoint.ObjectLister, log *zap.Logger, reg prometheus.Registerer) *Tracker {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -79,18 +70,18 @@ func NewTracker(lag LagSource, lister ObjectLister, log *zap.Logger, reg prometh
 // does not make standbys stale, since a primary outage stops its checkpoints by definition.
 // With both sources, the worse known answer wins. When no source can say, Known is false and
 // Stale is false: what unknown means for a failover is the failover machine's rpo_gate.
-func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Time) map[string]RegionRPO {
+func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Time) map[string]checkpoint.RegionRPO {
 	useMetric, useBuckets := t.sources(svc)
 	target := svc.RPO.Target.D()
 	t.m.target.WithLabelValues(svc.Name).Set(target.Seconds())
 
-	out := make(map[string]RegionRPO, len(svc.Regions))
+	out := make(map[string]checkpoint.RegionRPO, len(svc.Regions))
 	var lags map[string]time.Duration
 	var lagErr error
 	if useMetric {
 		lags, lagErr = t.lagOf(ctx, svc.Project, svc.RPO.Metric, now)
 		if lagErr != nil {
-			t.m.errors.WithLabelValues(SourceMetric).Inc()
+			t.m.errors.WithLabelValues(checkpoint.SourceMetric).Inc()
 			t.log.Warn("replication lag metric", zap.String("service", svc.Name), zap.Error(lagErr))
 		}
 	}
@@ -100,8 +91,8 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 	}
 	for _, r := range svc.Regions {
 		primary := r.Role == "primary"
-		var res RegionRPO
-		var mr, br *RegionRPO
+		var res checkpoint.RegionRPO
+		var mr, br *checkpoint.RegionRPO
 		if useMetric {
 			x := metricRPO(svc.Name, r.Name, primary, lags, lagErr)
 			mr = &x
@@ -118,7 +109,7 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 		case br != nil:
 			res = *br
 		default:
-			res = RegionRPO{Reason: "no RPO source configured"}
+			res = checkpoint.RegionRPO{Reason: "no RPO source configured"}
 		}
 		res.Service, res.Region, res.Target = svc.Name, r.Name, target
 		if res.Known && target > 0 && res.Age > target {
@@ -133,7 +124,7 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 	return out
 }
 
-func (t *Tracker) export(r RegionRPO) {
+func (t *Tracker) export(r checkpoint.RegionRPO) {
 	known, stale, age := 0.0, 0.0, 0.0
 	if r.Known {
 		known = 1
@@ -142,7 +133,7 @@ func (t *Tracker) export(r RegionRPO) {
 	if r.Stale {
 		stale = 1
 	}
-	if r.Age == NoCheckpoints {
+	if r.Age == checkpoint.NoCheckpoints {
 		age = math.Inf(1)
 	}
 	t.m.age.WithLabelValues(r.Service, r.Region).Set(age)
@@ -163,11 +154,11 @@ func (t *Tracker) sources(svc *config.Service) (metric, buckets bool) {
 		}
 	}
 	switch svc.RPO.Source {
-	case SourceMetric:
+	case checkpoint.SourceMetric:
 		return true, false
-	case SourceBuckets:
+	case checkpoint.SourceBuckets:
 		return false, true
-	case SourceBoth:
+	case checkpoint.SourceBoth:
 		return true, true
 	}
 	return hasMetric, hasBuckets
@@ -206,15 +197,15 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-func metricRPO(service, region string, primary bool, lags map[string]time.Duration, err error) RegionRPO {
-	r := RegionRPO{Source: SourceMetric}
+func metricRPO(service, region string, primary bool, lags map[string]time.Duration, err error) checkpoint.RegionRPO {
+	r := checkpoint.RegionRPO{Source: checkpoint.SourceMetric}
 	if err != nil {
 		r.Reason = "lag metric: " + err.Error()
 		return r
 	}
 	// The project's gauge may carry several services: this service's own series first, then
 	// a series that names no service.
-	lag, ok := lags[LagKey(service, region)]
+	lag, ok := lags[checkpoint.LagKey(service, region)]
 	if !ok {
 		lag, ok = lags[region]
 	}
@@ -282,7 +273,7 @@ func (t *Tracker) buckets(ctx context.Context, svc *config.Service, now time.Tim
 			n.t, n.ok, n.err = t.newest(ctx, r.Checkpoint.Bucket, r.Checkpoint.Prefix, n.loc, now)
 		}
 		if n.err != nil {
-			t.m.errors.WithLabelValues(SourceBuckets).Inc()
+			t.m.errors.WithLabelValues(checkpoint.SourceBuckets).Inc()
 			t.log.Warn("newest checkpoint", zap.String("service", svc.Name), zap.String("region", r.Name),
 				zap.String("location", n.loc), zap.Error(n.err))
 		}
@@ -291,8 +282,8 @@ func (t *Tracker) buckets(ctx context.Context, svc *config.Service, now time.Tim
 	return v
 }
 
-func (v *bucketView) rpo(region string, primary bool, now time.Time, target time.Duration) RegionRPO {
-	r := RegionRPO{Source: SourceBuckets}
+func (v *bucketView) rpo(region string, primary bool, now time.Time, target time.Duration) checkpoint.RegionRPO {
+	r := checkpoint.RegionRPO{Source: checkpoint.SourceBuckets}
 	n := v.newest[region]
 	switch {
 	case !n.cfg:
@@ -303,7 +294,7 @@ func (v *bucketView) rpo(region string, primary bool, now time.Time, target time
 		return r
 	case !n.ok:
 		// Nothing at all: older than any target.
-		r.Known, r.Age = true, NoCheckpoints
+		r.Known, r.Age = true, checkpoint.NoCheckpoints
 		r.Reason = "no checkpoints in " + n.loc
 		if primary {
 			r.Reason = "primary not checkpointing: " + r.Reason
@@ -337,14 +328,14 @@ func (v *bucketView) rpo(region string, primary bool, now time.Time, target time
 }
 
 // worse combines the two sources: the worse known answer (larger age) wins; unknown loses to known.
-func worse(m, b RegionRPO) RegionRPO {
+func worse(m, b checkpoint.RegionRPO) checkpoint.RegionRPO {
 	switch {
 	case m.Known && b.Known:
 		w := m
 		if b.Age > m.Age {
 			w = b
 		}
-		w.Source = SourceBoth
+		w.Source = checkpoint.SourceBoth
 		w.Newest = b.Newest
 		return w
 	case m.Known:
@@ -354,11 +345,11 @@ func worse(m, b RegionRPO) RegionRPO {
 		b.Reason += "; metric: " + m.Reason
 		return b
 	}
-	return RegionRPO{Source: SourceBoth, Reason: m.Reason + "; " + b.Reason}
+	return checkpoint.RegionRPO{Source: checkpoint.SourceBoth, Reason: m.Reason + "; " + b.Reason}
 }
 
 func fmtDur(d time.Duration) string {
-	if d == NoCheckpoints {
+	if d == checkpoint.NoCheckpoints {
 		return "forever"
 	}
 	d = d.Round(time.Second)

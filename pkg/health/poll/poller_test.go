@@ -1,4 +1,4 @@
-package health
+package poll
 
 import (
 	"context"
@@ -15,22 +15,23 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 // fakeSource records queries and answers from a script (per project): each call pops the next
 // answer; when the script is empty it answers data.
 type fakeSource struct {
 	mu      sync.Mutex
-	queries map[string][]Query
+	queries map[string][]health.Query
 	script  map[string][]error
-	data    func(q Query) map[SeriesKey][]Point
+	data    func(q health.Query) map[health.SeriesKey][]health.Point
 }
 
-func newFakeSource(data func(q Query) map[SeriesKey][]Point) *fakeSource {
-	return &fakeSource{queries: map[string][]Query{}, script: map[string][]error{}, data: data}
+func newFakeSource(data func(q health.Query) map[health.SeriesKey][]health.Point) *fakeSource {
+	return &fakeSource{queries: map[string][]health.Query{}, script: map[string][]error{}, data: data}
 }
 
-func (f *fakeSource) Fetch(_ context.Context, q Query) (map[SeriesKey][]Point, error) {
+func (f *fakeSource) Fetch(_ context.Context, q health.Query) (map[health.SeriesKey][]health.Point, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries[q.Project] = append(f.queries[q.Project], q)
@@ -46,10 +47,10 @@ func (f *fakeSource) Fetch(_ context.Context, q Query) (map[SeriesKey][]Point, e
 	return f.data(q), nil
 }
 
-func (f *fakeSource) calls(project string) []Query {
+func (f *fakeSource) calls(project string) []health.Query {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Query(nil), f.queries[project]...)
+	return append([]health.Query(nil), f.queries[project]...)
 }
 
 func (f *fakeSource) fail(project string, errs ...error) {
@@ -78,28 +79,28 @@ func pollCfg(services int) *config.Config {
 
 // minuteData answers one bucket per minute in (Start, End] for every configured endpoint of
 // cfg plus an unconfigured one; requests = 1000 + the bucket's minute of the hour.
-func minuteData(cfg *config.Config) func(q Query) map[SeriesKey][]Point {
-	return func(q Query) map[SeriesKey][]Point {
-		out := map[SeriesKey][]Point{}
-		keys := []SeriesKey{{Location: "us-central1", EndpointID: "unconfigured"}}
+func minuteData(cfg *config.Config) func(q health.Query) map[health.SeriesKey][]health.Point {
+	return func(q health.Query) map[health.SeriesKey][]health.Point {
+		out := map[health.SeriesKey][]health.Point{}
+		keys := []health.SeriesKey{{Location: "us-central1", EndpointID: "unconfigured"}}
 		for _, s := range cfg.Services {
 			if s.Project != q.Project {
 				continue
 			}
 			for _, r := range s.Regions {
-				keys = append(keys, SeriesKey{Location: r.Name, EndpointID: r.EndpointID})
+				keys = append(keys, health.SeriesKey{Location: r.Name, EndpointID: r.EndpointID})
 			}
 		}
 		for _, k := range keys {
 			for e := q.Start.Truncate(q.Alignment).Add(q.Alignment); !e.After(q.End); e = e.Add(q.Alignment) {
-				out[k] = append(out[k], Point{End: e, Requests: float64(1000 + e.Minute()), Errors: float64(e.Minute() % 7), LatencyP99: 80 * time.Millisecond})
+				out[k] = append(out[k], health.Point{End: e, Requests: float64(1000 + e.Minute()), Errors: float64(e.Minute() % 7), LatencyP99: 80 * time.Millisecond})
 			}
 		}
 		return out
 	}
 }
 
-func newTestPoller(t *testing.T, src MetricsSource, cfg *config.Config) (*Poller, *prometheus.Registry) {
+func newTestPoller(t *testing.T, src health.MetricsSource, cfg *config.Config) (*Poller, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	return NewPoller(src, cfg, zaptest.NewLogger(t), reg, WithRetryBackoff(0)), reg
 }
@@ -172,20 +173,20 @@ func TestPollerBackfillThenShort(t *testing.T) {
 
 func TestPollerMergeReplace(t *testing.T) {
 	cfg := pollCfg(0) // p2 only: one service, endpoints 0 and 1
-	key := SeriesKey{Location: "us-central1", EndpointID: "0"}
+	key := health.SeriesKey{Location: "us-central1", EndpointID: "0"}
 	m := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
-	var answer map[SeriesKey][]Point
-	src := newFakeSource(func(Query) map[SeriesKey][]Point { return answer })
+	var answer map[health.SeriesKey][]health.Point
+	src := newFakeSource(func(health.Query) map[health.SeriesKey][]health.Point { return answer })
 	p, _ := newTestPoller(t, src, cfg)
 
-	answer = map[SeriesKey][]Point{key: {{End: m(1), Requests: 10}, {End: m(2), Requests: 3}}} // m(2) partial
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(1), Requests: 10}, {End: m(2), Requests: 3}}} // m(2) partial
 	s1 := p.Poll(context.Background(), m(2))
-	answer = map[SeriesKey][]Point{key: {{End: m(2), Requests: 12}, {End: m(3), Requests: 7}}}
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(2), Requests: 12}, {End: m(3), Requests: 7}}}
 	s2 := p.Poll(context.Background(), m(3))
-	answer = map[SeriesKey][]Point{key: {{End: m(4), Requests: 1}}} // unchanged history: append
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(4), Requests: 1}}} // unchanged history: append
 	s3 := p.Poll(context.Background(), m(4))
 
-	reqs := func(pts []Point) (out []float64) {
+	reqs := func(pts []health.Point) (out []float64) {
 		for _, pt := range pts {
 			out = append(out, pt.Requests)
 		}
@@ -204,13 +205,13 @@ func TestPollerMergeReplace(t *testing.T) {
 		}
 	}
 	// Expiry: after the 1h lookback the old buckets go.
-	answer = map[SeriesKey][]Point{key: {{End: m(62), Requests: 5}}}
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(62), Requests: 5}}}
 	s4 := p.Poll(context.Background(), m(62))
 	if got := reqs(s4.Points(key.Location, key.EndpointID)); fmt.Sprint(got) != "[7 1 5]" {
 		t.Errorf("after expiry: %v, want [7 1 5]", got)
 	}
 	// Out-of-order late bucket is inserted in order.
-	answer = map[SeriesKey][]Point{key: {{End: m(61), Requests: 9}, {End: m(62), Requests: 5}}}
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(61), Requests: 9}, {End: m(62), Requests: 5}}}
 	s5 := p.Poll(context.Background(), m(62))
 	if got := reqs(s5.Points(key.Location, key.EndpointID)); fmt.Sprint(got) != "[7 1 9 5]" {
 		t.Errorf("after late bucket: %v, want [7 1 9 5]", got)
@@ -333,20 +334,20 @@ func BenchmarkPollEvaluate1000(b *testing.B) {
 	cfg.Services = cfg.Services[:500]
 	data := minuteData(cfg)
 	const loops = 60
-	answers := map[time.Time]map[SeriesKey][]Point{}
+	answers := map[time.Time]map[health.SeriesKey][]health.Point{}
 	for i := 0; i <= loops; i++ {
 		end := t0.Add(time.Duration(i) * 10 * time.Second)
-		answers[end] = data(Query{Project: "p1", Start: end.Add(-11 * time.Minute), End: end, Alignment: time.Minute})
+		answers[end] = data(health.Query{Project: "p1", Start: end.Add(-11 * time.Minute), End: end, Alignment: time.Minute})
 	}
-	src := newFakeSource(func(q Query) map[SeriesKey][]Point { return answers[q.End] })
-	src.data = func(q Query) map[SeriesKey][]Point {
+	src := newFakeSource(func(q health.Query) map[health.SeriesKey][]health.Point { return answers[q.End] })
+	src.data = func(q health.Query) map[health.SeriesKey][]health.Point {
 		if a, ok := answers[q.End]; ok {
 			return a
 		}
 		return data(q) // backfill only
 	}
 	p := NewPoller(src, cfg, nil, prometheus.NewRegistry(), WithRetryBackoff(0))
-	e := NewEvaluator()
+	e := health.NewEvaluator()
 	p.Poll(context.Background(), t0) // backfill
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -356,7 +357,7 @@ func BenchmarkPollEvaluate1000(b *testing.B) {
 		for i := range cfg.Services {
 			s := &cfg.Services[i]
 			for _, r := range s.Regions {
-				e.Evaluate(s, r.Name, Input{Points: snap.Points(r.Name, r.EndpointID), MetricsErr: snap.Err(s.Project)}, now)
+				e.Evaluate(s, r.Name, health.Input{Points: snap.Points(r.Name, r.EndpointID), MetricsErr: snap.Err(s.Project)}, now)
 			}
 		}
 	}

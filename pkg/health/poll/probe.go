@@ -1,4 +1,4 @@
-package health
+package poll
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 // Probe defaults (used when the config's defaults were not applied).
@@ -79,7 +80,7 @@ type Prober struct {
 	changed   chan struct{} // Update tells Run to restart its goroutines
 
 	mu     sync.RWMutex
-	latest map[regionKey]*ProbeResult
+	latest map[regionKey]*health.ProbeResult
 }
 
 // NewProber builds a prober for every region of cfg that has a probe. log may be nil.
@@ -94,7 +95,7 @@ func NewProber(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, o
 		client:    &http.Client{Transport: tr},
 		tokenFunc: GoogleAccessToken,
 		log:       log,
-		latest:    make(map[regionKey]*ProbeResult),
+		latest:    make(map[regionKey]*health.ProbeResult),
 	}
 	for _, o := range opts {
 		o(p)
@@ -186,7 +187,7 @@ func (p *Prober) snapshot() []*probeTarget {
 
 // Latest returns a copy of the region's latest probe result, nil when none yet (or no probe).
 // Safe for concurrent use.
-func (p *Prober) Latest(service, region string) *ProbeResult {
+func (p *Prober) Latest(service, region string) *health.ProbeResult {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	r := p.latest[regionKey{service, region}]
@@ -253,9 +254,9 @@ func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
 	status, outcome, err := p.do(ctx, t)
 	lat := time.Since(start)
 	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		outcome, err = "timeout", errors.New("timeout after "+FormatDuration(t.timeout))
+		outcome, err = "timeout", errors.New("timeout after "+health.FormatDuration(t.timeout))
 	}
-	res := ProbeResult{OK: err == nil, Status: status, Latency: lat, At: now}
+	res := health.ProbeResult{OK: err == nil, Status: status, Latency: lat, At: now}
 	if err != nil {
 		res.Error = err.Error()
 	}

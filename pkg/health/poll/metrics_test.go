@@ -1,4 +1,4 @@
-package health
+package poll
 
 import (
 	"strings"
@@ -7,15 +7,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
 func TestMetricsObserve(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	st := RegionStatus{Service: "fraud", Region: "us-central1", Verdict: Unhealthy, Bad: 3, HardDown: true,
+	st := health.RegionStatus{Service: "fraud", Region: "us-central1", Verdict: health.Unhealthy, Bad: 3, HardDown: true,
 		ErrorRatio: 0.25, Requests: 4210, LatencyP99: 1500 * time.Millisecond, BurnRates: map[string]float64{"1h": 16, "5m": 20}}
 	m.Observe(st, 5*time.Minute)
-	st.Verdict, st.Bad, st.Good, st.HardDown = Healthy, 0, 3, false
+	st.Verdict, st.Bad, st.Good, st.HardDown = health.Healthy, 0, 3, false
 	m.Observe(st, 5*time.Minute)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP drwatchd_region_burn_rate SLO error-budget burn rate of the region over a burn-rate window.

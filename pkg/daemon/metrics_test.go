@@ -1,0 +1,77 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+)
+
+// TestServiceGauges: the per-service gauges (a collector over one record per service) export
+// the state set, paused and the shift progress as the GaugeVecs they replaced did.
+func TestServiceGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m.setState("a", failover.FailingOver)
+	m.setPlan("a", &plan.Plan{Steps: []int{10, 50, 100}, Step: 1, Phase: plan.Baking, BakeUntil: now.Add(90 * time.Second)}, now)
+	m.setState("b", failover.Healthy)
+	m.setState("b", failover.Paused) // the last state wins
+	m.setPlan("b", nil, now)
+	names := []string{"drwatchd_service_state", "drwatchd_service_paused", "drwatchd_shift_step",
+		"drwatchd_shift_step_target_percent", "drwatchd_shift_bake_remaining_seconds"}
+	want := `
+# HELP drwatchd_service_paused 1 while an operator has paused the service.
+# TYPE drwatchd_service_paused gauge
+drwatchd_service_paused{service="a"} 0
+drwatchd_service_paused{service="b"} 1
+# HELP drwatchd_service_state 1 for the state the service is in, 0 for the others.
+# TYPE drwatchd_service_state gauge
+drwatchd_service_state{service="a",state="blocked"} 0
+drwatchd_service_state{service="a",state="failed-over"} 0
+drwatchd_service_state{service="a",state="failing-back"} 0
+drwatchd_service_state{service="a",state="failing-over"} 1
+drwatchd_service_state{service="a",state="healthy"} 0
+drwatchd_service_state{service="a",state="paused"} 0
+drwatchd_service_state{service="a",state="rolling-back"} 0
+drwatchd_service_state{service="a",state="suspect"} 0
+drwatchd_service_state{service="b",state="blocked"} 0
+drwatchd_service_state{service="b",state="failed-over"} 0
+drwatchd_service_state{service="b",state="failing-back"} 0
+drwatchd_service_state{service="b",state="failing-over"} 0
+drwatchd_service_state{service="b",state="healthy"} 0
+drwatchd_service_state{service="b",state="paused"} 1
+drwatchd_service_state{service="b",state="rolling-back"} 0
+drwatchd_service_state{service="b",state="suspect"} 0
+# HELP drwatchd_shift_bake_remaining_seconds Time left in the current bake (0 when not baking).
+# TYPE drwatchd_shift_bake_remaining_seconds gauge
+drwatchd_shift_bake_remaining_seconds{service="a"} 90
+drwatchd_shift_bake_remaining_seconds{service="b"} 0
+# HELP drwatchd_shift_step Step of the shift in progress, counted from 1 (0 when none).
+# TYPE drwatchd_shift_step gauge
+drwatchd_shift_step{service="a"} 2
+drwatchd_shift_step{service="b"} 0
+# HELP drwatchd_shift_step_target_percent Target region's share at the current step of the shift in progress (0 when none).
+# TYPE drwatchd_shift_step_target_percent gauge
+drwatchd_shift_step_target_percent{service="a"} 50
+drwatchd_shift_step_target_percent{service="b"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg, names...); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	// A service seen only by setState exports no shift gauges (and the reverse).
+	reg2 := prometheus.NewRegistry()
+	m2 := newMetrics(reg2)
+	m2.setState("c", failover.Healthy)
+	if n, err := testutil.GatherAndCount(reg2, "drwatchd_shift_step", "drwatchd_service_state"); err != nil || n != len(failover.States) {
+		t.Errorf("state only: %d series (%v), want %d", n, err, len(failover.States))
+	}
+}
