@@ -646,6 +646,7 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 	service := svc.Name
 	d.m.setState(service, st.State)
 	d.m.setPlan(service, st.Plan, now)
+	d.m.setWarm(svc, st, now)
 	for _, ev := range events {
 		d.m.events.WithLabelValues(service, ev.Kind).Inc()
 		fields := []zap.Field{zap.String("service", service), zap.String("event", ev.Kind), zap.String("reason", ev.Reason)}
@@ -674,6 +675,16 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 		case "plan-failed":
 			d.m.failovers.WithLabelValues(service, planKind(st), "failed").Inc()
 			d.log.Error("shift failed", fields...)
+		case failover.EventFailoverCancelled:
+			// Only automatic failovers are cancelled; the plan is gone from st by now.
+			d.m.failovers.WithLabelValues(service, failover.KindFailover, "cancelled").Inc()
+			d.log.Warn("failover cancelled: its cause cleared", fields...)
+		case failover.EventFailbackFailed:
+			if ev.Pages() {
+				d.log.Error("failback failing: backing off (pages once per episode)", fields...)
+			} else {
+				d.log.Warn("failback failed again: backing off", fields...)
+			}
 		case "rolled-back", "conflict":
 			d.m.rollbacks.WithLabelValues(service, ev.Kind).Inc()
 			d.log.Error("shift rolled back or held", fields...)

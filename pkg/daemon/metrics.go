@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
@@ -27,6 +28,12 @@ type metrics struct {
 	shiftStep    *prometheus.GaugeVec
 	shiftPercent *prometheus.GaugeVec
 	bakeLeft     *prometheus.GaugeVec
+
+	warmReplicas     *prometheus.GaugeVec
+	warmCost         *prometheus.CounterVec
+	failbackFailures *prometheus.GaugeVec
+	// warmAt: per service, when the warm standby's cost was last counted (Tick-owned).
+	warmAt map[string]time.Time
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -98,6 +105,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_shift_bake_remaining_seconds",
 			Help: "Time left in the current bake (0 when not baking).",
 		}, []string{"service"}),
+		warmReplicas: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_prewarm_replicas",
+			Help: "Replicas above its standby size that a pre-warmed standby (or the target of a cancelled failover) is held at, outside any failover.",
+		}, []string{"service", "region"}),
+		warmCost: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_prewarm_replica_seconds_total",
+			Help: "Cost of pre-warming: replicas above standby size times the seconds they were held, outside any failover.",
+		}, []string{"service", "region"}),
+		failbackFailures: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_failback_failures",
+			Help: "Failbacks that failed in a row (the current backoff episode; 0 when none).",
+		}, []string{"service"}),
+		warmAt: map[string]time.Time{},
 	}
 	for _, stage := range []string{"lease", "router", "scaler", "state"} {
 		m.loopErrors.WithLabelValues(stage)
@@ -109,7 +129,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // the first event after a start.
 func (m *metrics) initService(service string) {
 	for _, kind := range []string{"failover", "failback", "manual"} {
-		for _, result := range []string{"started", "completed", "failed"} {
+		for _, result := range []string{"started", "completed", "failed", "cancelled"} {
 			m.failovers.WithLabelValues(service, kind, result)
 		}
 	}
@@ -130,6 +150,36 @@ func (m *metrics) setPlan(service string, p *plan.Plan, now time.Time) {
 	m.shiftStep.WithLabelValues(service).Set(step)
 	m.shiftPercent.WithLabelValues(service).Set(pct)
 	m.bakeLeft.WithLabelValues(service).Set(left)
+}
+
+// setWarm exports the warm standby and adds its cost since the last call. The cost counts from
+// the time the scale-up was asked (Warm.Since) until the release is asked.
+func (m *metrics) setWarm(svc *config.Service, st failover.State, now time.Time) {
+	w := st.Warm
+	held := w != nil && !w.Releasing
+	for _, rg := range svc.Regions {
+		extra := 0.0
+		if held && rg.Name == w.Region {
+			extra = float64(max(rg.Replicas.Production-rg.Replicas.Standby, 0))
+		}
+		m.warmReplicas.WithLabelValues(svc.Name, rg.Name).Set(extra)
+		if extra == 0 {
+			continue
+		}
+		from := m.warmAt[svc.Name]
+		if from.IsZero() || from.Before(w.Since) {
+			from = w.Since
+		}
+		if d := now.Sub(from); d > 0 {
+			m.warmCost.WithLabelValues(svc.Name, rg.Name).Add(extra * d.Seconds())
+		}
+	}
+	if held {
+		m.warmAt[svc.Name] = now
+	} else {
+		delete(m.warmAt, svc.Name)
+	}
+	m.failbackFailures.WithLabelValues(svc.Name).Set(float64(st.FailbackFailures))
 }
 
 func (m *metrics) setState(service string, s failover.StateName) {
