@@ -19,9 +19,13 @@ import (
 // cancellable says why the automatic failover p may be cancelled now ("" when it may not): its
 // source is healthy again (the verdict, so healthy_after good evaluations in a row) and no more
 // than its first step has moved (step 1 not passed; a weight change in flight waits for its
-// confirmation).
+// confirmation). A source whose last failover was cancelled within failover.cooldown is
+// flapping: its blips are not isolated, and the failover goes on.
 func (r *run) cancellable(p plan.Plan) string {
 	if p.Kind != KindFailover || p.Step != 0 || r.dryRun() {
+		return ""
+	}
+	if !r.st.LastCancel.IsZero() && r.now.Sub(r.st.LastCancel) < r.svc.Failover.Cooldown.D() {
 		return ""
 	}
 	switch p.Phase {
@@ -104,6 +108,7 @@ func (r *run) continueCancel(p plan.Plan) {
 func (r *run) cancelled(p plan.Plan, reason string) {
 	r.st.Plan = nil
 	r.uncount(p.Started)
+	r.st.LastCancel = r.now
 	r.event(EventFailoverCancelled, "cause-cleared", p.To, reason)
 	if r.st.Warm == nil {
 		r.st.Warm = &Warm{Region: p.To, Since: p.Started, Requested: p.ScaleOp != "",

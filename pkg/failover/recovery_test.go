@@ -86,6 +86,16 @@ func TestCancel(t *testing.T) {
 			return h
 		}(), weights: at10, want: FailingOver, counted: true},
 		{name: "degraded is not healthy again", state: planAt(KindFailover, 0, plan.Baking), source: degraded(), weights: at10, want: FailingOver, counted: true},
+		{name: "a cancel within the cooldown of the last one: a flapping source, not cancelled", state: func(svc *config.Service) State {
+			s := planAt(KindFailover, 0, plan.Baking)(svc)
+			s.LastCancel = t0.Add(-20 * time.Minute)
+			return s
+		}, source: recovered3(), weights: at10, want: FailingOver, counted: true},
+		{name: "a cancel longer ago than the cooldown does not stop this one", state: func(svc *config.Service) State {
+			s := planAt(KindFailover, 0, plan.Baking)(svc)
+			s.LastCancel = t0.Add(-31 * time.Minute)
+			return s
+		}, source: recovered3(), weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "a manual failover is the operator's: not cancelled", state: planAt(KindManual, 0, plan.Baking), source: recovered3(), weights: at10,
 			want: FailingOver, counted: true},
 	}

@@ -71,6 +71,9 @@ type State struct {
 	// again.
 	FailbackFailures int       `json:"failback_failures,omitempty"`
 	FailbackRetryAt  time.Time `json:"failback_retry_at,omitempty"`
+	// LastCancel is when a failover was last cancelled because its cause cleared; within
+	// failover.cooldown of it the source is flapping and a new failover is not cancelled.
+	LastCancel time.Time `json:"last_cancel,omitempty"`
 }
 
 // Warm is a standby held at its production size outside a plan. It is asked (Scale to
