@@ -67,6 +67,9 @@ type Options struct {
 	// PollerOptions tune the Monitoring poller; on a virtual clock pass
 	// health.WithRetryBackoff(0): a wall-clock wait between retries moves no simulated time.
 	PollerOptions []health.PollerOption
+	// Executor tunes the traffic executor's retries; on a virtual clock pass an instant Sleep,
+	// for the same reason as PollerOptions.
+	Executor traffic.ExecutorOptions
 }
 
 // Daemon is one drwatchd instance.
@@ -149,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		m:        newMetrics(opts.Registry),
 		eval:     health.NewEvaluator(),
 		hm:       health.NewMetrics(opts.Registry),
-		exec:     traffic.NewExecutor(opts.Log, opts.Registry, traffic.ExecutorOptions{}),
+		exec:     traffic.NewExecutor(opts.Log, opts.Registry, opts.Executor),
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
 		weights:  map[string]cachedWeights{},
