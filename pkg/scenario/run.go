@@ -568,8 +568,8 @@ func (r *recorder) events(evs []Event) {
 			r.rep.Failbacks++
 		}
 		if ev.Kind == failover.EventFailoverCancelled {
-			// Its cause cleared and its traffic returned: not a failover. Its start stays the
-			// decision time: drwatchd acted then.
+			// Its cause cleared and its traffic returned: not a failover (the URL-map writes,
+			// which count failovers when the fake logs them, say the same).
 			r.rep.Failovers--
 			r.rep.FailoversCancelled++
 		}
