@@ -203,7 +203,7 @@ func TestCrashSweepRetarget(t *testing.T) {
 // sweep runs the crash sweep in world: a reference run records the crash points of the failover
 // (checkReference judges them), then one run per crash point is killed there and restarted.
 func sweep(t *testing.T, world sweepWorld, checkReference func(t *testing.T, kinds map[string]int, first *plan.Plan)) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
 	// Reference run, never killed: which crash points does a full failover pass?
