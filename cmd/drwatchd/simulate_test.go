@@ -24,7 +24,7 @@ duration: 15m
 faults:
   - {at: 5m, target: us-central1, kind: outage}
 expect:
-  detect_within: 1s
+  rto_within: 1s
   final_active: us-east1
 `)
 	bad := write("bad.yaml", "name: bad\nduration: 15m\nfaults:\n  - {at: 5m, target: us-central1, kind: outagee}\n")
@@ -37,7 +37,7 @@ expect:
 		stderr []string
 	}{
 		{"passes", []string{"--scenario", hard}, 0, []string{"PASS  primary-hard-outage (policy drwatchd"}},
-		{"an expectation fails", []string{"--scenario", tooStrict}, 1, []string{"FAIL detect_within  want <= 1s"}},
+		{"an expectation fails", []string{"--scenario", tooStrict}, 1, []string{"FAIL rto_within", "want <= 1s"}},
 		{"bad kind", []string{"--scenario", bad}, 2, []string{`faults[0].kind: "outagee" is not a fault kind`}},
 		{"unknown region", []string{"--scenario", badTarget}, 2, []string{`faults[0].target: "us-west9" names no region`}},
 		{"missing file", []string{"--scenario", filepath.Join(dir, "nope.yaml")}, 2, []string{"read scenario"}},

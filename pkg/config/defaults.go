@@ -69,6 +69,11 @@ func DefaultService() Service {
 			FailbackAfter: Duration(30 * time.Minute),
 			RPOGate:       "block",
 			ScaleTimeout:  Duration(15 * time.Minute),
+
+			Prewarm:            true,
+			PrewarmRelease:     Duration(10 * time.Minute),
+			FailbackBackoff:    Duration(15 * time.Minute),
+			FailbackBackoffMax: Duration(4 * time.Hour),
 		},
 		Shift: Shift{
 			Router:         "urlmap",

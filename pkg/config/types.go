@@ -236,6 +236,16 @@ type Failover struct {
 	// ScaleDownSource lowers the old region to its standby size after a completed failover.
 	// Default false (keeps capacity for failback).
 	ScaleDownSource bool `yaml:"scale_down_source"`
+	// Prewarm: when the active region turns suspect, scale the best eligible standby to its
+	// production size ahead of the decision. Default true.
+	Prewarm bool `yaml:"prewarm"`
+	// PrewarmRelease: a pre-warmed standby (or the target of a cancelled failover) returns to
+	// its standby size after this long with nothing suspect. Default 10m.
+	PrewarmRelease Duration `yaml:"prewarm_release"`
+	// FailbackBackoff: after a failed failback, the next automatic one waits this long, doubled
+	// after each further failure up to FailbackBackoffMax. Defaults 15m and 4h.
+	FailbackBackoff    Duration `yaml:"failback_backoff"`
+	FailbackBackoffMax Duration `yaml:"failback_backoff_max"`
 }
 
 // Shift is how traffic moves between regions.

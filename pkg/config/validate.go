@@ -286,6 +286,12 @@ func (v *validator) service(p string, s *Service) {
 	v.positive(fp+".failback_after", f.FailbackAfter)
 	v.oneOf(fp+".rpo_gate", f.RPOGate, "block", "warn")
 	v.positive(fp+".scale_timeout", f.ScaleTimeout)
+	v.positive(fp+".prewarm_release", f.PrewarmRelease)
+	v.positive(fp+".failback_backoff", f.FailbackBackoff)
+	v.positive(fp+".failback_backoff_max", f.FailbackBackoffMax)
+	if f.FailbackBackoff > 0 && f.FailbackBackoffMax > 0 && f.FailbackBackoffMax < f.FailbackBackoff {
+		v.add(fp+".failback_backoff_max", "%s is below failover.failback_backoff (%s); want max >= the first wait", f.FailbackBackoffMax, f.FailbackBackoff)
+	}
 
 	v.shift(p, s)
 }

@@ -133,6 +133,11 @@ func TestValidateEveryRule(t *testing.T) {
 		{"failback after", func(c *config.Config) { c.Services[0].Failover.FailbackAfter = 0 }, "services[0].failover.failback_after", "not positive"},
 		{"rpo gate", func(c *config.Config) { c.Services[0].Failover.RPOGate = "ignore" }, "services[0].failover.rpo_gate", "block, warn"},
 		{"scale timeout", func(c *config.Config) { c.Services[0].Failover.ScaleTimeout = 0 }, "services[0].failover.scale_timeout", "not positive"},
+		{"prewarm release", func(c *config.Config) { c.Services[0].Failover.PrewarmRelease = 0 }, "services[0].failover.prewarm_release", "not positive"},
+		{"failback backoff", func(c *config.Config) { c.Services[0].Failover.FailbackBackoff = -1 }, "services[0].failover.failback_backoff", "not positive"},
+		{"failback backoff max", func(c *config.Config) {
+			c.Services[0].Failover.FailbackBackoffMax = config.Duration(time.Minute)
+		}, "services[0].failover.failback_backoff_max", "below failover.failback_backoff (15m)"},
 		{"router", func(c *config.Config) { c.Services[0].Shift.Router = "dns" }, "services[0].shift.router", "urlmap, endpoint-split, none"},
 		{"url map required", func(c *config.Config) { c.Services[0].Shift.URLMap = "" }, "services[0].shift.url_map", "required for router urlmap"},
 		{"url map form", func(c *config.Config) { c.Services[0].Shift.URLMap = "fraud-scorer" }, "services[0].shift.url_map", "projects/PROJECT/global/urlMaps/NAME"},

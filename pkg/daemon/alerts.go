@@ -31,6 +31,7 @@ const (
 	AlertRolledBack         = "DrwatchdShiftRolledBack"
 	AlertRPOViolation       = "DrwatchdRPOViolation"
 	AlertPausedTooLong      = "DrwatchdPausedTooLong"
+	AlertFailbackFailing    = "DrwatchdFailbackFailing"
 
 	resendEvery      = time.Minute
 	rollbackLingers  = time.Hour
@@ -89,6 +90,12 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		if now.Sub(st.Since) >= pausedTooLong {
 			add(AlertPausedTooLong, "ticket", "", fmt.Sprintf("%s paused for %s", service, now.Sub(st.Since).Truncate(time.Minute)), st.Reason)
 		}
+	}
+	if st.FailbackFailures > 0 {
+		// Level-triggered for the whole backoff episode: one page, not one per try.
+		add(AlertFailbackFailing, "page", st.Primary, fmt.Sprintf("%s: failback to %s failed %d times in a row; retrying with backoff",
+			service, st.Primary, st.FailbackFailures), fmt.Sprintf("next automatic try not before %s: %s",
+			st.FailbackRetryAt.UTC().Format(time.RFC3339), st.Reason))
 	}
 	if t, ok := a.rollback[service]; ok && now.Sub(t) < rollbackLingers {
 		add(AlertRolledBack, "ticket", "", fmt.Sprintf("%s: a traffic shift was rolled back or held", service), st.Reason)

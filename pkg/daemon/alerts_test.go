@@ -119,3 +119,36 @@ func TestAlerterWithoutSinkDoesNothing(t *testing.T) {
 		t.Fatal("alerts tracked without a sink")
 	}
 }
+
+// A failing failback pages once for its whole backoff episode: the alert starts with the first
+// failure, keeps its start time through the later ones, and resolves when the episode ends.
+func TestFailbackFailingPagesOncePerEpisode(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := &sink{}
+	a := newAlerter(s, func() time.Time { return wall }, zaptest.NewLogger(t))
+	virt := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	st := failover.State{State: failover.FailedOver, Primary: "us-central1", Active: "us-east1"}
+	var starts []time.Time
+	for i := 1; i <= 3; i++ {
+		st.FailbackFailures, st.FailbackRetryAt = i, virt.Add(time.Duration(i)*time.Hour)
+		now := virt.Add(time.Duration(i) * time.Hour)
+		wall = wall.Add(time.Hour)
+		a.evaluate("fraud", st, nil, nil, 0, now)
+		a.flush(ctx, now)
+		got := find(s.last(), AlertFailbackFailing)
+		if got == nil || got.Severity != "page" || got.Region != "us-central1" || !got.EndsAt.IsZero() {
+			t.Fatalf("failure %d: %+v", i, got)
+		}
+		starts = append(starts, got.StartsAt)
+	}
+	if !starts[0].Equal(starts[1]) || !starts[1].Equal(starts[2]) {
+		t.Fatalf("the page restarted during the episode: %v", starts)
+	}
+	st.FailbackFailures, st.State, st.Active = 0, failover.Healthy, "us-central1"
+	a.evaluate("fraud", st, nil, nil, 0, virt.Add(5*time.Hour))
+	a.flush(ctx, virt.Add(5*time.Hour))
+	if r := find(s.last(), AlertFailbackFailing); r == nil || r.EndsAt.IsZero() {
+		t.Fatalf("not resolved after the episode: %+v", s.last())
+	}
+}

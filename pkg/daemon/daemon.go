@@ -69,6 +69,9 @@ type Options struct {
 	// PollerOptions tune the Monitoring poller; on a virtual clock pass
 	// poll.WithRetryBackoff(0): a wall-clock wait between retries moves no simulated time.
 	PollerOptions []poll.PollerOption
+	// Executor tunes the traffic executor's retries; on a virtual clock pass an instant Sleep,
+	// for the same reason as PollerOptions.
+	Executor traffic.ExecutorOptions
 }
 
 // Daemon is one drwatchd instance.
@@ -151,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		m:        newMetrics(opts.Registry),
 		eval:     health.NewEvaluator(),
 		hm:       poll.NewMetrics(opts.Registry),
-		exec:     traffic.NewExecutor(opts.Log, opts.Registry, traffic.ExecutorOptions{}),
+		exec:     traffic.NewExecutor(opts.Log, opts.Registry, opts.Executor),
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
 		weights:  map[string]cachedWeights{},
@@ -648,6 +651,7 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 	service := svc.Name
 	d.m.setState(service, st.State)
 	d.m.setPlan(service, st.Plan, now)
+	d.m.setWarm(svc, st, now)
 	for _, ev := range events {
 		d.m.events.WithLabelValues(service, ev.Kind).Inc()
 		fields := []zap.Field{zap.String("service", service), zap.String("event", ev.Kind), zap.String("reason", ev.Reason)}
@@ -676,6 +680,16 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 		case "plan-failed":
 			d.m.failovers.WithLabelValues(service, planKind(st), "failed").Inc()
 			d.log.Error("shift failed", fields...)
+		case failover.EventFailoverCancelled:
+			// Only automatic failovers are cancelled; the plan is gone from st by now.
+			d.m.failovers.WithLabelValues(service, failover.KindFailover, "cancelled").Inc()
+			d.log.Warn("failover cancelled: its cause cleared", fields...)
+		case failover.EventFailbackFailed:
+			if ev.Pages() {
+				d.log.Error("failback failing: backing off (pages once per episode)", fields...)
+			} else {
+				d.log.Warn("failback failed again: backing off", fields...)
+			}
 		case "rolled-back", "conflict":
 			d.m.rollbacks.WithLabelValues(service, ev.Kind).Inc()
 			d.log.Error("shift rolled back or held", fields...)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
@@ -24,6 +25,12 @@ type metrics struct {
 	failoverDur  *prometheus.HistogramVec
 	stateWrites  *prometheus.CounterVec
 	wouldAct     *prometheus.CounterVec
+
+	warmReplicas     *prometheus.GaugeVec
+	warmCost         *prometheus.CounterVec
+	failbackFailures *prometheus.GaugeVec
+	// warmAt: per service, when the warm standby's cost was last counted (Tick-owned).
+	warmAt map[string]time.Time
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -75,6 +82,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_dry_run_actions_total",
 			Help: "Actions a dry-run service would have taken.",
 		}, []string{"service", "action"}),
+		warmReplicas: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_prewarm_replicas",
+			Help: "Replicas above its standby size that a pre-warmed standby (or the target of a cancelled failover) is held at, outside any failover.",
+		}, []string{"service", "region"}),
+		warmCost: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_prewarm_replica_seconds_total",
+			Help: "Cost of pre-warming: replicas above standby size times the seconds they were held, outside any failover.",
+		}, []string{"service", "region"}),
+		failbackFailures: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drwatchd_failback_failures",
+			Help: "Failbacks that failed in a row (the current backoff episode; 0 when none).",
+		}, []string{"service"}),
+		warmAt: map[string]time.Time{},
 	}
 	m.svc = newServiceGauges()
 	if reg != nil {
@@ -90,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // the first event after a start.
 func (m *metrics) initService(service string) {
 	for _, kind := range []string{"failover", "failback", "manual"} {
-		for _, result := range []string{"started", "completed", "failed"} {
+		for _, result := range []string{"started", "completed", "failed", "cancelled"} {
 			m.failovers.WithLabelValues(service, kind, result)
 		}
 	}
@@ -112,6 +132,36 @@ func (m *metrics) setPlan(service string, p *plan.Plan, now time.Time) {
 	defer m.svc.mu.Unlock()
 	r := m.svc.record(service)
 	r.hasPlan, r.step, r.pct, r.left = true, step, pct, left
+}
+
+// setWarm exports the warm standby and adds its cost since the last call. The cost counts from
+// the time the scale-up was asked (Warm.Since) until the release is asked.
+func (m *metrics) setWarm(svc *config.Service, st failover.State, now time.Time) {
+	w := st.Warm
+	held := w != nil && !w.Releasing
+	for _, rg := range svc.Regions {
+		extra := 0.0
+		if held && rg.Name == w.Region {
+			extra = float64(max(rg.Replicas.Production-rg.Replicas.Standby, 0))
+		}
+		m.warmReplicas.WithLabelValues(svc.Name, rg.Name).Set(extra)
+		if extra == 0 {
+			continue
+		}
+		from := m.warmAt[svc.Name]
+		if from.IsZero() || from.Before(w.Since) {
+			from = w.Since
+		}
+		if d := now.Sub(from); d > 0 {
+			m.warmCost.WithLabelValues(svc.Name, rg.Name).Add(extra * d.Seconds())
+		}
+	}
+	if held {
+		m.warmAt[svc.Name] = now
+	} else {
+		delete(m.warmAt, svc.Name)
+	}
+	m.failbackFailures.WithLabelValues(svc.Name).Set(float64(st.FailbackFailures))
 }
 
 func (m *metrics) setState(service string, s failover.StateName) {

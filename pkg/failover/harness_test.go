@@ -34,6 +34,7 @@ func service() *config.Service {
 			{Name: east, Role: "standby", Priority: 10, Replicas: rep},
 			{Name: europe, Role: "standby", Priority: 20, Replicas: rep},
 		},
+		Health: config.Health{HealthyAfter: 3},
 		Failover: config.Failover{
 			Mode: "auto", Cooldown: dur(30 * time.Minute), MaxFailovers: 2, Window: dur(24 * time.Hour),
 			Failback: "manual", FailbackAfter: dur(30 * time.Minute), RPOGate: "block", ScaleTimeout: dur(15 * time.Minute),

@@ -30,7 +30,33 @@ const (
 	EventPlanFailed        = "plan-failed"
 	EventConflict          = "conflict"
 	EventReconciled        = "reconciled"
+	// EventFailoverCancelled: an automatic failover whose cause cleared before more than its
+	// first step moved returned the traffic; it counts as no failover and pages nobody.
+	EventFailoverCancelled = "failover-cancelled"
+	// EventRetargeted: the target failed mid-shift while the source is still unhealthy; the
+	// plan was handed to the next eligible standby.
+	EventRetargeted = "failover-retargeted"
+	// EventFailbackFailed: a failback failed (scale-up timeout or rollback); the next automatic
+	// one waits for the backoff. Code failback-failing on the first of an episode (it pages),
+	// failback-retry on the others (they do not).
+	EventFailbackFailed = "failback-failed"
+	// EventPrewarmStarted / EventPrewarmReleased: a standby scaled to its production size ahead
+	// of a decision, and returned to its standby size after a calm period.
+	EventPrewarmStarted  = "prewarm-started"
+	EventPrewarmReleased = "prewarm-released"
 )
+
+// Codes of EventFailbackFailed.
+const (
+	CodeFailbackFailing = "failback-failing"
+	CodeFailbackRetry   = "failback-retry"
+)
+
+// Pages reports whether the event pages a human: entering Blocked, and the first failed
+// failback of an episode (the later ones of the same episode do not).
+func (e Event) Pages() bool {
+	return e.Kind == EventBlocked || (e.Kind == EventFailbackFailed && e.Code == CodeFailbackFailing)
+}
 
 // Modes (config Failover.Mode).
 const (
@@ -48,6 +74,13 @@ const (
 
 // baselineAlpha is the weight of a new sample in the error-ratio baselines.
 const baselineAlpha = 0.2
+
+// Fallbacks for a configuration built without defaults (zero durations).
+const (
+	defaultPrewarmRelease     = 10 * time.Minute
+	defaultFailbackBackoff    = 15 * time.Minute
+	defaultFailbackBackoffMax = 4 * time.Hour
+)
 
 // Initial is a service's state before any observation: Healthy on its primary.
 func Initial(svc *config.Service, now time.Time) State {
@@ -84,6 +117,11 @@ func Step(svc *config.Service, st State, obs Observation, now time.Time) (State,
 			break
 		}
 	}
+	r.warm()
+	if r.st.Active == r.st.Primary {
+		// The primary serves again: a failback backoff episode is over.
+		r.st.FailbackFailures, r.st.FailbackRetryAt = 0, time.Time{}
+	}
 	return r.finish()
 }
 
@@ -102,20 +140,22 @@ func Record(svc *config.Service, st State, results []plan.Result, now time.Time)
 			r.block("conflict", p.Reason)
 		}
 	}
+	r.recordWarm(results)
 	s, _, evs := r.finish()
 	return s, evs
 }
 
 // run is one Step's or Record's working state.
 type run struct {
-	svc      *config.Service
-	st       State
-	obs      Observation
-	now      time.Time
-	acts     []plan.Action
-	evs      []Event
-	again    bool // evaluate again: the state changed to one that decides on its own
-	advanced bool // the plan was advanced in this Step
+	svc        *config.Service
+	st         State
+	obs        Observation
+	now        time.Time
+	acts       []plan.Action
+	evs        []Event
+	again      bool // evaluate again: the state changed to one that decides on its own
+	advanced   bool // the plan was advanced in this Step
+	retargeted bool // the plan was handed to another target in this Step
 }
 
 func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run {
@@ -136,6 +176,9 @@ func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run 
 }
 
 func (r *run) finish() (State, []plan.Action, []Event) {
+	if r.st.Plan == nil {
+		r.st.Tried = nil
+	}
 	r.st.Events = append(r.st.Events, r.evs...)
 	if n := len(r.st.Events); n > MaxEvents {
 		r.st.Events = append([]Event(nil), r.st.Events[n-MaxEvents:]...)
@@ -156,6 +199,14 @@ func cloneState(s State) State {
 	if s.LastShift != nil {
 		ls := *s.LastShift
 		c.LastShift = &ls
+	}
+	if s.Warm != nil {
+		w := *s.Warm
+		c.Warm = &w
+	}
+	c.Tried = append([]string(nil), s.Tried...)
+	if len(c.Tried) == 0 {
+		c.Tried = nil
 	}
 	if s.Baselines != nil {
 		c.Baselines = make(map[string]float64, len(s.Baselines))
@@ -480,17 +531,8 @@ func (r *run) warnRPO(cands []Candidate, chosen string) {
 
 // startPlan begins a shift from -> to and advances it once.
 func (r *run) startPlan(kind, from, to, code, why string) {
-	src := r.health(from)
-	emergency := src.HardDown
-	steps := r.svc.Shift.Steps
-	if emergency {
-		steps = r.svc.Shift.EmergencySteps
-		if len(steps) == 0 {
-			steps = []int{100}
-		}
-	} else if len(steps) == 0 {
-		steps = []int{10, 25, 50, 75, 100}
-	}
+	steps, emergency := r.stepsFrom(from)
+	r.st.Tried = nil
 	baseline := -1.0
 	if b, ok := r.st.Baselines[from]; ok {
 		baseline = b
@@ -513,6 +555,22 @@ func (r *run) startPlan(kind, from, to, code, why string) {
 	r.event(EventFailoverStarted, code, to, reason)
 	r.transition(state, code, reason)
 	r.runPlan()
+}
+
+// stepsFrom are the steps of a plan moving traffic away from `from`: the emergency steps when it
+// is hard down, the staged ones otherwise.
+func (r *run) stepsFrom(from string) ([]int, bool) {
+	emergency := r.health(from).HardDown
+	steps := r.svc.Shift.Steps
+	if emergency {
+		steps = r.svc.Shift.EmergencySteps
+		if len(steps) == 0 {
+			steps = []int{100}
+		}
+	} else if len(steps) == 0 {
+		steps = []int{10, 25, 50, 75, 100}
+	}
+	return steps, emergency
 }
 
 // startWeights is the split a new plan starts from: the observed one (every configured region
@@ -553,6 +611,14 @@ func (r *run) runPlan() {
 	}
 	r.advanced = true
 	p := *r.st.Plan
+	if p.Cancelled {
+		r.continueCancel(p)
+		return
+	}
+	if why := r.cancellable(p); why != "" {
+		r.cancel(p, why)
+		return
+	}
 	in := plan.Input{
 		Service:      r.svc.Name,
 		Shift:        r.svc.Shift,
@@ -603,15 +669,32 @@ func (r *run) runPlan() {
 		r.st.Rollbacks++
 		r.st.Plan = nil
 		r.event(EventRolledBack, "rolled-back", p.From, p.Reason)
+		if p.Kind == KindFailback {
+			r.failbackFailed(p, p.Reason)
+		}
 		r.transition(r.home(), "rolled-back", p.Reason)
 		r.again = true
 	case plan.OutcomeHeld:
-		r.block("held", p.Reason)
+		// Advance holds a plan only when its target fails (a bake, or an emergency target's
+		// scale-up) while the source is unhealthy: hand it to the next standby if one remains.
+		if r.retarget(p) {
+			return
+		}
+		r.block("held", r.st.Plan.Reason)
 	case plan.OutcomeConflict:
 		r.event(EventConflict, "conflict", p.To, p.Reason)
 		r.block("conflict", p.Reason)
 	case plan.OutcomeFailed:
 		r.event(EventPlanFailed, "scale-timeout", p.To, p.Reason)
+		if p.Kind == KindFailback {
+			// No traffic moved and the standby still serves: back off and try again later
+			// rather than page on every try.
+			r.st.Plan = nil
+			r.failbackFailed(p, p.Reason)
+			r.transition(r.home(), "failback-failed", p.Reason)
+			r.again = true
+			return
+		}
 		r.block("plan-failed", p.Reason)
 	}
 }
@@ -639,6 +722,9 @@ func (r *run) maybeFailback() {
 	f := r.svc.Failover
 	if f.Failback != "auto" || r.st.Active == r.st.Primary || !r.obs.Leader || r.mode() == ModeManual {
 		return
+	}
+	if r.now.Before(r.st.FailbackRetryAt) {
+		return // backing off after a failed failback
 	}
 	ph := r.health(r.st.Primary)
 	if ph.Verdict != health.Healthy || ph.Bad > 0 || ph.Since.IsZero() {

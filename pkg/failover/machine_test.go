@@ -127,8 +127,12 @@ func TestTransitions(t *testing.T) {
 			s.Plan.Target = half
 			return s
 		}, obs: observe(allHealthy().with(central, unhealthy()), onCentral), want: FailingOver, wantActs: []string{"set-weights"}},
-		{name: "failing-over: baking, target fails, source unhealthy -> blocked (held)", state: withPlan(FailingOver, plan.Baking, half),
-			obs: observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()), half), want: Blocked, wantEvents: []string{"blocked", "transition"}, reason: "a human must decide"},
+		{name: "failing-over: baking, target fails, source unhealthy, no other standby -> blocked (held)", state: withPlan(FailingOver, plan.Baking, half),
+			obs:  observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()).with(europe, unhealthy()), half),
+			want: Blocked, wantEvents: []string{"blocked", "transition"}, reason: "a human must decide; no other eligible standby: europe-west4 unhealthy"},
+		{name: "failing-over: baking, target fails, source unhealthy -> re-targeted to the next standby", state: withPlan(FailingOver, plan.Baking, half),
+			obs: observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()), half), want: FailingOver, wantActs: []string{"scale"},
+			wantEvents: []string{"failover-retargeted"}, reason: "failover handed to europe-west4 (healthy, rpo 5m)"},
 		{name: "failing-over: baking, target fails, source recovered -> rolling-back", state: withPlan(FailingOver, plan.Baking, half),
 			obs: observe(allHealthy().with(east, unhealthy()), half), want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, reason: "rolling back to europe-west4=0 us-central1=75 us-east1=25"},
 		{name: "failing-over: someone else moved traffic -> blocked (conflict)", state: withPlan(FailingOver, plan.Baking, half),
@@ -593,6 +597,7 @@ func TestRollbackOntoUnhealthySourceHolds(t *testing.T) {
 		return w.st.Plan != nil && w.st.Plan.Phase == plan.Baking && w.st.Plan.Steps[w.st.Plan.Step] == 50
 	})
 	w.health[east] = unhealthy()
+	w.rpo[europe] = staleRPO(40 * time.Minute) // no other target: hold, do not re-target
 	n := len(w.setWeightsEmitted())
 	w.tick(10 * time.Second)
 	if w.st.State != Blocked || w.st.Plan == nil || w.st.Plan.Phase != plan.Held {
@@ -608,6 +613,7 @@ func TestRollbackOntoUnhealthySourceHolds(t *testing.T) {
 		t.Fatalf("held split moved: %v", w.weights)
 	}
 	// The human decides: fail over to europe from the held split.
+	w.rpo[europe] = fresh(5 * time.Minute)
 	w.cmds = []Command{{Verb: "failover", Target: europe, Who: "alice"}}
 	w.until(10*time.Second, 200, w.in(FailedOver))
 	if w.st.Active != europe || !w.weights.Equal(plan.Weights{central: 0, east: 0, europe: 100}) {

@@ -60,6 +60,35 @@ type State struct {
 	// Baselines: per region, a moving average of its error ratio while healthy and serving;
 	// a plan's Baseline is its source's entry (the pre-incident baseline).
 	Baselines map[string]float64 `json:"baselines,omitempty"`
+	// Warm is a standby scaled toward its production size outside a plan: pre-warmed while the
+	// active region is suspect, or left warm by a cancelled failover (nil when none).
+	Warm *Warm `json:"warm,omitempty"`
+	// Tried are the targets of the failover in progress that failed mid-shift; re-targeting
+	// skips them. Cleared when the failover ends.
+	Tried []string `json:"tried,omitempty"`
+	// FailbackFailures counts the failbacks that failed in a row (one backoff episode, reset
+	// when the primary is active again); FailbackRetryAt is when an automatic failback may try
+	// again.
+	FailbackFailures int       `json:"failback_failures,omitempty"`
+	FailbackRetryAt  time.Time `json:"failback_retry_at,omitempty"`
+	// LastCancel is when a failover was last cancelled because its cause cleared; within
+	// failover.cooldown of it the source is flapping and a new failover is not cancelled.
+	LastCancel time.Time `json:"last_cancel,omitempty"`
+}
+
+// Warm is a standby held at its production size outside a plan. It is asked (Scale to
+// production) until the executor confirms, kept while the active region is suspect, and
+// released (Scale to standby, until confirmed) after failover.prewarm_release of calm.
+type Warm struct {
+	Region string    `json:"region"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	// Requested: the executor confirmed the scale-up.
+	Requested bool `json:"requested,omitempty"`
+	// CalmSince: since when the service has been settled with nothing suspect (zero while not).
+	CalmSince time.Time `json:"calm_since,omitempty"`
+	// Releasing: the scale-down to the standby size is asked and not yet confirmed.
+	Releasing bool `json:"releasing,omitempty"`
 }
 
 // Shift records a completed traffic shift.
@@ -86,7 +115,9 @@ type Event struct {
 	Service string    `json:"service"`
 	// Kind: transition | failover-started | failover-completed | rolled-back | blocked |
 	// rpo-violation | paused | resumed | command | would-act (dry-run) | plan-failed | conflict |
-	// reconciled (the router shows traffic moved outside drwatchd; the Active view follows)
+	// reconciled (the router shows traffic moved outside drwatchd; the Active view follows) |
+	// failover-cancelled | failover-retargeted | failback-failed | prewarm-started |
+	// prewarm-released
 	Kind string `json:"kind"`
 	// Code is a short, bounded reason code (a metric label), e.g. "active-unhealthy",
 	// "anti-flap", "scale-timeout"; Reason is the human-readable sentence.

@@ -20,6 +20,14 @@ import (
 // time; at 80 % it is overloaded almost never.
 const oracleFill = 0.8
 
+// A region whose faults start oracleFlapCount times within oracleFlapWindow is flapping: the
+// oracle avoids it while it has somewhere else to send the traffic, until the window has passed
+// since its last fault (the memory any policy may keep; drwatchd's anti-flap limits do too).
+const (
+	oracleFlapCount  = 2
+	oracleFlapWindow = 15 * time.Minute
+)
+
 // oracleMinMove is the smallest change of a weight (percentage points) worth a URL map write.
 const oracleMinMove = 3
 
@@ -28,8 +36,9 @@ const oracleMinMove = 3
 // region's ready replicas — and acts as well as the cloud allows, through the same real clients
 // as every other policy, so it pays the same router propagation and scale-up time:
 //
-//   - a fault that ends before a weight change could take effect (within the router's
-//     propagation) is ignored: moving traffic for it could only arrive after it is over;
+//   - a fault that ends before a weight change is sure to have taken effect (within the
+//     router's propagation and its jitter) is ignored: moving traffic for it would mostly
+//     arrive after it is over, onto standbys too small to carry it;
 //   - when a region carrying traffic is faulted, every healthy, RPO-fresh standby is scaled to
 //     its production size at once;
 //   - traffic is spread to fill the best regions first (no fault, then slow, then partial
@@ -73,7 +82,8 @@ func newOracle(ctx context.Context, env *simrun.Env, svc *config.Service, spans 
 	spec := env.Sim.World.Spec()
 	p := &oraclePolicy{
 		env: env, svc: svc, act: act, start: spec.Start, spec: spec, regions: byPriority(svc), spans: spans,
-		horizon: spec.RouterPropagation,
+		// A weight change lands RouterPropagation plus up to the jitter after it is written.
+		horizon: max(spec.RouterPropagation, 0) + max(spec.RouterPropagationJitter, 0),
 		written: plan.Weights{svc.Primary().Name: 100}, minSet: map[string]int{}, ops: map[string]string{},
 	}
 	for _, r := range svc.Regions {
@@ -100,14 +110,24 @@ func (p *oraclePolicy) command(_ context.Context, c Command) error {
 // quality is what the oracle knows of a region at now: the failure probability of a request
 // served there, whether it is slow, and whether its data is too stale to serve.
 type quality struct {
-	fail  float64
-	slow  bool
-	stale bool
+	fail     float64
+	slow     bool
+	stale    bool
+	flapping bool
 }
 
 func (p *oraclePolicy) quality(region string, now time.Time) quality {
 	q := quality{}
 	ok := 1.0
+	recent := 0
+	for _, s := range p.spans[region] {
+		if (s.kind == sim.KindOutage || s.kind == sim.KindErrors) && !s.w.start.After(now) && now.Sub(s.w.start) < oracleFlapWindow {
+			recent++
+		}
+	}
+	if recent >= oracleFlapCount {
+		q.flapping = true
+	}
 	for _, s := range p.spans[region] {
 		if !s.w.active(now) || (!s.w.end.IsZero() && s.w.end.Sub(now) <= p.horizon) {
 			continue
@@ -133,6 +153,9 @@ func (q quality) rank() float64 {
 	r := q.fail
 	if q.slow {
 		r += 1e-3 // after every clean region, before any failing one
+	}
+	if q.flapping {
+		r += 1e-4 // after every steady region
 	}
 	return r
 }

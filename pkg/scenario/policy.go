@@ -79,6 +79,9 @@ func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.I
 	d, err := daemon.New(ctx, env.Config, parts, daemon.Options{
 		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, SyncProbes: true,
 		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
+		// The executor's retries keep their number, not their wall-clock backoff: a Compute or
+		// Vertex AI outage would otherwise cost seconds of sleeping per loop iteration.
+		Executor: traffic.ExecutorOptions{Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }},
 	})
 	if err != nil {
 		_ = clients.Close()

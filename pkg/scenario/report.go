@@ -39,8 +39,15 @@ type Report struct {
 	Failovers          int `json:"failovers"`
 	FailoversCompleted int `json:"failovers_completed"`
 	Rollbacks          int `json:"rollbacks"`
+	// FailoversCancelled: failovers whose cause cleared before more than their first step
+	// moved; they returned the traffic and are not counted in Failovers.
+	FailoversCancelled int `json:"failovers_cancelled"`
 	// FalseFailovers: failovers in a scenario that expects none (expect.failover: false).
 	FalseFailovers int `json:"false_failovers"`
+	// Failbacks started; Pages: events that page a human (entering Blocked, the first failed
+	// failback of an episode).
+	Failbacks int `json:"failbacks"`
+	Pages     int `json:"pages"`
 
 	// FailedRequests and TotalRequests are exact counts of the service's client requests over
 	// the whole run (unrouted requests included).

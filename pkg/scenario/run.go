@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 )
@@ -563,6 +564,18 @@ func (r *recorder) events(evs []Event) {
 				r.decision = &at
 			}
 		}
+		if ev.Kind == "failover-started" && strings.HasPrefix(ev.Reason, "failback") {
+			r.rep.Failbacks++
+		}
+		if ev.Kind == failover.EventFailoverCancelled {
+			// Its cause cleared and its traffic returned: not a failover (the URL-map writes,
+			// which count failovers when the fake logs them, say the same).
+			r.rep.Failovers--
+			r.rep.FailoversCancelled++
+		}
+		if (failover.Event{Kind: ev.Kind, Code: ev.Code}).Pages() {
+			r.rep.Pages++
+		}
 		if ev.Kind == "failover-completed" && ev.Code != "failback-completed" {
 			r.rep.FailoversCompleted++
 		}
@@ -644,6 +657,14 @@ func (e Expect) check(rep *Report) []Expectation {
 	if e.MaxFailovers != nil {
 		out = append(out, Expectation{Name: "max_failovers", Want: fmt.Sprintf("<= %d", *e.MaxFailovers),
 			Got: fmt.Sprint(rep.Failovers), OK: rep.Failovers <= *e.MaxFailovers})
+	}
+	if e.MaxPages != nil {
+		out = append(out, Expectation{Name: "max_pages", Want: fmt.Sprintf("<= %d", *e.MaxPages),
+			Got: fmt.Sprint(rep.Pages), OK: rep.Pages <= *e.MaxPages})
+	}
+	if e.MaxFailbacks != nil {
+		out = append(out, Expectation{Name: "max_failbacks", Want: fmt.Sprintf("<= %d", *e.MaxFailbacks),
+			Got: fmt.Sprint(rep.Failbacks), OK: rep.Failbacks <= *e.MaxFailbacks})
 	}
 	if e.MaxRollbacks != nil {
 		out = append(out, Expectation{Name: "max_rollbacks", Want: fmt.Sprintf("<= %d", *e.MaxRollbacks),

@@ -163,6 +163,10 @@ type Expect struct {
 	// MaxFailovers and MaxRollbacks bound the counts.
 	MaxFailovers *int
 	MaxRollbacks *int
+	// MaxPages bounds the events that page a human (entering Blocked; the first failed
+	// failback of a backoff episode). MaxFailbacks bounds the failbacks started.
+	MaxPages     *int
+	MaxFailbacks *int
 }
 
 // ErrInvalid is matched (errors.Is) by every error that is the scenario's fault: a parse or
@@ -687,7 +691,7 @@ func (p *parser) commands(n *yaml.Node, path string, sc *Scenario) {
 }
 
 func (p *parser) expect(n *yaml.Node, path string, e *Expect) {
-	p.fields(n, path, []string{"failover", "detect_within", "rto_within", "final_active", "max_failovers", "max_rollbacks"},
+	p.fields(n, path, []string{"failover", "detect_within", "rto_within", "final_active", "max_failovers", "max_rollbacks", "max_pages", "max_failbacks"},
 		func(key string, v *yaml.Node, kp string) {
 			switch key {
 			case "failover":
@@ -702,6 +706,10 @@ func (p *parser) expect(n *yaml.Node, path string, e *Expect) {
 				p.count(v, kp, &e.MaxFailovers)
 			case "max_rollbacks":
 				p.count(v, kp, &e.MaxRollbacks)
+			case "max_pages":
+				p.count(v, kp, &e.MaxPages)
+			case "max_failbacks":
+				p.count(v, kp, &e.MaxFailbacks)
 			}
 		})
 }

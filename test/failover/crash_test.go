@@ -15,6 +15,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/state"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
 // The crash sweep's world: at faultAt the primary's latency rises by latencyFault seconds (p99
@@ -31,15 +32,46 @@ const (
 	settle = 2 * time.Minute
 	// latencyFault: seconds added to the primary's median latency.
 	latencyFault = 10.0
+	// retargetAt: when the first standby goes down in retargetWorld (mid-shift).
+	retargetAt = faultAt + 4*time.Minute
+	third      = "europe-west1"
 )
 
-func startCrashWorld(ctx context.Context, t *testing.T) *simrun.Env {
+// sweepWorld is one crash sweep's world: its faults, the region the failover must end on, and
+// how many times the failover is handed to another target on the way.
+type sweepWorld struct {
+	faults    []sim.Fault
+	target    string
+	retargets int
+}
+
+// stagedWorld: the primary's latency rises; the staged failover goes to the first standby.
+var stagedWorld = sweepWorld{
+	faults: []sim.Fault{{At: faultAt, Target: primary, Kind: sim.KindLatency, Value: latencyFault}},
+	target: standby, retargets: 0,
+}
+
+// retargetWorld: the primary fails 30 % of its requests, and the first standby goes down while
+// the shift is under way, with the primary still unhealthy: the failover is handed to the third
+// region and completes there. (Not the latency fault of stagedWorld: the simulated probe does
+// not see it, and a restarted daemon's prober starts a fresh run of successful probes, which
+// makes the primary's old metrics look like a spike that is over for a few minutes: the
+// restarted daemon would roll back instead of re-targeting. Errors fail probes too.)
+var retargetWorld = sweepWorld{
+	faults: []sim.Fault{
+		{At: faultAt, Target: primary, Kind: sim.KindErrors, Value: 0.3},
+		{At: retargetAt, Target: standby, Kind: sim.KindOutage},
+	},
+	target: third, retargets: 1,
+}
+
+func startCrashWorld(ctx context.Context, t *testing.T, world sweepWorld) *simrun.Env {
 	t.Helper()
 	env, err := simrun.Start(ctx, simrun.FileLoader(filepath.Join("testdata", "staged.yaml")), func(s *sim.Spec) {
 		s.ScaleUp = 20 * time.Second
 		s.RouterPropagation = 5 * time.Second
 		s.IngestDelay = 30 * time.Second
-		s.Faults = []sim.Fault{{At: faultAt, Target: primary, Kind: sim.KindLatency, Value: latencyFault}}
+		s.Faults = world.faults
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +94,13 @@ func guard(t *testing.T, d *daemon.Daemon, when string) {
 	st, _ := d.State(service)
 	switch {
 	case st.State == failover.Blocked || st.State == failover.RollingBack:
-		t.Fatalf("%s: state %s: %s", when, st.State, st.Reason)
+		var regions []string
+		for _, sv := range d.Status().Services {
+			for _, rg := range sv.Regions {
+				regions = append(regions, fmt.Sprintf("%s %s (bad %d good %d): %s", rg.Name, rg.Health.Verdict, rg.Health.Bad, rg.Health.Good, rg.Health.Reason))
+			}
+		}
+		t.Fatalf("%s: state %s: %s\nregions: %v", when, st.State, st.Reason, regions)
 	case st.Completed > 1 || len(st.Failovers) > 1 || st.Rollbacks > 0:
 		t.Fatalf("%s: %d completed, %d started, %d rollbacks; want at most one failover and no rollback",
 			when, st.Completed, len(st.Failovers), st.Rollbacks)
@@ -72,6 +110,7 @@ func guard(t *testing.T, d *daemon.Daemon, when string) {
 // runToFailedOver steps d until the service is failed over (one completed failover) and then for
 // settle more, checking the guard after every step; any iteration error fails the test.
 func runToFailedOver(ctx context.Context, t *testing.T, env *simrun.Env, d *daemon.Daemon, when string) {
+	t.Helper()
 	t.Helper()
 	end := env.Sim.World.Now().Add(horizon)
 	var doneAt time.Time
@@ -94,23 +133,28 @@ func runToFailedOver(ctx context.Context, t *testing.T, env *simrun.Env, d *daem
 }
 
 // checkOutcome: the router's split sums to 100 with nothing on the failing primary, the traffic
-// in effect agrees, and the store records exactly one completed failover to the standby.
-func checkOutcome(ctx context.Context, t *testing.T, env *simrun.Env, inst *simrun.Instance, store state.Store) {
+// in effect agrees, and the store records exactly one completed failover to the world's target
+// (re-targeted as many times as the world makes it).
+func checkOutcome(ctx context.Context, t *testing.T, env *simrun.Env, inst *simrun.Instance, store state.Store, world sweepWorld) {
 	t.Helper()
+	target := world.target
 	w := routerSplit(ctx, t, env.Config, inst)
 	if err := checkSplit(w, primary); err != nil {
 		t.Error(err)
 	}
-	if w[standby] != 100 {
-		t.Errorf("split %s, want all on %s", w, standby)
+	if w[target] != 100 {
+		t.Errorf("split %s, want all on %s", w, target)
 	}
 	eff := env.Sim.World.Effective(service)
-	if eff[primary] != 0 || math.Abs(eff[standby]-1) > 1e-9 {
-		t.Errorf("traffic in effect %v, want all on %s", eff, standby)
+	if eff[primary] != 0 || math.Abs(eff[target]-1) > 1e-9 {
+		t.Errorf("traffic in effect %v, want all on %s", eff, target)
 	}
 	st := loadState(ctx, t, store)
-	if st.State != failover.FailedOver || st.Active != standby || st.Plan != nil {
-		t.Errorf("persisted state %s, active %s, plan %v; want %s on %s with no plan", st.State, st.Active, st.Plan, failover.FailedOver, standby)
+	if st.State != failover.FailedOver || st.Active != target || st.Plan != nil {
+		t.Errorf("persisted state %s, active %s, plan %v; want %s on %s with no plan", st.State, st.Active, st.Plan, failover.FailedOver, target)
+	}
+	if n := countEvents(st, failover.EventRetargeted); n != world.retargets {
+		t.Errorf("persisted events: %d failover-retargeted, want %d", n, world.retargets)
 	}
 	if st.Completed != 1 || len(st.Failovers) != 1 || st.Rollbacks != 0 {
 		t.Errorf("persisted: %d completed, %d started, %d rollbacks; want exactly one failover", st.Completed, len(st.Failovers), st.Rollbacks)
@@ -130,13 +174,42 @@ var errInjected = errors.New("killed by the crash sweep")
 // must end failed over exactly once: weights summing to 100, none on the unhealthy primary, one
 // completed failover recorded, and never a block, a rollback or a second failover on the way.
 func TestCrashSweep(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	sweep(t, stagedWorld, func(t *testing.T, kinds map[string]int, p *plan.Plan) {
+		// Staged, not emergency: a scale-up and five weight changes, each recorded after the call.
+		if kinds["mutated:scale"] < 1 || kinds["mutated:set-weights"] != 5 {
+			t.Fatalf("reference failover passed %v; want a scale-up and 5 weight changes (a staged plan)", kinds)
+		}
+		if p == nil || p.Emergency || len(p.Steps) != 5 {
+			t.Fatalf("reference failover plan %+v, want staged over 5 steps", p)
+		}
+	})
+}
+
+// TestCrashSweepRetarget: the same sweep through a failover whose target dies mid-shift while
+// the primary is still unhealthy: every crash point, the re-targeting write included, must end
+// with one failover completed on the third region.
+func TestCrashSweepRetarget(t *testing.T) {
+	sweep(t, retargetWorld, func(t *testing.T, kinds map[string]int, p *plan.Plan) {
+		// Two scale-ups (one per target) and the weight changes of both plans.
+		if kinds["mutated:scale"] < 2 || kinds["mutated:set-weights"] < 6 {
+			t.Fatalf("reference failover passed %v; want two scale-ups and both plans' weight changes", kinds)
+		}
+		if p == nil || p.To != standby {
+			t.Fatalf("reference failover plan %+v, want to %s first", p, standby)
+		}
+	})
+}
+
+// sweep runs the crash sweep in world: a reference run records the crash points of the failover
+// (checkReference judges them), then one run per crash point is killed there and restarted.
+func sweep(t *testing.T, world sweepWorld, checkReference func(t *testing.T, kinds map[string]int, first *plan.Plan)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
 	// Reference run, never killed: which crash points does a full failover pass?
 	var trace []hookPoint
 	{
-		env := startCrashWorld(ctx, t)
+		env := startCrashWorld(ctx, t, world)
 		store := state.NewFileStore(filepath.Join(t.TempDir(), "state.json"))
 		var inst *simrun.Instance
 		var err error
@@ -150,7 +223,7 @@ func TestCrashSweep(t *testing.T) {
 		}
 		defer inst.Close()
 		runToFailedOver(ctx, t, env, inst.Daemon, "reference run")
-		checkOutcome(ctx, t, env, inst, store)
+		checkOutcome(ctx, t, env, inst, store, world)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -178,20 +251,14 @@ func TestCrashSweep(t *testing.T) {
 	for _, p := range points {
 		kinds[p.name]++
 	}
-	// Staged, not emergency: a scale-up and five weight changes, each recorded after the call.
-	if kinds["mutated:scale"] < 1 || kinds["mutated:set-weights"] != 5 {
-		t.Fatalf("reference failover passed %v; want a scale-up and 5 weight changes (a staged plan)", kinds)
-	}
-	if p := points[0].st.Plan; p == nil || p.Emergency || len(p.Steps) != 5 {
-		t.Fatalf("reference failover plan %+v, want staged over 5 steps", p)
-	}
+	checkReference(t, kinds, points[0].st.Plan)
 	t.Logf("a full staged failover passes %d crash points (%v), %s to %s simulated; %d crash points in the whole run",
 		len(points), kinds, points[0].at, points[len(points)-1].at, len(trace))
 
 	for k, want := range points {
 		call := first + k + 1 // the hook call that kills the daemon (1-based)
 		t.Run(fmt.Sprintf("k=%02d %s", k+1, want.name), func(t *testing.T) {
-			env := startCrashWorld(ctx, t)
+			env := startCrashWorld(ctx, t, world)
 			path := filepath.Join(t.TempDir(), "state.json")
 
 			// First life: killed at the call-th crash point.
@@ -254,7 +321,7 @@ func TestCrashSweep(t *testing.T) {
 				t.Fatalf("restarted in state %s, want the failover in progress or done", resumed.State)
 			}
 			runToFailedOver(ctx, t, env, inst2.Daemon, "after the restart")
-			checkOutcome(ctx, t, env, inst2, store2)
+			checkOutcome(ctx, t, env, inst2, store2, world)
 		})
 	}
 }

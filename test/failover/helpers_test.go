@@ -4,7 +4,8 @@
 //
 //   - TestCrashSweep: the daemon is stopped at every crash point of a staged failover and
 //     restarted on the same durable store; every run ends with one completed failover and a
-//     clean split.
+//     clean split. TestCrashSweepRetarget does the same through a failover whose target dies
+//     mid-shift and is handed to the third region.
 //   - TestTwoReplicas: two daemons on one cloud and one GCS bucket: exactly one acts; a frozen
 //     leader is replaced after its TTL and its stale write is refused.
 package failover_test

@@ -54,6 +54,9 @@ type Plan struct {
 	// Inconclusive bakes at this step (too few requests).
 	Inconclusive int    `json:"inconclusive,omitempty"`
 	Reason       string `json:"reason"` // why the plan is in this phase
+	// Cancelled: the plan is returning to Start because its cause cleared (a RollingBack that
+	// ends the plan without counting as a rollback or a failover).
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // Action is something the executor must do. Actions are data, never closures.

@@ -1,0 +1,382 @@
+package failover
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+)
+
+// This file holds the rules that keep a recovery from costing more than the outage: cancel a
+// failover whose cause cleared, re-target a failover whose target fails, back off failed
+// failbacks, and pre-warm the standby a failover would choose.
+
+// ---- cancel ---------------------------------------------------------------------------------
+
+// cancellable says why the automatic failover p may be cancelled now ("" when it may not): its
+// source is healthy again (the verdict, so healthy_after good evaluations in a row) and no more
+// than its first step has moved (step 1 not passed; a weight change in flight waits for its
+// confirmation). A source whose last failover was cancelled within failover.cooldown is
+// flapping: its blips are not isolated, and the failover goes on.
+func (r *run) cancellable(p plan.Plan) string {
+	if p.Kind != KindFailover || p.Step != 0 || r.dryRun() {
+		return ""
+	}
+	if !r.st.LastCancel.IsZero() && r.now.Sub(r.st.LastCancel) < r.svc.Failover.Cooldown.D() {
+		return ""
+	}
+	switch p.Phase {
+	case plan.Scaling, plan.Propagating, plan.Baking:
+	default:
+		return ""
+	}
+	src := r.health(p.From)
+	ha := max(r.svc.Health.HealthyAfter, 1)
+	if src.Verdict != health.Healthy || src.Bad > 0 || src.Good < ha {
+		return ""
+	}
+	return fmt.Sprintf("source %s healthy again (%d good evaluations, healthy_after %d): %s", p.From, src.Good, ha, src.Reason)
+}
+
+// allOn is the split with every configured region at 0 but region at 100.
+func (r *run) allOn(region string) plan.Weights {
+	w := plan.Weights{}
+	for _, rg := range r.svc.Regions {
+		w[rg.Name] = 0
+	}
+	w[region] = 100
+	return w
+}
+
+// cancel stops the failover p: nothing moved yet -> it ends at once; otherwise all traffic
+// returns to the source first (a RollingBack marked Cancelled), then it ends.
+func (r *run) cancel(p plan.Plan, why string) {
+	reason := fmt.Sprintf("failover %s -> %s cancelled before more than its first step moved: %s", p.From, p.To, why)
+	back := r.allOn(p.From)
+	if p.Applied.Equal(back) {
+		r.cancelled(p, reason)
+		return
+	}
+	q := p.Clone()
+	q.Cancelled = true
+	q.LastGood = back
+	q.Phase, q.Since = plan.RollingBack, r.now
+	q.Reason = fmt.Sprintf("cancelling: returning the traffic to %s: %s", p.From, why)
+	r.st.Plan = &q
+	r.emitReturn(q)
+	r.transition(RollingBack, "cancelled", reason)
+}
+
+// emitReturn asks for a cancelled plan's split (its LastGood, all on the source).
+func (r *run) emitReturn(q plan.Plan) {
+	r.emit(plan.SetWeights{Service: r.svc.Name, Weights: q.LastGood.Clone(), Expect: q.Applied.Clone(),
+		Reason: fmt.Sprintf("%s %s cancelled: return the traffic to %s", q.Kind, q.ID, q.From)})
+}
+
+// continueCancel drives a cancelled plan's return: re-asks the split until Record confirms it
+// (or the router shows it in place after a crash), holds on a conflict, then ends the plan.
+func (r *run) continueCancel(p plan.Plan) {
+	if p.Phase == plan.RolledBack {
+		r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, traffic back on %s: %s", p.From, p.To, p.From, p.Reason))
+		return
+	}
+	if p.Phase != plan.RollingBack {
+		return // held (a conflict): Blocked waits for a human
+	}
+	if w := r.observed(); w != nil {
+		switch {
+		case w.Equal(p.LastGood):
+			r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, traffic back on %s (found in place): %s", p.From, p.To, p.From, p.Reason))
+			return
+		case !w.Equal(p.Applied):
+			reason := fmt.Sprintf("split changed by someone else: want %s, found %s", p.LastGood, w)
+			q := plan.Hold(p, reason, r.now)
+			r.st.Plan = &q
+			r.event(EventConflict, "conflict", p.To, reason)
+			r.block("conflict", reason)
+			return
+		}
+	}
+	r.emitReturn(p)
+}
+
+// cancelled ends a cancelled failover: no failover counted (anti-flap, cooldown, completed),
+// no rollback, no page; the target stays warm until a calm period has passed.
+func (r *run) cancelled(p plan.Plan, reason string) {
+	r.st.Plan = nil
+	r.uncount(p.Started)
+	r.st.LastCancel = r.now
+	r.event(EventFailoverCancelled, "cause-cleared", p.To, reason)
+	if r.st.Warm == nil {
+		r.st.Warm = &Warm{Region: p.To, Since: p.Started, Requested: p.ScaleOp != "",
+			Reason: fmt.Sprintf("target of the cancelled failover %s", p.ID)}
+	} else if r.st.Warm.Region != p.To {
+		rg := r.region(p.To)
+		r.emit(plan.Scale{Service: r.svc.Name, Region: p.To, MinReplicas: rg.Replicas.Standby, MaxReplicas: rg.Replicas.Max,
+			Reason: fmt.Sprintf("failover %s cancelled: scale %s back to standby", p.ID, p.To)})
+	}
+	r.transition(r.home(), "cancelled", reason)
+	r.again = true
+}
+
+// uncount removes a failover start from the anti-flap window and the cooldown.
+func (r *run) uncount(started time.Time) {
+	kept := r.st.Failovers[:0]
+	for _, t := range r.st.Failovers {
+		if !t.Equal(started) {
+			kept = append(kept, t)
+		}
+	}
+	r.st.Failovers = kept
+	if len(kept) == 0 {
+		r.st.Failovers = nil
+	}
+	if r.st.LastFailover.Equal(started) {
+		r.st.LastFailover = time.Time{}
+		for _, t := range r.st.Failovers {
+			if t.After(r.st.LastFailover) {
+				r.st.LastFailover = t
+			}
+		}
+	}
+}
+
+// ---- re-target ------------------------------------------------------------------------------
+
+// retarget hands an automatic failover whose target failed while the source is still unhealthy
+// to the next eligible standby (by the usual ranking, skipping the targets already tried), from
+// the current split. It reports false when none remains: the plan holds and a human is paged.
+func (r *run) retarget(p plan.Plan) bool {
+	if p.Kind != KindFailover || r.retargeted || r.health(p.From).Verdict != health.Unhealthy {
+		return false
+	}
+	r.st.Tried = append(r.st.Tried, p.To)
+	cands, _ := r.candidates(p.From, "")
+	next := ""
+	var others []Candidate
+	for i := range cands {
+		c := &cands[i]
+		c.Chosen = false
+		if slices.Contains(r.st.Tried, c.Region) {
+			continue
+		}
+		others = append(others, *c)
+		if next == "" && c.Eligible {
+			next, c.Chosen = c.Region, true
+		}
+	}
+	if next == "" {
+		why := "no other standby configured"
+		if len(others) > 0 {
+			why = "no other eligible standby: " + rejections(others)
+		}
+		held := r.st.Plan.Clone()
+		held.Reason = p.Reason + "; " + why
+		r.st.Plan = &held
+		return false
+	}
+	r.st.Candidates = cands
+	r.warnRPO(cands, next)
+	steps, emergency := r.stepsFrom(p.From)
+	start := r.startWeights(p.From)
+	if p.Applied != nil && r.observed() == nil {
+		start = p.Applied.Clone()
+	}
+	id := fmt.Sprintf("%s-%s-%s-%s", r.svc.Name, KindFailover, r.now.UTC().Format("20060102T150405Z"), next)
+	np := plan.New(KindFailover, p.From, next, steps, emergency, start, p.Baseline, r.now, id)
+	r.st.Plan = &np
+	var why string
+	for _, c := range cands {
+		if c.Region == next {
+			why = c.Reason
+		}
+	}
+	reason := fmt.Sprintf("target %s failed mid-shift while source %s is still unhealthy: failover handed to %s (%s): %s",
+		p.To, p.From, next, why, p.Reason)
+	r.event(EventRetargeted, "retarget", next, reason)
+	r.transition(FailingOver, "retarget", reason)
+	r.retargeted = true
+	r.advanced = false
+	r.runPlan()
+	return true
+}
+
+// ---- failback backoff -----------------------------------------------------------------------
+
+// failbackBackoff is the wait after the n-th failed failback in a row: failback_backoff doubled
+// for each further failure, capped at failback_backoff_max.
+func failbackBackoff(first, most time.Duration, n int) time.Duration {
+	if first <= 0 {
+		first = defaultFailbackBackoff
+	}
+	if most <= 0 {
+		most = defaultFailbackBackoffMax
+	}
+	d := first
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
+}
+
+// failbackFailed records a failed failback: the episode's count, the next automatic try, and an
+// event that pages on the episode's first failure only.
+func (r *run) failbackFailed(p plan.Plan, why string) {
+	f := r.svc.Failover
+	r.st.FailbackFailures++
+	n := r.st.FailbackFailures
+	wait := failbackBackoff(f.FailbackBackoff.D(), f.FailbackBackoffMax.D(), n)
+	r.st.FailbackRetryAt = r.now.Add(wait)
+	code := CodeFailbackRetry
+	if n == 1 {
+		code = CodeFailbackFailing
+	}
+	next := fmt.Sprintf("next automatic try not before %s (backoff %s)", r.st.FailbackRetryAt.UTC().Format(time.RFC3339), plan.FormatDuration(wait))
+	if f.Failback != "auto" {
+		next = "failback manual: run failback again when the cause is fixed"
+	}
+	r.event(EventFailbackFailed, code, p.To, fmt.Sprintf("failback %s -> %s failed (%d in a row): %s; %s",
+		p.From, p.To, n, why, next))
+}
+
+// ---- pre-warm -------------------------------------------------------------------------------
+
+// warm manages the warm standby once per Step, after the state is decided: a plan takes over
+// its target's capacity (and a warm standby it does not use is released); while the active
+// region is suspect (Suspect, or Blocked without a held split) the best eligible standby is
+// scaled to its production size; once the service is settled for prewarm_release it returns to
+// its standby size. Every Scale is absolute and asked again until Record confirms it.
+func (r *run) warm() {
+	if !r.obs.Leader || r.st.State == Paused {
+		return
+	}
+	f := r.svc.Failover
+	w := r.st.Warm
+	if p := r.st.Plan; p != nil {
+		if w == nil {
+			return
+		}
+		if w.Region == p.To {
+			r.st.Warm = nil // the plan owns its target's capacity now
+			return
+		}
+		if p.Active() {
+			r.release(w, "a plan moves traffic to "+p.To)
+		}
+		return
+	}
+	switch r.st.State {
+	case Suspect, Blocked:
+		if w != nil {
+			w.CalmSince = time.Time{}
+		}
+		if !f.Prewarm {
+			return
+		}
+		r.prewarm(w)
+	case Healthy, FailedOver:
+		if w == nil {
+			return
+		}
+		if w.Region == r.st.Active {
+			r.st.Warm = nil // it serves now
+			return
+		}
+		if w.Releasing {
+			r.release(w, "")
+			return
+		}
+		if w.CalmSince.IsZero() {
+			w.CalmSince = r.now
+		}
+		calm := f.PrewarmRelease.D()
+		switch {
+		case !f.Prewarm:
+			calm = 0 // left warm by a cancelled failover, with pre-warm off: release at once
+		case calm <= 0:
+			calm = defaultPrewarmRelease
+		}
+		if quiet := r.now.Sub(w.CalmSince); quiet >= calm {
+			r.release(w, fmt.Sprintf("calm for %s (prewarm_release %s)", plan.FormatDuration(quiet.Truncate(time.Second)), plan.FormatDuration(calm)))
+		}
+	}
+}
+
+// prewarm asks for the best eligible standby at its production size (w: the current warm one).
+func (r *run) prewarm(w *Warm) {
+	cands, best := r.candidates(r.st.Active, "")
+	switch {
+	case w == nil:
+		if best == "" {
+			return
+		}
+		a := r.health(r.st.Active)
+		w = &Warm{Region: best, Since: r.now,
+			Reason: fmt.Sprintf("pre-warm: active %s suspect (%s, %d bad evaluations): %s", r.st.Active, a.Verdict, a.Bad, a.Reason)}
+		r.st.Warm = w
+		r.event(EventPrewarmStarted, "prewarm", best, w.Reason)
+	case w.Releasing:
+		// Suspicion is back before the release was confirmed: keep it warm.
+		w.Releasing, w.Requested = false, false
+		w.Reason = "pre-warm again: active " + r.st.Active + " suspect"
+	default:
+		for _, c := range cands {
+			if c.Region == w.Region && !c.Eligible && best != "" {
+				// No longer a target: release it; the best one is warmed once it is released.
+				r.release(w, "no longer eligible: "+strings.TrimPrefix(c.Reason, "rejected: "))
+				return
+			}
+		}
+	}
+	if w.Requested {
+		return
+	}
+	rg := r.region(w.Region)
+	r.emit(plan.Scale{Service: r.svc.Name, Region: w.Region, MinReplicas: rg.Replicas.Production, MaxReplicas: rg.Replicas.Max,
+		Reason: "scale " + w.Region + " to production ahead of a decision: " + w.Reason})
+	if r.dryRun() {
+		w.Requested = true // no Record in dry-run: the would-act event is the whole effect
+	}
+}
+
+// release asks for the warm standby at its standby size (why: the reason when it starts).
+func (r *run) release(w *Warm, why string) {
+	if !w.Releasing {
+		w.Releasing = true
+		w.Reason = "releasing " + w.Region + ": " + why
+	}
+	rg := r.region(w.Region)
+	r.emit(plan.Scale{Service: r.svc.Name, Region: w.Region, MinReplicas: rg.Replicas.Standby, MaxReplicas: rg.Replicas.Max,
+		Reason: "scale " + w.Region + " back to standby: " + w.Reason})
+	if r.dryRun() {
+		r.st.Warm = nil
+		r.event(EventPrewarmReleased, "released", w.Region, w.Reason)
+	}
+}
+
+// recordWarm applies the executor's results to the warm standby: a confirmed scale-up is not
+// asked again; a confirmed release ends it. Failures are asked again by the next Step.
+func (r *run) recordWarm(results []plan.Result) {
+	w := r.st.Warm
+	if w == nil {
+		return
+	}
+	rg := r.region(w.Region)
+	for _, res := range results {
+		s, ok := res.Action.(plan.Scale)
+		if !ok || s.Region != w.Region || res.Err != "" {
+			continue
+		}
+		switch {
+		case w.Releasing && s.MinReplicas == rg.Replicas.Standby:
+			r.st.Warm = nil
+			r.event(EventPrewarmReleased, "released", w.Region, w.Reason)
+			return
+		case !w.Releasing && s.MinReplicas == rg.Replicas.Production:
+			w.Requested = true
+		}
+	}
+}
