@@ -628,6 +628,7 @@ func (r *run) runPlan() {
 		Target:       r.health(p.To),
 		Source:       r.health(p.From),
 		Observed:     r.observed(),
+		Helpers:      r.helpers(p),
 		ScaleReady:   r.obs.ScaleReady,
 		ScaleErr:     r.obs.ScaleErr,
 		DryRun:       r.dryRun(),
@@ -777,6 +778,23 @@ type cand struct {
 	rpoKnown bool
 	age      time.Duration
 	priority int
+}
+
+// helpers are the standbys that may carry part of an emergency failover's traffic while its
+// target scales: healthy, eligible (RPO included), neither its source nor its target, in the
+// candidates' order. Only a URL map spreads traffic across regions.
+func (r *run) helpers(p plan.Plan) []config.Region {
+	if p.Kind != KindFailover || (r.svc.Shift.Router != "" && r.svc.Shift.Router != "urlmap") {
+		return nil
+	}
+	cands, _ := r.candidates(p.From, "")
+	var out []config.Region
+	for _, c := range cands {
+		if c.Eligible && c.Region != p.To && r.health(c.Region).Verdict == health.Healthy {
+			out = append(out, r.region(c.Region))
+		}
+	}
+	return out
 }
 
 // candidates ranks every region but from as a target: eligible (healthy or degraded; with

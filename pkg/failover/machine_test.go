@@ -244,12 +244,16 @@ func TestEmergencySingleStep(t *testing.T) {
 	if w.st.State != FailingOver || !reflect.DeepEqual(actionNames(acts), []string{"scale", "set-weights"}) {
 		t.Fatalf("got %s %v", w.st.State, actionNames(acts))
 	}
-	if sw := acts[1].(plan.SetWeights); !sw.Weights.Equal(onEast) || !sw.Expect.Equal(onCentral) {
-		t.Fatalf("emergency shift %+v", sw)
+	// The source serves nothing and the target has only its standby replicas: the other
+	// healthy standby carries its share (equal standby sizes: half each) until the target has
+	// scaled, then everything is consolidated onto the target.
+	spread := plan.Weights{central: 0, east: 50, europe: 50}
+	if sw := acts[1].(plan.SetWeights); !sw.Weights.Equal(spread) || !sw.Expect.Equal(onCentral) {
+		t.Fatalf("emergency shift %+v, want the spread %s", sw, spread)
 	}
 	w.until(10*time.Second, 30, w.in(FailedOver))
-	if got := w.setWeightsEmitted(); len(got) != 1 {
-		t.Fatalf("emergency shifted %d times: %v", len(got), got)
+	if got := w.setWeightsEmitted(); len(got) != 2 || !got[1].Equal(onEast) {
+		t.Fatalf("emergency shifted %d times: %v, want the spread then all on %s", len(got), got, east)
 	}
 	// Completion scales the dead source down to its standby size.
 	last := w.actions[len(w.actions)-1].(plan.Scale)
@@ -736,7 +740,8 @@ func TestFailbackManualByCommand(t *testing.T) {
 		t.Fatalf("got %s %+v", w.st.State, w.st.Plan)
 	}
 	w.until(10*time.Second, 200, w.in(Healthy))
-	if w.st.Active != central || !w.weights.Equal(onCentral) || w.st.Completed != 1 || len(w.setWeightsEmitted()) != 6 {
+	// 2 for the emergency failover (spread, consolidate), 5 for the staged failback.
+	if w.st.Active != central || !w.weights.Equal(onCentral) || w.st.Completed != 1 || len(w.setWeightsEmitted()) != 7 {
 		t.Fatalf("end %s %v %d", w.st.Active, w.weights, len(w.setWeightsEmitted()))
 	}
 	w.cmds = []Command{{Verb: "failback", Who: "alice"}}

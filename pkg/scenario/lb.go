@@ -10,6 +10,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 )
 
@@ -60,7 +61,7 @@ func newLB(ctx context.Context, env *simrun.Env, svc *config.Service) (*lbPolicy
 		return nil, err
 	}
 	p := &lbPolicy{
-		env: env, svc: svc, act: act, http: &http.Client{Timeout: LBTimeout},
+		env: env, svc: svc, act: act, http: sim.ProbeClient(LBTimeout),
 		start: env.Sim.World.Spec().Start, healthy: map[string]bool{}, fails: map[string]int{}, ok: map[string]int{},
 		active: svc.Primary().Name,
 	}
@@ -128,9 +129,8 @@ func (p *lbPolicy) check(ctx context.Context, region string) {
 	}
 }
 
-// probe is one health check: a 200 within LBTimeout. The simulated probe server reports the
-// region's latency in X-Sim-Latency instead of sleeping: a latency beyond the timeout is a
-// timed-out check, as it would be on the wire.
+// probe is one health check: a 200 within LBTimeout (sim.ProbeTransport times out a region
+// slower than that, as the wire would).
 func (p *lbPolicy) probe(ctx context.Context, region string) bool {
 	ctx, cancel := context.WithTimeout(ctx, LBTimeout)
 	defer cancel()
@@ -145,9 +145,6 @@ func (p *lbPolicy) probe(ctx context.Context, region string) bool {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	if lat, err := time.ParseDuration(resp.Header.Get("X-Sim-Latency")); err == nil && lat > LBTimeout {
-		return false
-	}
 	return resp.StatusCode == http.StatusOK
 }
 

@@ -20,13 +20,19 @@ import (
 // time; at 80 % it is overloaded almost never.
 const oracleFill = 0.8
 
-// A region whose faults start oracleFlapCount times within oracleFlapWindow is flapping: the
-// oracle avoids it while it has somewhere else to send the traffic, until the window has passed
-// since its last fault (the memory any policy may keep; drwatchd's anti-flap limits do too).
+// A region that has faulted and whose faults start oracleFlapCount times within
+// oracleFlapWindow of now, before or after, is flapping: the oracle avoids it while it has
+// somewhere else to send the traffic. Like a fault's end, this is foresight from the timeline:
+// the limit is what the best policy could do, and one that leaves a flapping region at its
+// first fault would otherwise beat an oracle that waits to see the second.
 const (
 	oracleFlapCount  = 2
 	oracleFlapWindow = 15 * time.Minute
 )
+
+// oracleHeadroomCost is what the oracle reckons a request costs in the last fifth of a region's
+// capacity: the share of them a Poisson burst overloads, roughly.
+const oracleHeadroomCost = 0.1
 
 // oracleMinMove is the smallest change of a weight (percentage points) worth a URL map write.
 const oracleMinMove = 3
@@ -45,7 +51,9 @@ const oracleMinMove = 3
 //     errors by ratio) up to oracleFill of their ready capacity; what no region can carry goes
 //     in proportion to capacity;
 //   - as replicas come up the same rule consolidates onto the first standby by priority, and the
-//     other standbys are returned to their standby size once nothing is routed to them.
+//     other standbys are returned to their standby size once nothing is routed to them;
+//   - a flapping region (faults starting twice within 15 minutes) is avoided from its first
+//     fault, and a slow one serves only when no fast region can.
 //
 // An operator's pause binds it as it binds drwatchd (no action until resume); manual failover
 // and failback commands are ignored (it already knows where traffic is best).
@@ -119,15 +127,19 @@ type quality struct {
 func (p *oraclePolicy) quality(region string, now time.Time) quality {
 	q := quality{}
 	ok := 1.0
-	recent := 0
+	began, near := 0, 0 // fault starts in the last window; in the last and the next
 	for _, s := range p.spans[region] {
-		if (s.kind == sim.KindOutage || s.kind == sim.KindErrors) && !s.w.start.After(now) && now.Sub(s.w.start) < oracleFlapWindow {
-			recent++
+		if s.kind != sim.KindOutage && s.kind != sim.KindErrors {
+			continue
+		}
+		if d := s.w.start.Sub(now); d > -oracleFlapWindow && d <= oracleFlapWindow {
+			near++
+			if d <= 0 {
+				began++
+			}
 		}
 	}
-	if recent >= oracleFlapCount {
-		q.flapping = true
-	}
+	q.flapping = began > 0 && near >= oracleFlapCount
 	for _, s := range p.spans[region] {
 		if !s.w.active(now) || (!s.w.end.IsZero() && s.w.end.Sub(now) <= p.horizon) {
 			continue
@@ -152,7 +164,7 @@ func (p *oraclePolicy) quality(region string, now time.Time) quality {
 func (q quality) rank() float64 {
 	r := q.fail
 	if q.slow {
-		r += 1e-3 // after every clean region, before any failing one
+		r += 0.99 // a slow request is impaired as surely as a failed one: only before none at all
 	}
 	if q.flapping {
 		r += 1e-4 // after every steady region
@@ -247,6 +259,12 @@ func (p *oraclePolicy) split(qs map[string]quality) plan.Weights {
 		ready := float64(w.RegionState(p.svc.Name, r.Name).Ready)
 		cs = append(cs, cand{name: r.Name, q: q, cap: ready * p.spec.ReplicaQPS * oracleFill, pri: i})
 	}
+	// A slow region only serves when nothing else can: what no fast region can carry is better
+	// sent over them (an overload that Vertex AI's autoscaler answers) than served slowly.
+	fast := slices.DeleteFunc(slices.Clone(cs), func(c cand) bool { return c.q.slow })
+	if len(fast) > 0 {
+		cs = fast
+	}
 	// Among equals, the region already carrying traffic first (no needless move), then the
 	// failover order.
 	slices.SortStableFunc(cs, func(a, b cand) int {
@@ -264,12 +282,34 @@ func (p *oraclePolicy) split(qs map[string]quality) plan.Weights {
 		}
 		return a.pri - b.pri
 	})
+	// Each region offers its capacity in two slots: up to oracleFill of it at the region's
+	// rank, and the rest (where Poisson bursts overload it now and then) at a cost of
+	// oracleHeadroomCost more. The cheapest slots are filled first.
+	type slot struct {
+		name       string
+		cost, size float64
+		pri        int
+	}
+	var slots []slot
+	for _, c := range cs {
+		r := c.q.rank()
+		slots = append(slots, slot{c.name, r, c.cap, c.pri}, slot{c.name, r + oracleHeadroomCost, c.cap * (1/oracleFill - 1), c.pri})
+	}
+	slices.SortStableFunc(slots, func(a, b slot) int {
+		switch {
+		case a.cost < b.cost:
+			return -1
+		case a.cost > b.cost:
+			return 1
+		}
+		return 0
+	})
 	demand := p.spec.QPS
 	alloc := map[string]float64{}
 	left := demand
-	for _, c := range cs {
-		take := math.Min(left, c.cap)
-		alloc[c.name] = take
+	for _, sl := range slots {
+		take := math.Min(left, sl.size)
+		alloc[sl.name] += take
 		left -= take
 	}
 	if left > 1e-9 {

@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
+	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/wire"
@@ -53,7 +53,7 @@ func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.I
 		return nil, err
 	}
 	parts, err := wire.Parts(env.Config, clients, log, reg, wire.Options{
-		Store: simrun.NewMemStore(), ProbeClient: &http.Client{Timeout: 5 * time.Second},
+		Store: simrun.NewMemStore(), ProbeClient: sim.ProbeClient(5 * time.Second),
 	})
 	if err != nil {
 		_ = clients.Close()

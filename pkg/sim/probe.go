@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -126,4 +128,38 @@ func writeProbe(rw http.ResponseWriter, code int, reason string) {
 		body["reason"] = reason
 	}
 	_ = json.NewEncoder(rw).Encode(body)
+}
+
+// ProbeTransport is the network between a prober and the simulated probe server: the server
+// answers at once and says in X-Sim-Latency how long the region took; a prober whose request
+// deadline is nearer than that gets no answer in time (nothing sleeps on the virtual clock).
+// It is how the daemon's probes, and the load balancer policy's health checks, meet a latency
+// fault: through their HTTP client, the one thing simulation changes.
+type ProbeTransport struct {
+	// Base performs the request (nil: http.DefaultTransport).
+	Base http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t ProbeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	lat, perr := time.ParseDuration(resp.Header.Get("X-Sim-Latency"))
+	if dl, ok := req.Context().Deadline(); ok && perr == nil && lat > time.Until(dl) {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("sim: the region answers after %v, past the request's deadline: %w", lat, context.DeadlineExceeded)
+	}
+	return resp, nil
+}
+
+// ProbeClient is an HTTP client for probes of the simulated cloud (ProbeTransport), bounded by
+// timeout.
+func ProbeClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: ProbeTransport{}, Timeout: timeout}
 }

@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -311,5 +313,37 @@ func TestSpecFromConfig(t *testing.T) {
 	w.Advance(time.Minute)
 	if st := w.Stats().Services["fraud"]; st.Total < 5000 || st.Regions["us-central1"].Total != st.Total {
 		t.Errorf("stats: %+v", st)
+	}
+}
+
+// A probe of a region slower than the prober's deadline gets no answer in time, through the
+// client's transport; a faster one is answered as usual.
+func TestProbeTransportTimesOutSlowRegions(t *testing.T) {
+	w := newWorld(t, twoRegions(Fault{At: time.Minute, Target: "europe-west4", Kind: KindLatency, Value: 3}))
+	w.Advance(2 * time.Minute)
+	srv := httptest.NewServer(w.ProbeHandler())
+	defer srv.Close()
+	client := ProbeClient(10 * time.Second)
+	get := func(region string, timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/probe/fraud/"+region, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get("europe-west4", 2*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a 3 s region probed with a 2 s deadline: %v, want a deadline error", err)
+	}
+	if err := get("europe-west4", 5*time.Second); err != nil {
+		t.Errorf("a 3 s region probed with a 5 s deadline: %v", err)
+	}
+	if err := get("us-central1", 2*time.Second); err != nil {
+		t.Errorf("a healthy region: %v", err)
 	}
 }

@@ -7,7 +7,6 @@ package simrun
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,7 +146,7 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 	}
 	parts, err := wire.Parts(cfg, clients, o.Log, o.Registry, wire.Options{
 		Identity: o.Identity, Store: store,
-		ProbeClient: &http.Client{Timeout: 5 * time.Second},
+		ProbeClient: sim.ProbeClient(5 * time.Second),
 	})
 	if err != nil {
 		_ = clients.Close()

@@ -60,6 +60,10 @@ type Input struct {
 	Target, Source health.RegionStatus
 	// Observed is the split read from the router; nil when unknown.
 	Observed Weights
+	// Helpers are the other standbys eligible now (healthy, RPO-fresh, by priority): an
+	// emergency shift spreads the traffic over the target and them, in proportion to their
+	// standby replicas, until the target has scaled.
+	Helpers []config.Region
 	// ScaleReady: the pending ScaleOp finished and the target's replicas are ready.
 	ScaleReady bool
 	// ScaleErr: the pending ScaleOp failed (it is requested again).
@@ -257,6 +261,37 @@ func decisive(p Plan, in Input, now time.Time) bool {
 // scaled reports whether the target's scale-up is done.
 func (p Plan) scaled(in Input) bool { return p.ScaleOp != "" && in.ScaleReady }
 
+// spread is the split at target percent pct with that share over the target and the helpers in
+// proportion to their standby replicas (largest remainder; the target first among equals).
+func (p Plan) spread(pct int, in Input) Weights {
+	w := p.split(pct)
+	regions := append([]config.Region{in.TargetRegion}, in.Helpers...)
+	total := 0
+	for _, r := range regions {
+		total += max(r.Replicas.Standby, 1)
+	}
+	given := 0
+	rems := make([]int, len(regions))
+	for i, r := range regions {
+		n := max(r.Replicas.Standby, 1) * pct
+		w[r.Name] = n / total
+		rems[i] = n % total
+		given += w[r.Name]
+	}
+	for given < pct {
+		best := 0
+		for i := range rems {
+			if rems[i] > rems[best] {
+				best = i
+			}
+		}
+		w[regions[best].Name]++
+		rems[best] = -1
+		given++
+	}
+	return w
+}
+
 // split is the weights at target percent pct: to gets pct, from the rest, every other region 0.
 func (p Plan) split(pct int) Weights {
 	w := Weights{}
@@ -320,6 +355,9 @@ func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
 	// serves nothing, so staging only delays recovery.
 	if !p.Emergency && down(in.Source) && (p.Phase == Scaling || p.Phase == Propagating || p.Phase == Baking) {
 		p = escalate(p, in.Shift.EmergencySteps, now)
+		if p.Phase == Shifting && !p.scaled(in) && !in.DryRun && len(in.Helpers) > 0 {
+			p.Target, p.Spread = p.spread(p.Steps[p.Step], in), true
+		}
 	}
 
 	for range 4*len(p.Steps) + 8 {
@@ -411,7 +449,13 @@ func confirm(p Plan, w Weights, now time.Time) Plan {
 
 // shift enters Shifting for the current step and returns the SetWeights to emit.
 func shift(p Plan, in Input, now time.Time) (Plan, Action) {
-	p.Target = p.split(p.Steps[p.Step])
+	p.Target, p.Spread = p.split(p.Steps[p.Step]), false
+	if p.Emergency && !p.scaled(in) && !in.DryRun && len(in.Helpers) > 0 {
+		// The source serves nothing and the target has only its standby replicas: the other
+		// eligible standbys carry their share until it has scaled (then propagating
+		// consolidates onto the target).
+		p.Target, p.Spread = p.spread(p.Steps[p.Step], in), true
+	}
 	p.Phase, p.Since = Shifting, now
 	p.Reason = fmt.Sprintf("shifting %d%% to %s", p.Steps[p.Step], p.To)
 	return p, p.setWeights(in.Service)
@@ -455,6 +499,14 @@ func scaling(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 
 func propagating(p Plan, in Input, now time.Time) (Plan, *Outcome) {
 	if !in.DryRun && now.Sub(p.Since) < in.Shift.Propagation.D() {
+		return p, nil
+	}
+	if p.Spread && (in.DryRun || p.scaled(in)) {
+		// The target has scaled: consolidate the spread onto it; the helpers go back to their
+		// standby share (nothing).
+		p.Target, p.Spread = p.split(p.Steps[p.Step]), false
+		p.Phase, p.Since = Shifting, now
+		p.Reason = fmt.Sprintf("%s scaled: consolidating %d%% onto it from its helpers", p.To, p.Steps[p.Step])
 		return p, nil
 	}
 	// An emergency plan moved traffic before the target was scaled: until its replicas are

@@ -48,6 +48,10 @@ type Plan struct {
 	ScaleOp string `json:"scale_op,omitempty"`
 	// Baseline error ratio of the source before the incident (negative when unknown).
 	Baseline float64 `json:"baseline"`
+	// Spread: the split requested or applied at this step spreads the target's share over
+	// helper standbys while the target scales (an emergency); it is consolidated onto To once
+	// the target is ready.
+	Spread bool `json:"spread,omitempty"`
 	// Early: the first step went out before the target's scale-up was ready (an urgent plan,
 	// within the target's standby capacity); later steps wait for the scale-up.
 	Early bool `json:"early,omitempty"`

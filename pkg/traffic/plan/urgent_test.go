@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -129,5 +130,83 @@ func TestUrgentEarlyStepThenScaleTimeoutHolds(t *testing.T) {
 	p, got, _ := walk(t, p, in, t0, time.Time{}, 200)
 	if !reflect.DeepEqual(got, []int{10}) || p.Phase != Held {
 		t.Fatalf("shifted %v, phase %s (%s): want the early 10 %% and then a hold", got, p.Phase, p.Reason)
+	}
+}
+
+// An emergency shift spreads the traffic over the target and the helper standbys, in proportion
+// to their standby replicas, while the target scales; once it has, everything is consolidated
+// onto it. Without helpers it is all on the target at once, as before.
+func TestEmergencySpreadThenConsolidate(t *testing.T) {
+	third := config.Region{Name: "europe-west1", Replicas: config.Replicas{Standby: 2, Production: 4, Max: 8}}
+	tests := []struct {
+		name    string
+		helpers []config.Region
+		spread  Weights
+	}{
+		{"no helper: all on the target", nil, nil},
+		{"one helper twice the target's standby size", []config.Region{third}, Weights{src: 0, dst: 33, "europe-west1": 67}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input()
+			in.Source = health.RegionStatus{Region: src, Verdict: health.Unhealthy, HardDown: true}
+			in.Helpers = tc.helpers
+			p := newPlan([]int{100}, true)
+			var sets []Weights
+			now := t0
+			for range 100 {
+				in.ScaleReady = !now.Before(t0.Add(3 * time.Minute))
+				var acts []Action
+				var out Outcome
+				p, acts, out = advance(t, p, in, now)
+				p = Record(p, ok(acts, "op-1"), now)
+				for _, a := range acts {
+					if sw, isSW := a.(SetWeights); isSW {
+						sets = append(sets, sw.Weights)
+						if sum := sw.Weights[src] + sw.Weights[dst] + sw.Weights["europe-west1"]; sum != 100 {
+							t.Fatalf("split %s sums to %d", sw.Weights, sum)
+						}
+					}
+				}
+				if out.Terminal() {
+					break
+				}
+				now = now.Add(10 * time.Second)
+			}
+			want := []Weights{{src: 0, dst: 100}}
+			if tc.spread != nil {
+				want = []Weights{tc.spread, {src: 0, dst: 100, "europe-west1": 0}}
+			}
+			same := len(sets) == len(want)
+			for i := 0; same && i < len(sets); i++ {
+				same = sets[i].Equal(want[i]) // an absent region is 0 (the router zeroes it)
+			}
+			if !same {
+				t.Fatalf("splits %v, want %v", sets, want)
+			}
+			if p.Phase != Done || p.Spread {
+				t.Fatalf("ended %s spread=%v (%s)", p.Phase, p.Spread, p.Reason)
+			}
+		})
+	}
+}
+
+// A staged plan whose source goes hard down escalates to the emergency steps, and spreads them
+// over the helpers while the target has not scaled.
+func TestEscalationSpreads(t *testing.T) {
+	in := input()
+	in.Helpers = []config.Region{{Name: "europe-west1", Replicas: config.Replicas{Standby: 1, Production: 4, Max: 8}}}
+	p := New(KindFailover, src, dst, []int{10, 25, 50, 75, 100}, false, Weights{src: 100, dst: 0, "europe-west1": 0}, 0.002, t0, "p1")
+	p = Record(p, ok([]Action{Scale{Service: "fraud", Region: dst}}, "op-1"), t0) // scale-up asked, not ready
+	in.Source = health.RegionStatus{Region: src, Verdict: health.Unhealthy, HardDown: true}
+	p, acts, _ := advance(t, p, in, t0.Add(10*time.Second))
+	var got Weights
+	for _, a := range acts {
+		if sw, isSW := a.(SetWeights); isSW {
+			got = sw.Weights
+		}
+	}
+	if want := (Weights{src: 0, dst: 50, "europe-west1": 50}); !got.Equal(want) || !p.Emergency || !p.Spread {
+		t.Fatalf("escalated to %s (emergency %v, spread %v), want %s", got, p.Emergency, p.Spread, want)
 	}
 }
