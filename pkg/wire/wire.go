@@ -93,7 +93,11 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		identity = o.Identity
 	}
 	if cfg.Leader.Enabled {
-		p.Lease = state.NewGCSLease(clients.Storage, cfg.Leader.Bucket, cfg.Leader.Object, identity, cfg.Leader.TTL.D())
+		l := state.NewGCSLease(clients.Storage, cfg.Leader.Bucket, cfg.Leader.Object, identity, cfg.Leader.TTL.D())
+		if tr, ok := p.Store.(state.TokenReader); ok {
+			l.Floor = tr.Token // a new epoch exceeds the stored state's token (issue 13, item 9)
+		}
+		p.Lease = l
 	} else {
 		if identity == "" {
 			identity, _ = os.Hostname()
