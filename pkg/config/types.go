@@ -133,15 +133,24 @@ type Replicas struct {
 
 // Probe is an active HTTP probe.
 type Probe struct {
-	URL            string            `yaml:"url"`
-	Method         string            `yaml:"method"` // GET | POST (default GET)
-	Body           string            `yaml:"body"`   // POST body, e.g. a small predict request
-	Headers        map[string]string `yaml:"headers"`
-	Interval       Duration          `yaml:"interval"`         // default 5s
-	Timeout        Duration          `yaml:"timeout"`          // default 2s, < interval
-	ExpectStatus   int               `yaml:"expect_status"`    // default 200
-	GoogleAuth     bool              `yaml:"google_auth"`      // ID/access token from the default credential chain
-	FailuresToDown int               `yaml:"failures_to_down"` // consecutive failed probes that count as a bad signal; default 1
+	URL          string            `yaml:"url"`
+	Method       string            `yaml:"method"` // GET | POST (default GET)
+	Body         string            `yaml:"body"`   // POST body, e.g. a small predict request
+	Headers      map[string]string `yaml:"headers"`
+	Interval     Duration          `yaml:"interval"`      // default 5s
+	Timeout      Duration          `yaml:"timeout"`       // default 2s, < interval
+	ExpectStatus int               `yaml:"expect_status"` // default 200
+	// Auth is the credential sent with the probe, from the application default credentials:
+	// none (default) | access-token (OAuth2, scope cloud-platform: Vertex AI's
+	// *-aiplatform.googleapis.com prediction URLs) | id-token (OIDC, for Cloud Run and
+	// IAP-protected targets, which refuse access tokens).
+	Auth string `yaml:"auth"`
+	// Audience of the ID token (auth id-token). Default: the probe URL's scheme and host (a
+	// Cloud Run service URL); an IAP-protected target needs its OAuth client ID here.
+	Audience string `yaml:"audience"`
+	// GoogleAuth is the older spelling of auth: access-token (true). Deprecated: use auth.
+	GoogleAuth     bool `yaml:"google_auth"`
+	FailuresToDown int  `yaml:"failures_to_down"` // consecutive failed probes that count as a bad signal; default 1
 }
 
 // CheckpointLocation is a bucket and object prefix holding checkpoints.
