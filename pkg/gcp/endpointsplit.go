@@ -44,6 +44,10 @@ type EndpointSplitRouter struct {
 	Retry RetryPolicy
 	// Observe, when set, is told about every call.
 	Observe Observer
+	// OnBlindWrite, when set, is told before an UpdateEndpoint that carries no etag because
+	// GetEndpoint returned none (the field is optional): a blind overwrite, which cannot detect a
+	// concurrent change. The write still goes ahead; the caller logs and counts it.
+	OnBlindWrite func(endpoint string)
 }
 
 // NewEndpointSplitRouter checks cfg and returns a router. c must reach cfg.Location's
@@ -94,7 +98,11 @@ func (r *EndpointSplitRouter) Get(ctx context.Context) (plan.Weights, string, er
 }
 
 // Set writes w if the endpoint's etag is still version and returns the new etag. A stale etag
-// is a Conflict; a region whose deployed model is not on the endpoint is Permanent.
+// is a Conflict (ABORTED, or FAILED_PRECONDITION naming the etag); FAILED_PRECONDITION for any
+// other condition (an operation in progress on the endpoint) is Permanent, not a conflict: the
+// split was not changed by anyone, and the next iteration tries again. A region whose deployed
+// model is not on the endpoint is Permanent. An empty version (GetEndpoint returned no etag) is
+// a blind overwrite, reported to OnBlindWrite.
 func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
 	what := "update traffic split of endpoint " + r.name
 	if err := checkWeights(w, func(region string) bool { _, ok := r.cfg.DeployedModels[region]; return ok }, what); err != nil {
@@ -124,6 +132,9 @@ func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version s
 		split[id] = int32(w[region])
 	}
 
+	if version == "" && r.OnBlindWrite != nil {
+		r.OnBlindWrite(r.name)
+	}
 	ctx, cancel := withTimeout(ctx, r.Timeout)
 	defer cancel()
 	start := time.Now()

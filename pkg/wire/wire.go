@@ -38,6 +38,7 @@ type Options struct {
 type apiMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	blind    *prometheus.CounterVec
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
@@ -52,6 +53,10 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 			Help:    "Duration of cloud API calls, by method.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
+		blind: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_traffic_blind_writes_total",
+			Help: "Traffic split writes without a concurrency check (the endpoint returned no etag), by service.",
+		}, []string{"service"}),
 	}
 }
 
@@ -77,7 +82,16 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		Lister:      lister,
 		ProbeClient: o.ProbeClient,
 		Traffic: func(svc *config.Service) (traffic.Router, traffic.Scaler, error) {
-			return Traffic(svc, clients, am.observe)
+			r, s, err := Traffic(svc, clients, am.observe)
+			if es, ok := r.(*gcp.EndpointSplitRouter); ok {
+				name := svc.Name
+				es.OnBlindWrite = func(endpoint string) {
+					am.blind.WithLabelValues(name).Inc()
+					log.Warn("endpoint has no etag: the traffic split is written blind (a concurrent change cannot be detected)",
+						zap.String("service", name), zap.String("endpoint", endpoint))
+				}
+			}
+			return r, s, err
 		},
 	}
 	switch {
