@@ -548,6 +548,19 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 		}
 	}
 
+	if p := st.Plan; p != nil && p.ShiftOp != "" && dec.tr.router != nil {
+		done, err := d.exec.Done(ctx, dec.tr.router, p.ShiftOp)
+		obs.ShiftDone = done
+		if err != nil {
+			d.m.loopErrors.WithLabelValues("router").Inc()
+			// As for the scale-up: only a failed operation makes the plan ask again; a poll
+			// that did not get through is retried next iteration.
+			if !errclass.Transient(err) {
+				obs.ShiftErr = err.Error()
+			}
+		}
+	}
+
 	dec.next, dec.actions, dec.events = failover.Step(svc, st, obs, now)
 	dec.obs = obs
 	if svc.Failover.Mode == failover.ModeDryRun || !leader {

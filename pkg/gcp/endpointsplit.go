@@ -97,13 +97,14 @@ func (r *EndpointSplitRouter) Get(ctx context.Context) (plan.Weights, string, er
 	return w, ep.GetEtag(), nil
 }
 
-// Set writes w if the endpoint's etag is still version and returns the new etag. A stale etag
+// Apply writes w if the endpoint's etag is still version. UpdateEndpoint is synchronous, so the
+// write is complete on return (op ""). A stale etag
 // is a Conflict (ABORTED, or FAILED_PRECONDITION naming the etag); FAILED_PRECONDITION for any
 // other condition (an operation in progress on the endpoint) is Permanent, not a conflict: the
 // split was not changed by anyone, and the next iteration tries again. A region whose deployed
 // model is not on the endpoint is Permanent. An empty version (GetEndpoint returned no etag) is
 // a blind overwrite, reported to OnBlindWrite.
-func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+func (r *EndpointSplitRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	what := "update traffic split of endpoint " + r.name
 	if err := checkWeights(w, func(region string) bool { _, ok := r.cfg.DeployedModels[region]; return ok }, what); err != nil {
 		return "", err
@@ -138,7 +139,7 @@ func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version s
 	ctx, cancel := withTimeout(ctx, r.Timeout)
 	defer cancel()
 	start := time.Now()
-	out, err := r.client.UpdateEndpoint(ctx, &aiplatformpb.UpdateEndpointRequest{
+	_, err = r.client.UpdateEndpoint(ctx, &aiplatformpb.UpdateEndpointRequest{
 		Endpoint:   &aiplatformpb.Endpoint{Name: r.name, TrafficSplit: split, Etag: version},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"traffic_split"}},
 	})
@@ -147,5 +148,10 @@ func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version s
 	if err != nil {
 		return "", err
 	}
-	return out.GetEtag(), nil
+	return "", nil
+}
+
+// Done is true: UpdateEndpoint has no long-running operation.
+func (r *EndpointSplitRouter) Done(ctx context.Context, _ string) (bool, error) {
+	return ctx.Err() == nil, ctx.Err()
 }

@@ -63,7 +63,11 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 	if fmt.Sprint(w) != fmt.Sprint(plan.Weights{"blue": 100, "green": 0}) || v1 == "" {
 		t.Fatalf("Get = %v %q", w, v1)
 	}
-	v2, err := r.Set(ctx, plan.Weights{"blue": 25, "green": 75}, v1)
+	op, err := r.Apply(ctx, plan.Weights{"blue": 25, "green": 75}, v1)
+	if err != nil || op != "" {
+		t.Fatalf("Apply = (%q, %v), want a write complete on return", op, err)
+	}
+	_, v2, err := r.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,7 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 	}
 
 	// The old etag is stale now.
-	if _, err := r.Set(ctx, plan.Weights{"blue": 100}, v1); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 100}, v1); !errclass.Is(err, errclass.Conflict) {
 		t.Errorf("stale etag: err = %v, want Conflict", err)
 	}
 	// The server's own etag check (ABORTED) also maps to Conflict: the etag moves between our
@@ -90,12 +94,12 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := r.Set(ctx, plan.Weights{"blue": 100}, v2); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 100}, v2); !errclass.Is(err, errclass.Conflict) {
 		t.Errorf("ABORTED: err = %v, want Conflict", err)
 	}
 	fake.SetFault(nil)
 	for _, bad := range []plan.Weights{{"blue": 50}, {"blue": 50, "red": 50}, {"blue": 120, "green": -20}} {
-		if _, err := r.Set(ctx, bad, v2); !errclass.Is(err, errclass.Permanent) {
+		if _, err := r.Apply(ctx, bad, v2); !errclass.Is(err, errclass.Permanent) {
 			t.Errorf("Set(%v): err = %v, want Permanent", bad, err)
 		}
 	}
@@ -212,7 +216,7 @@ func TestEndpointSplitRouterFailedPreconditionIsNotConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.SetBusy("proj", "us-central1", "123", "a model deployment is in progress")
-	_, err = r.Set(ctx, plan.Weights{"blue": 50, "green": 50}, v)
+	_, err = r.Apply(ctx, plan.Weights{"blue": 50, "green": 50}, v)
 	if err == nil || errclass.Is(err, errclass.Conflict) || !errclass.Is(err, errclass.Permanent) {
 		t.Fatalf("Set on a busy endpoint: err = %v, want Permanent (not Conflict)", err)
 	}
@@ -220,7 +224,7 @@ func TestEndpointSplitRouterFailedPreconditionIsNotConflict(t *testing.T) {
 		t.Errorf("err = %v (code %s), want FAILED_PRECONDITION with the condition named", err, code)
 	}
 	fake.SetBusy("proj", "us-central1", "123", "")
-	if _, err := r.Set(ctx, plan.Weights{"blue": 50, "green": 50}, v); err != nil {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 50, "green": 50}, v); err != nil {
 		t.Fatalf("Set once the endpoint is free: %v (the etag never moved)", err)
 	}
 }
@@ -250,7 +254,7 @@ func TestEndpointSplitRouterBlindWriteReported(t *testing.T) {
 	if err != nil || v != "" {
 		t.Fatalf("Get = (%q, %v), want an empty etag", v, err)
 	}
-	if _, err := r.Set(ctx, plan.Weights{"blue": 0, "green": 100}, v); err != nil {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 0, "green": 100}, v); err != nil {
 		t.Fatal(err)
 	}
 	if len(blind) != 1 || blind[0] != EndpointName("proj", "us-central1", "123") {

@@ -32,7 +32,11 @@
 //     set to the checkpoint's virtual time and the same time in metadata CheckpointTimeKey
 //     (RFC 3339). With a stale-checkpoints lag L a region writes only checkpoints older than
 //     now-L, so its newest checkpoint stops advancing until it is L old (a stalled replication).
-//   - URL map changes (through the Compute fake, stamped with the virtual time) take effect on
+//   - URL map changes (through the Compute fake) are global operations that go PENDING ->
+//     RUNNING -> DONE over fakecompute.OpPending + OpRunning (1 s + 4 s of virtual time: Compute
+//     documents global operations as asynchronous with those three states, and its client's
+//     Operation.Wait polls with a 1, 2, 4 s backoff, i.e. it expects seconds, not minutes); the
+//     map changes when the operation is DONE, stamped with that time, and takes effect on
 //     traffic RouterPropagation plus U[0, RouterPropagationJitter) later, and never before a
 //     change made earlier (the load balancer applies them in order).
 //   - Replicas: a MutateDeployedModel that raises min_replica_count provisions the missing

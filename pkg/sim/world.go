@@ -618,6 +618,9 @@ func (w *World) step(end time.Time) {
 	w.applyEffects(fx)
 	w.writeCheckpoints(fx.ckpts)
 	w.clk.Set(nt)
+	if c := w.fakes.Compute; c != nil {
+		c.Settle() // URL map operations DONE by nt take effect (OnChange at their DONE time)
+	}
 }
 
 // nextDT is the length of the step starting at t: at most Step, ending no later than end, the

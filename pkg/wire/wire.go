@@ -174,7 +174,7 @@ func Traffic(svc *config.Service, clients *gcp.Clients, observe gcp.Observer) (t
 		if err != nil {
 			return nil, nil, err
 		}
-		r, err := gcp.NewURLMapRouter(clients.Compute, gcp.URLMapConfig{Project: project, URLMap: name, Backends: backends})
+		r, err := gcp.NewURLMapRouter(clients.Compute, clients.ComputeOps, gcp.URLMapConfig{Project: project, URLMap: name, Backends: backends})
 		if err != nil {
 			return nil, nil, fmt.Errorf("url map router: %w", err)
 		}
