@@ -260,3 +260,7 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 
 // defaultTimeout applies to any call whose adapter has no timeout configured.
 const defaultTimeout = 15 * time.Second
+
+// Classify wraps a raw cloud client error of a read call with its errclass kind and code, as
+// the adapters do (for callers outside pkg/gcp that call a client directly, e.g. preflight).
+func Classify(err error, msg string) error { return classify(err, read, msg) }

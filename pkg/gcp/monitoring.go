@@ -202,3 +202,61 @@ func numeric(v *monitoringpb.TypedValue) (float64, bool) {
 	}
 	return 0, false
 }
+
+// MetricInfo is what a metric descriptor says about a metric's timing and unit.
+type MetricInfo struct {
+	Type string
+	Unit string
+	// SamplePeriod and IngestDelay from the descriptor's metadata (0 when not stated).
+	SamplePeriod, IngestDelay time.Duration
+}
+
+// Describe reads the metric descriptor of metricType in project (GetMetricDescriptor). A missing
+// descriptor is NotFound.
+func (m *MonitoringSource) Describe(ctx context.Context, project, metricType string) (info MetricInfo, err error) {
+	ctx, cancel := withTimeout(ctx, m.Timeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { m.Observe.observe("monitoring.GetMetricDescriptor", start, err) }()
+	d, err := m.client.GetMetricDescriptor(ctx, &monitoringpb.GetMetricDescriptorRequest{
+		Name: "projects/" + project + "/metricDescriptors/" + metricType,
+	}, m.Retry.callOption())
+	if err != nil {
+		return MetricInfo{}, classify(err, read, fmt.Sprintf("get metric descriptor %s in project %s", metricType, project))
+	}
+	md := d.GetMetadata()
+	return MetricInfo{Type: d.GetType(), Unit: d.GetUnit(),
+		SamplePeriod: md.GetSamplePeriod().AsDuration(), IngestDelay: md.GetIngestDelay().AsDuration()}, nil
+}
+
+// LatencyTypes lists the latency_type label values of prediction_latencies series in project
+// over [start, end] (one ListTimeSeries call, headers only), by endpoint.
+func (m *MonitoringSource) LatencyTypes(ctx context.Context, project string, start, end time.Time) (map[health.SeriesKey][]string, error) {
+	req := &monitoringpb.ListTimeSeriesRequest{
+		Name:     "projects/" + project,
+		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricPredictionLatencies, ResourceTypeEndpoint),
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)},
+		View:     monitoringpb.ListTimeSeriesRequest_HEADERS,
+	}
+	out := map[health.SeriesKey][]string{}
+	seen := map[health.SeriesKey]map[string]bool{}
+	err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
+		labels := ts.GetResource().GetLabels()
+		k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
+		lt := ts.GetMetric().GetLabels()["latency_type"]
+		if seen[k] == nil {
+			seen[k] = map[string]bool{}
+		}
+		if !seen[k][lt] {
+			seen[k][lt] = true
+			out[k] = append(out[k], lt)
+		}
+	})
+	if err != nil {
+		return nil, classify(err, read, fmt.Sprintf("list latency types in project %s", project))
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out, nil
+}

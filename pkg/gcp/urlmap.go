@@ -349,3 +349,54 @@ func opCode(o *computepb.Operation) string {
 	}
 	return "OPERATION_FAILED"
 }
+
+// Missing reads the URL map and returns the regions whose backend service no weighted list in
+// the map references (region -> backend service), and the backend services that lists holding
+// ours also reference but no region names (foreign; Apply refuses such a list).
+func (r *URLMapRouter) Missing(ctx context.Context) (missing map[string]string, foreign []string, err error) {
+	um, err := r.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	present := map[string]bool{}
+	seen := map[string]bool{}
+	var all [][]*computepb.WeightedBackendService
+	add := func(a *computepb.HttpRouteAction) {
+		if ws := a.GetWeightedBackendServices(); len(ws) > 0 {
+			all = append(all, ws)
+		}
+	}
+	add(um.GetDefaultRouteAction())
+	for _, pm := range um.GetPathMatchers() {
+		add(pm.GetDefaultRouteAction())
+		for _, rr := range pm.GetRouteRules() {
+			add(rr.GetRouteAction())
+		}
+		for _, pr := range pm.GetPathRules() {
+			add(pr.GetRouteAction())
+		}
+	}
+	for _, ws := range all {
+		mine := false
+		for _, w := range ws {
+			if region, ok := r.keys[backendKey(w.GetBackendService())]; ok {
+				present[region], mine = true, true
+			}
+		}
+		for _, w := range ws {
+			k := backendKey(w.GetBackendService())
+			if _, ok := r.keys[k]; !ok && mine && !seen[k] {
+				seen[k] = true
+				foreign = append(foreign, w.GetBackendService())
+			}
+		}
+	}
+	missing = map[string]string{}
+	for region, bs := range r.cfg.Backends {
+		if !present[region] {
+			missing[region] = bs
+		}
+	}
+	sort.Strings(foreign)
+	return missing, foreign, nil
+}

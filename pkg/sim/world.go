@@ -405,6 +405,9 @@ func (w *World) seedFakes() {
 		})
 	}
 	if m := w.fakes.Mon; m != nil {
+		for _, d := range fakemon.VertexDescriptors(w.spec.SamplePeriod, w.spec.IngestDelay) {
+			m.SetDescriptor(d)
+		}
 		m.SetFault(func(string) error {
 			w.fs.mu.Lock()
 			down := w.fs.monDown
