@@ -298,7 +298,9 @@ func (r *runner) metrics(ctx context.Context, svc *config.Service, p string) {
 	}
 }
 
-func shortMetric(mt string) string { return strings.TrimPrefix(mt, "aiplatform.googleapis.com/prediction/online/") }
+func shortMetric(mt string) string {
+	return strings.TrimPrefix(mt, "aiplatform.googleapis.com/prediction/online/")
+}
 
 func (r *runner) checkpoint(ctx context.Context, svc *config.Service, p string, reg config.Region) {
 	what := fmt.Sprintf("%s (%s, %s)", p, svc.Name, reg.Name)
