@@ -30,8 +30,10 @@ const (
 	LatencyTypeTotal = "total"
 )
 
-// Group-by fields of every prediction query: one output series per endpoint.
-var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location"}
+// Group-by fields of every prediction query: one output series per endpoint and project. A
+// query on projects/X reads X's whole metrics scope, so two projects' endpoints with the same ID
+// and location are told apart by resource_container (see containerOf).
+var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location", "resource.label.resource_container"}
 
 // MinAlignment is Cloud Monitoring's smallest alignment period with a cross-series reducer;
 // shorter Query.Alignment values are raised to it.
@@ -85,8 +87,8 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		align = MinAlignment
 	}
 	align = align.Truncate(time.Second) // the API wants whole seconds
-	acc := map[health.SeriesKey]map[int64]*health.Point{}
-	at := func(k health.SeriesKey, end time.Time) *health.Point {
+	acc := map[containerKey]map[int64]*health.Point{}
+	at := func(k containerKey, end time.Time) *health.Point {
 		byEnd := acc[k]
 		if byEnd == nil {
 			byEnd = map[int64]*health.Point{}
@@ -139,7 +141,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		}
 		err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
 			labels := ts.GetResource().GetLabels()
-			k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
+			k := containerKey{health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}, labels["resource_container"]}
 			if k.Location == "" || k.EndpointID == "" {
 				return
 			}
@@ -157,7 +159,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 	}
 
 	out := make(map[health.SeriesKey][]health.Point, len(acc))
-	for k, byEnd := range acc {
+	for k, byEnd := range pickContainers(acc, q.Project) {
 		pts := make([]health.Point, 0, len(byEnd))
 		for _, p := range byEnd {
 			pts = append(pts, *p)
@@ -166,6 +168,40 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		out[k] = pts
 	}
 	return out, nil
+}
+
+// containerKey is an endpoint's series key with the project that owns it.
+type containerKey struct {
+	health.SeriesKey
+	container string // resource_container: "projects/NUMBER", a project ID or number; "" unknown
+}
+
+// pickContainers keeps, for each endpoint, the series of project: those whose resource_container
+// names it. An endpoint seen under exactly one container that does not name project (it may be
+// the project's number, which the config does not know) is kept too; one seen under several,
+// none naming project, is dropped: another project's endpoint with the same ID must never merge
+// with or stand in for ours.
+func pickContainers(acc map[containerKey]map[int64]*health.Point, project string) map[health.SeriesKey]map[int64]*health.Point {
+	byKey := map[health.SeriesKey][]containerKey{}
+	for ck := range acc {
+		byKey[ck.SeriesKey] = append(byKey[ck.SeriesKey], ck)
+	}
+	out := make(map[health.SeriesKey]map[int64]*health.Point, len(byKey))
+	for k, cks := range byKey {
+		var pick *containerKey
+		for i, ck := range cks {
+			if ck.container == project || ck.container == "projects/"+project {
+				pick = &cks[i]
+			}
+		}
+		if pick == nil && len(cks) == 1 {
+			pick = &cks[0]
+		}
+		if pick != nil {
+			out[k] = acc[*pick]
+		}
+	}
+	return out
 }
 
 // list runs one ListTimeSeries call, iterating over all its pages under one deadline.

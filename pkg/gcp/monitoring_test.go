@@ -13,6 +13,7 @@ import (
 	monitoredrespb "google.golang.org/genproto/googleapis/api/monitoredres"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/drwatchd/drwatchd/pkg/errclass"
@@ -274,5 +275,47 @@ func TestFetchErrorClasses(t *testing.T) {
 				t.Errorf("err %q lacks context %q", err, want)
 			}
 		})
+	}
+}
+
+// A query on projects/X reads X's whole metrics scope: another project monitored by X, with
+// endpoints of the same IDs in the same locations, must not merge into X's series (issue 13,
+// item 5). The fake, like Cloud Monitoring, returns the scope's series.
+func TestFetchMetricsScopeKeepsProjectsApart(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 4)
+	seedEndpoints(fake, "other-project", 4) // same endpoint IDs and locations, other numbers
+	fake.SetMetricsScope("proj", "other-project")
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEndpoints(t, got, 4) // the values of proj alone: requests not doubled
+
+	// Without resource_container in the grouping (the old query), the scope's series merge.
+	var merged float64
+	err = NewMonitoringSource(c).list(testCtx(t), &monitoringpb.ListTimeSeriesRequest{
+		Name:     "projects/proj",
+		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricResponseCount, ResourceTypeEndpoint),
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(t0), EndTime: timestamppb.New(t0.Add(5 * time.Minute))},
+		Aggregation: &monitoringpb.Aggregation{AlignmentPeriod: durationpb.New(time.Minute),
+			PerSeriesAligner: monitoringpb.Aggregation_ALIGN_DELTA, CrossSeriesReducer: monitoringpb.Aggregation_REDUCE_SUM,
+			GroupByFields: []string{"resource.label.endpoint_id", "resource.label.location"}},
+	}, func(ts *monitoringpb.TimeSeries) {
+		if ts.GetResource().GetLabels()["endpoint_id"] == "ep000" {
+			for _, p := range ts.GetPoints() {
+				merged += float64(p.GetValue().GetInt64Value())
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours float64
+	for _, p := range got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}] {
+		ours += p.Requests
+	}
+	if merged != 2*ours {
+		t.Fatalf("scope query grouped without resource_container sums %v, want twice ours (%v): the fake does not model the scope", merged, ours)
 	}
 }

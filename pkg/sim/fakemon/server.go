@@ -85,6 +85,7 @@ type Server struct {
 	calls    map[callKey]int
 	pageSize int
 	descs    map[string]*metricpb.MetricDescriptor // by metric type
+	scopes   map[string][]string                   // scoping project -> monitored projects
 }
 
 type callKey struct{ method, metricType string }
@@ -329,6 +330,33 @@ func projectOf(name string) (string, error) {
 	return p, nil
 }
 
+// SetMetricsScope makes scoping's metrics scope also hold the monitored projects: a
+// ListTimeSeries on projects/scoping returns their series too, as Cloud Monitoring does (a
+// query on a project reads its whole metrics scope).
+func (s *Server) SetMetricsScope(scoping string, monitored ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scopes == nil {
+		s.scopes = map[string][]string{}
+	}
+	s.scopes[scoping] = append([]string(nil), monitored...)
+}
+
+// inScope reports whether a series is in project p's metrics scope (p itself and the projects
+// it monitors). Series whose resource carries no project label (resource_container or
+// project_id) are visible from every project. Callers hold s.mu.
+func (s *Server) inScope(ts *monitoringpb.TimeSeries, p string) bool {
+	if inProject(ts, p) {
+		return true
+	}
+	for _, m := range s.scopes[p] {
+		if inProject(ts, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // inProject reports whether a series belongs to project p. Series whose resource carries no
 // project label (resource_container or project_id) are visible from every project.
 func inProject(ts *monitoringpb.TimeSeries, p string) bool {
@@ -433,7 +461,7 @@ func (s *Server) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeS
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.series))
 	for k, ts := range s.series {
-		if f.matches(ts) && inProject(ts, project) {
+		if f.matches(ts) && s.inScope(ts, project) {
 			keys = append(keys, k)
 		}
 	}
