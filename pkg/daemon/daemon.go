@@ -515,9 +515,10 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 	metricsErr := snap.Err(svc.Project)
 	for _, r := range svc.Regions {
 		in := health.Input{
-			Points:     snap.Points(r.Name, r.EndpointID),
-			MetricsErr: metricsErr,
-			Probe:      d.prober.Latest(svc.Name, r.Name),
+			Points:         snap.Points(r.Name, r.EndpointID),
+			MetricsErr:     metricsErr,
+			Probe:          d.prober.Latest(svc.Name, r.Name),
+			CompleteBefore: snap.CompleteBefore(svc.Project),
 		}
 		hs := d.eval.Evaluate(svc, r.Name, in, now)
 		d.hm.Observe(hs, svc.Health.Window.D())

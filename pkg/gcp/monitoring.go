@@ -69,7 +69,10 @@ type MonitoringSource struct {
 	Observe Observer
 }
 
-var _ health.MetricsSource = (*MonitoringSource)(nil)
+var (
+	_ health.MetricsSource = (*MonitoringSource)(nil)
+	_ health.TimingSource  = (*MonitoringSource)(nil)
+)
 
 // NewMonitoringSource returns a source reading through c.
 func NewMonitoringSource(c *monitoring.MetricClient) *MonitoringSource {
@@ -295,4 +298,18 @@ func (m *MonitoringSource) LatencyTypes(ctx context.Context, project string, sta
 		sort.Strings(out[k])
 	}
 	return out, nil
+}
+
+// IngestDelay implements health.TimingSource: the largest metadata.ingest_delay among the
+// descriptors of the prediction metrics Fetch reads in project.
+func (m *MonitoringSource) IngestDelay(ctx context.Context, project string) (time.Duration, error) {
+	var d time.Duration
+	for _, mt := range []string{MetricResponseCount, MetricErrorCount, MetricPredictionLatencies} {
+		info, err := m.Describe(ctx, project, mt)
+		if err != nil {
+			return 0, err
+		}
+		d = max(d, info.IngestDelay)
+	}
+	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/option"
 	distributionpb "google.golang.org/genproto/googleapis/api/distribution"
 	metricpb "google.golang.org/genproto/googleapis/api/metric"
@@ -16,8 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/sim/fakemon"
 )
 
@@ -317,5 +320,37 @@ func TestFetchMetricsScopeKeepsProjectsApart(t *testing.T) {
 	}
 	if merged != 2*ours {
 		t.Fatalf("scope query grouped without resource_container sums %v, want twice ours (%v): the fake does not model the scope", merged, ours)
+	}
+}
+
+// The metrics' timing is read from their descriptors (metadata.ingest_delay), not assumed, and
+// the poller's snapshot says which buckets are complete (issue 13, item 1).
+func TestIngestDelayReadFromDescriptors(t *testing.T) {
+	fake, c := newMonitoring(t)
+	src := NewMonitoringSource(c)
+	if _, err := src.IngestDelay(testCtx(t), "proj"); !errclass.Is(err, errclass.NotFound) {
+		t.Fatalf("no descriptors: err = %v, want NotFound", err)
+	}
+	for _, d := range fakemon.VertexDescriptors(time.Minute, 360*time.Second) {
+		fake.SetDescriptor(d)
+	}
+	info, err := src.Describe(testCtx(t), "proj", MetricPredictionLatencies)
+	if err != nil || info.Unit != "ms" || info.SamplePeriod != time.Minute || info.IngestDelay != 360*time.Second {
+		t.Fatalf("Describe = %+v, %v", info, err)
+	}
+	seedEndpoints(fake, "proj", 4)
+	cfg := &config.Config{Loop: config.Loop{Interval: config.Duration(10 * time.Second)}, Services: []config.Service{{
+		Name: "s", Project: "proj",
+		Regions: []config.Region{{Name: regions4[0], EndpointID: "ep000"}, {Name: regions4[1], EndpointID: "ep001"}},
+		Health:  config.Health{Window: config.Duration(5 * time.Minute), Alignment: config.Duration(time.Minute)},
+	}}}
+	p := poll.NewPoller(src, cfg, nil, prometheus.NewRegistry(), poll.WithRetryBackoff(0))
+	now := t0.Add(10 * time.Minute)
+	snap := p.Poll(testCtx(t), now)
+	if err := snap.Err("proj"); err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.CompleteBefore("proj"); !got.Equal(now.Add(-360 * time.Second)) {
+		t.Errorf("CompleteBefore = %v, want now - 360s", got)
 	}
 }

@@ -21,6 +21,10 @@ type Input struct {
 	MetricsErr error
 	// Probe is the latest probe result; nil when no probe is configured or none has run yet.
 	Probe *ProbeResult
+	// CompleteBefore: buckets ending after it may still be partly ingested (the metrics'
+	// descriptors say ingest_delay; Snapshot.CompleteBefore) and are not judged. Zero: every
+	// visible bucket counts.
+	CompleteBefore time.Time
 }
 
 // signal is one source's raw classification at one evaluation.
@@ -296,8 +300,8 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	}
 	pts := in.Points
 	last := len(pts) - 1
-	for last >= 0 && pts[last].End.After(now) {
-		last--
+	for last >= 0 && (pts[last].End.After(now) || (!in.CompleteBefore.IsZero() && pts[last].End.After(in.CompleteBefore))) {
+		last-- // in the future, or partly ingested: a partial bucket must not veto or inflate a verdict
 	}
 	if last < 0 {
 		b = append(b, "no metric points"...)
@@ -332,9 +336,12 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	for i := 0; i < w.n; i++ {
 		maxWin = max(maxWin, w.dur[i])
 	}
+	// Every window ends at the newest complete bucket, not at now: behind Vertex AI's ingestion
+	// delay (up to 6 minutes) a 5-minute window ending now would hold few or no buckets.
+	anchor := newest
 	for i := last; i >= 0; i-- {
 		p := &pts[i]
-		age := now.Sub(p.End) // End in (now-W, now]  <=>  0 <= age < W
+		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
 		if age >= maxWin {
 			break
 		}

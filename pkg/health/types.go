@@ -94,3 +94,10 @@ type Query struct {
 type MetricsSource interface {
 	Fetch(ctx context.Context, q Query) (map[SeriesKey][]Point, error)
 }
+
+// TimingSource is a MetricsSource that can say how late its points may arrive: the largest
+// metadata.ingest_delay of the metrics' descriptors in project. The poller asks once per project
+// (again after TimingRefresh) and snapshots carry it (Snapshot.CompleteBefore).
+type TimingSource interface {
+	IngestDelay(ctx context.Context, project string) (time.Duration, error)
+}
