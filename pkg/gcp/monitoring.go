@@ -3,7 +3,9 @@ package gcp
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
@@ -52,8 +54,9 @@ const (
 )
 
 // MonitoringSource implements health.MetricsSource with Cloud Monitoring. Fetch makes exactly
-// one ListTimeSeries call (all its pages) per metric type for the project, grouped by
-// endpoint_id and location, whatever the number of endpoints.
+// one ListTimeSeries call (all its pages) per metric type it reads for the project
+// (response_count grouped by response_code, and prediction_latencies), grouped by endpoint_id,
+// location and resource_container, whatever the number of endpoints.
 type MonitoringSource struct {
 	client *monitoring.MetricClient
 
@@ -116,10 +119,9 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		reducer monitoringpb.Aggregation_Reducer
 		apply   func(p *health.Point, v float64)
 	}{
-		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
-			func(p *health.Point, v float64) { p.Requests += v }},
-		{MetricErrorCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
-			func(p *health.Point, v float64) { p.Errors += v }},
+		// Requests and errors from one series family (response_count by response_code), so the
+		// ratio never mixes two independently ingested metrics (error_count is not read).
+		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM, nil},
 		{MetricPredictionLatencies, fmt.Sprintf(" AND metric.label.latency_type = %q", LatencyTypeTotal), latAligner, latReducer,
 			func(p *health.Point, v float64) {
 				d := time.Duration(v * float64(time.Millisecond))
@@ -129,6 +131,10 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 			}},
 	}
 	for _, qq := range queries {
+		groupBy := endpointGroupBy
+		if qq.apply == nil {
+			groupBy = append(slices.Clip(endpointGroupBy), "metric.label.response_code")
+		}
 		req := &monitoringpb.ListTimeSeriesRequest{
 			Name:     "projects/" + q.Project,
 			Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", qq.metric, ResourceTypeEndpoint) + qq.extra,
@@ -137,7 +143,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 				AlignmentPeriod:    durationpb.New(align),
 				PerSeriesAligner:   qq.aligner,
 				CrossSeriesReducer: qq.reducer,
-				GroupByFields:      endpointGroupBy,
+				GroupByFields:      groupBy,
 			},
 			View:     monitoringpb.ListTimeSeriesRequest_FULL,
 			PageSize: m.PageSize,
@@ -148,12 +154,16 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 			if k.Location == "" || k.EndpointID == "" {
 				return
 			}
+			apply := qq.apply
+			if apply == nil {
+				apply = responseClass(ts.GetMetric().GetLabels()["response_code"])
+			}
 			for _, pt := range ts.GetPoints() {
 				v, ok := numeric(pt.GetValue())
 				if !ok || pt.GetInterval().GetEndTime() == nil {
 					continue
 				}
-				qq.apply(at(k, pt.GetInterval().GetEndTime().AsTime()), v)
+				apply(at(k, pt.GetInterval().GetEndTime().AsTime()), v)
 			}
 		})
 		if err != nil {
@@ -205,6 +215,20 @@ func pickContainers(acc map[containerKey]map[int64]*health.Point, project string
 		}
 	}
 	return out
+}
+
+// responseClass returns how a response_count series of one response_code counts: every response
+// is a request; 5xx are errors; 429 is throttling (a regional quota that a failover can fix),
+// counted apart; other 4xx (bad client input) never count as errors, which would fail a region
+// over for its clients' mistakes. The code is read by its first digit, as Vertex AI documents.
+func responseClass(code string) func(p *health.Point, v float64) {
+	switch {
+	case code == "429":
+		return func(p *health.Point, v float64) { p.Requests += v; p.Throttled += v }
+	case strings.HasPrefix(code, "5"):
+		return func(p *health.Point, v float64) { p.Requests += v; p.Errors += v }
+	}
+	return func(p *health.Point, v float64) { p.Requests += v }
 }
 
 // list runs one ListTimeSeries call, iterating over all its pages under one deadline.

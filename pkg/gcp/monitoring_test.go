@@ -170,16 +170,19 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 				}
 			}
 			checkEndpoints(t, got, 200)
-			for _, m := range []string{MetricResponseCount, MetricErrorCount, MetricPredictionLatencies} {
+			for _, m := range []string{MetricResponseCount, MetricPredictionLatencies} {
 				if n := fake.Calls("ListTimeSeries", m); n != 1 {
 					t.Errorf("%s: %d ListTimeSeries calls, want 1", m, n)
 				}
 			}
-			if n := fake.Calls("ListTimeSeries", ""); n != 3 {
-				t.Errorf("%d ListTimeSeries calls in all, want 3", n)
+			if n := fake.Calls("ListTimeSeries", MetricErrorCount); n != 0 {
+				t.Errorf("error_count read %d times, want never (errors come from response_count's codes)", n)
 			}
-			if len(observed) != 3 || observed[0] != "monitoring.ListTimeSeries OK" {
-				t.Errorf("observed %q, want 3 OK calls", observed)
+			if n := fake.Calls("ListTimeSeries", ""); n != 2 {
+				t.Errorf("%d ListTimeSeries calls in all, want 2", n)
+			}
+			if len(observed) != 2 || observed[0] != "monitoring.ListTimeSeries OK" {
+				t.Errorf("observed %q, want 2 OK calls", observed)
 			}
 		})
 	}
@@ -188,14 +191,14 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 func TestFetchSeveralPages(t *testing.T) {
 	fake, c := newMonitoring(t)
 	seedEndpoints(fake, "proj", 20)
-	fake.SetPageSize(7) // 20 series per metric: pages of 7, 7, 6
+	fake.SetPageSize(7) // response_count: 20 endpoints x 2 response codes = 40 series: 6 pages
 	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkEndpoints(t, got, 20)
-	if n := fake.Calls("ListTimeSeries", MetricResponseCount); n != 3 {
-		t.Errorf("%d page calls for response_count, want 3", n)
+	if n := fake.Calls("ListTimeSeries", MetricResponseCount); n != 6 {
+		t.Errorf("%d page calls for response_count, want 6", n)
 	}
 }
 
@@ -352,5 +355,30 @@ func TestIngestDelayReadFromDescriptors(t *testing.T) {
 	}
 	if got := snap.CompleteBefore("proj"); !got.Equal(now.Add(-360 * time.Second)) {
 		t.Errorf("CompleteBefore = %v, want now - 360s", got)
+	}
+}
+
+// Requests and errors come from one series family, response_count by response_code: 5xx are
+// errors, other 4xx never (a client's bad input must not fail a region over), 429 is counted
+// apart as throttling; error_count, ingested on its own, is not mixed in (issue 13, item 2).
+func TestFetchErrorClassesFromResponseCodes(t *testing.T) {
+	fake, c := newMonitoring(t)
+	res := endpointResource("proj", regions4[0], "ep000")
+	end := t0.Add(time.Minute)
+	for code, n := range map[string]int64{"200": 900, "400": 50, "404": 10, "429": 30, "500": 7, "503": 3} {
+		fake.Add(intSeries(MetricResponseCount, map[string]string{"deployed_model_id": "a", "response_code": code}, res, end, n))
+	}
+	// error_count disagrees (it is ingested independently, here a bucket behind): not read.
+	fake.Add(intSeries(MetricErrorCount, map[string]string{"deployed_model_id": "a"}, res, end, 70))
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}]
+	if len(pts) != 1 {
+		t.Fatalf("points %+v", pts)
+	}
+	if p := pts[0]; p.Requests != 1000 || p.Errors != 10 || p.Throttled != 30 {
+		t.Errorf("point %+v, want 1000 requests, 10 errors (5xx only), 30 throttled", p)
 	}
 }

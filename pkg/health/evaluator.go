@@ -85,6 +85,7 @@ type windowSums struct {
 	errs   [maxWindows]float64
 	latSum float64 // sum of p99 (seconds) x requests over Window, buckets with latency only
 	latReq float64
+	thr    float64 // 429 responses over Window
 }
 
 func (w *windowSums) index(d time.Duration) int {
@@ -351,6 +352,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 				w.errs[j] += p.Errors
 			}
 		}
+		if age < win {
+			w.thr += p.Throttled
+		}
 		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
 			w.latSum += p.LatencyP99.Seconds() * p.Requests
 			w.latReq += p.Requests
@@ -363,6 +367,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		req = 0
 	}
 	out.Requests = req
+	if win > 0 {
+		out.Throttled = w.thr
+	}
 	enough := req >= minReq && req > 0
 	if req > 0 {
 		out.ErrorRatio = ratio(w.errs[0], req)

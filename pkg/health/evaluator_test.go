@@ -619,3 +619,16 @@ func TestWindowAnchoredAtNewestCompleteBucket(t *testing.T) {
 		t.Errorf("control: with the partial bucket judged the verdict is %s; the test does not exercise the veto", last.Verdict)
 	}
 }
+
+// 429s are shown apart: counted as requests, never as errors.
+func TestThrottledShownApart(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	pts := mkSeries(now, 5, 1000, 0, 100*time.Millisecond)
+	for i := range pts {
+		pts[i].Throttled = 200
+	}
+	st := NewEvaluator().Evaluate(testService(), region, Input{Points: pts}, now)
+	if st.Throttled != 1000 || st.ErrorRatio != 0 || st.Verdict != Healthy {
+		t.Errorf("status %+v, want 1000 throttled shown, error ratio 0, healthy", st)
+	}
+}

@@ -44,8 +44,10 @@ type RegionStatus struct {
 	// the failover machine uses emergency steps.
 	HardDown bool `json:"hard_down"`
 	// Signals behind the verdict (zero when not known).
-	ErrorRatio float64            `json:"error_ratio"`
-	Requests   float64            `json:"requests"`
+	ErrorRatio float64 `json:"error_ratio"`
+	Requests   float64 `json:"requests"`
+	// Throttled: 429 responses in the window (a regional quota; not errors), shown apart.
+	Throttled  float64            `json:"throttled,omitempty"`
 	LatencyP99 time.Duration      `json:"latency_p99"`
 	BurnRates  map[string]float64 `json:"burn_rates,omitempty"` // key: window, e.g. "5m", "1h"
 	Probe      *ProbeResult       `json:"probe,omitempty"`
@@ -74,8 +76,11 @@ type SeriesKey struct {
 // Point is one aligned bucket of an endpoint's prediction metrics, ending at End.
 type Point struct {
 	End      time.Time
-	Requests float64 // responses in the bucket (response_count)
-	Errors   float64 // errors in the bucket (error_count)
+	Requests float64 // responses in the bucket (response_count, every response_code)
+	Errors   float64 // 5xx responses in the bucket (4xx are the clients' errors, never counted)
+	// Throttled: 429 responses in the bucket (a regional quota), counted in Requests, not in
+	// Errors, and shown apart.
+	Throttled float64
 	// LatencyP99 in the bucket; negative when unknown (no latency series for that bucket).
 	LatencyP99 time.Duration
 }
