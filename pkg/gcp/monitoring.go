@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -70,6 +72,9 @@ type MonitoringSource struct {
 	Latency LatencyMode
 	// Observe, when set, is told about every call.
 	Observe Observer
+
+	unitMu sync.Mutex
+	units  map[string]time.Duration // project -> prediction_latencies' unit, as read
 }
 
 var (
@@ -108,6 +113,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		return p
 	}
 
+	unit := time.Millisecond // read before the latency query (latencyUnit)
 	latAligner, latReducer := monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_PERCENTILE_99
 	if m.Latency == LatencyAlignPercentile {
 		latAligner, latReducer = monitoringpb.Aggregation_ALIGN_PERCENTILE_99, monitoringpb.Aggregation_REDUCE_MAX
@@ -124,13 +130,16 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM, nil},
 		{MetricPredictionLatencies, fmt.Sprintf(" AND metric.label.latency_type = %q", LatencyTypeTotal), latAligner, latReducer,
 			func(p *health.Point, v float64) {
-				d := time.Duration(v * float64(time.Millisecond))
+				d := time.Duration(v * float64(unit))
 				if d > p.LatencyP99 {
 					p.LatencyP99 = d
 				}
 			}},
 	}
 	for _, qq := range queries {
+		if qq.metric == MetricPredictionLatencies {
+			unit = m.latencyUnit(ctx, q.Project)
+		}
 		groupBy := endpointGroupBy
 		if qq.apply == nil {
 			groupBy = append(slices.Clip(endpointGroupBy), "metric.label.response_code")
@@ -215,6 +224,49 @@ func pickContainers(acc map[containerKey]map[int64]*health.Point, project string
 		}
 	}
 	return out
+}
+
+// latencyUnit is one unit of prediction_latencies' values in project, from its descriptor's unit
+// ("ms", "us", "s", ...), read once per project. Until a descriptor is read (an error is retried
+// at the next fetch) it is milliseconds, the unit Vertex AI documents.
+func (m *MonitoringSource) latencyUnit(ctx context.Context, project string) time.Duration {
+	m.unitMu.Lock()
+	u, ok := m.units[project]
+	m.unitMu.Unlock()
+	if ok {
+		return u
+	}
+	info, err := m.Describe(ctx, project, MetricPredictionLatencies)
+	if err != nil && !errclass.Is(err, errclass.NotFound) {
+		return time.Millisecond // not cached: read again at the next fetch
+	}
+	u = UnitDuration(info.Unit) // no descriptor: milliseconds, as documented
+
+	m.unitMu.Lock()
+	if m.units == nil {
+		m.units = map[string]time.Duration{}
+	}
+	m.units[project] = u
+	m.unitMu.Unlock()
+	return u
+}
+
+// UnitDuration maps a Cloud Monitoring (UCUM) time unit to a duration: "ms" (also the default
+// for an empty or unknown unit), "us", "ns", "s", "min", "h".
+func UnitDuration(unit string) time.Duration {
+	switch unit {
+	case "us":
+		return time.Microsecond
+	case "ns":
+		return time.Nanosecond
+	case "s":
+		return time.Second
+	case "min":
+		return time.Minute
+	case "h":
+		return time.Hour
+	}
+	return time.Millisecond
 }
 
 // responseClass returns how a response_count series of one response_code counts: every response

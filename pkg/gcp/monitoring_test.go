@@ -152,7 +152,11 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 			src := NewMonitoringSource(c)
 			src.Latency = mode
 			var observed []string
-			src.Observe = func(method, code string, _ time.Duration) { observed = append(observed, method+" "+code) }
+			src.Observe = func(method, code string, _ time.Duration) {
+				if method == "monitoring.ListTimeSeries" {
+					observed = append(observed, method+" "+code)
+				}
+			}
 
 			got, err := src.Fetch(testCtx(t), query())
 			if err != nil {
@@ -380,5 +384,32 @@ func TestFetchErrorClassesFromResponseCodes(t *testing.T) {
 	}
 	if p := pts[0]; p.Requests != 1000 || p.Errors != 10 || p.Throttled != 30 {
 		t.Errorf("point %+v, want 1000 requests, 10 errors (5xx only), 30 throttled", p)
+	}
+}
+
+// The latency unit is read from the descriptor, not assumed: a descriptor in microseconds makes
+// the same values 1000 times shorter (issue 13, item 3).
+func TestFetchLatencyUnitFromDescriptor(t *testing.T) {
+	for _, tc := range []struct {
+		unit string
+		want time.Duration
+	}{{"ms", 198 * time.Millisecond}, {"us", 198 * time.Microsecond}} {
+		fake, c := newMonitoring(t)
+		for _, d := range fakemon.VertexDescriptors(time.Minute, 2*time.Minute) {
+			if d.GetType() == MetricPredictionLatencies {
+				d.Unit = tc.unit
+			}
+			fake.SetDescriptor(d)
+		}
+		seedEndpoints(fake, "proj", 1)
+		got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}] {
+			if p.LatencyP99 != tc.want {
+				t.Fatalf("unit %s: p99 %v, want %v", tc.unit, p.LatencyP99, tc.want)
+			}
+		}
 	}
 }

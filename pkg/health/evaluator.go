@@ -429,6 +429,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 			b = append(b, " requests)"...)
 		}
 		lt := h.LatencyP99
+		// Requests but no latency: the latency check is blind; never silent (/status field
+		// no_latency_data and drwatchd_region_latency_data_missing).
+		out.NoLatencyData = !latKnown
 		if latKnown {
 			if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
 				b = sep(b)

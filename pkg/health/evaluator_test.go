@@ -632,3 +632,16 @@ func TestThrottledShownApart(t *testing.T) {
 		t.Errorf("status %+v, want 1000 throttled shown, error ratio 0, healthy", st)
 	}
 }
+
+// Requests without any latency data are not silent: the status says so.
+func TestNoLatencyDataShown(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := NewEvaluator().Evaluate(testService(), region, Input{Points: mkSeries(now, 5, 1000, 0, -1)}, now)
+	if !st.NoLatencyData || st.Verdict != Healthy {
+		t.Errorf("status %+v, want no_latency_data shown", st)
+	}
+	st = NewEvaluator().Evaluate(testService(), region, good(now), now)
+	if st.NoLatencyData {
+		t.Error("no_latency_data set with latency present")
+	}
+}

@@ -46,6 +46,9 @@ type RegionStatus struct {
 	// Signals behind the verdict (zero when not known).
 	ErrorRatio float64 `json:"error_ratio"`
 	Requests   float64 `json:"requests"`
+	// NoLatencyData: enough requests in the window but no latency data at all (the p99 check
+	// gives no verdict); shown in the reason, /status and drwatchd_region_latency_data_missing.
+	NoLatencyData bool `json:"no_latency_data,omitempty"`
 	// Throttled: 429 responses in the window (a regional quota; not errors), shown apart.
 	Throttled  float64            `json:"throttled,omitempty"`
 	LatencyP99 time.Duration      `json:"latency_p99"`
