@@ -114,6 +114,9 @@ type Region struct {
 	EndpointID string `yaml:"endpoint_id"`
 	// DeployedModelID is the deployed model on that endpoint.
 	DeployedModelID string `yaml:"deployed_model_id"`
+	// PrivateEndpoint: the endpoint is private (VPC peering or Private Service Connect), whose
+	// metrics are published as prediction/online/private/*. Default false.
+	PrivateEndpoint bool `yaml:"private_endpoint"`
 	// BackendService is the load balancer backend for this region (router urlmap), e.g.
 	// projects/p/global/backendServices/fraud-us-central1 (a full URL is accepted too).
 	BackendService string   `yaml:"backend_service"`

@@ -29,6 +29,10 @@ const (
 	MetricReplicas            = "aiplatform.googleapis.com/prediction/online/replicas"
 	MetricTargetReplicas      = "aiplatform.googleapis.com/prediction/online/target_replicas"
 
+	// Private endpoints (VPC peering, Private Service Connect) publish their own family.
+	MetricPrivateResponseCount       = "aiplatform.googleapis.com/prediction/online/private/response_count"
+	MetricPrivatePredictionLatencies = "aiplatform.googleapis.com/prediction/online/private/prediction_latencies"
+
 	// LatencyTypeTotal is the prediction_latencies latency_type that measures the whole
 	// request (the others are "model" and "overhead"); p99 is read from it alone.
 	LatencyTypeTotal = "total"
@@ -136,8 +140,16 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 				}
 			}},
 	}
+	if q.Private {
+		// The private family, read the same way; an endpoint is in one family or the other.
+		for i := range 2 {
+			pq := queries[i]
+			pq.metric = map[string]string{MetricResponseCount: MetricPrivateResponseCount, MetricPredictionLatencies: MetricPrivatePredictionLatencies}[pq.metric]
+			queries = append(queries, pq)
+		}
+	}
 	for _, qq := range queries {
-		if qq.metric == MetricPredictionLatencies {
+		if qq.metric == MetricPredictionLatencies || qq.metric == MetricPrivatePredictionLatencies {
 			unit = m.latencyUnit(ctx, q.Project)
 		}
 		groupBy := endpointGroupBy

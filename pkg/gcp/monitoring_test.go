@@ -413,3 +413,39 @@ func TestFetchLatencyUnitFromDescriptor(t *testing.T) {
 		}
 	}
 }
+
+// Private endpoints publish prediction/online/private/*: the metric family follows the endpoint
+// kind (issue 13, item 4). Without reading it, a private endpoint has no points at all.
+func TestFetchPrivateEndpointFamily(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 1) // ep000, public
+	res := endpointResource("proj", regions4[1], "ep-private")
+	for m := 1; m <= 5; m++ {
+		end := t0.Add(time.Duration(m) * time.Minute)
+		fake.Add(
+			intSeries(MetricPrivateResponseCount, map[string]string{"deployed_model_id": "a", "response_code": "200"}, res, end, 95),
+			intSeries(MetricPrivateResponseCount, map[string]string{"deployed_model_id": "a", "response_code": "503"}, res, end, 5),
+		)
+	}
+	key := health.SeriesKey{Location: regions4[1], EndpointID: "ep-private"}
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[key]) != 0 {
+		t.Fatalf("public family only: private endpoint has %d points", len(got[key]))
+	}
+	q := query()
+	q.Private = true
+	got, err = NewMonitoringSource(c).Fetch(testCtx(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := got[key]
+	if len(pts) != 5 || pts[0].Requests != 100 || pts[0].Errors != 5 {
+		t.Fatalf("private endpoint points %+v, want 5 buckets of 100 requests, 5 errors", pts)
+	}
+	if len(got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}]) != 5 {
+		t.Error("the public endpoint lost its points")
+	}
+}

@@ -94,6 +94,9 @@ type Query struct {
 	Start     time.Time
 	End       time.Time
 	Alignment time.Duration
+	// Private: some endpoints of the project are private; their metrics are a family of their
+	// own (prediction/online/private/*), read too.
+	Private bool
 }
 
 // MetricsSource fetches prediction metrics for all endpoints of a project at once: one

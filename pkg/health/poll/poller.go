@@ -64,6 +64,7 @@ type projectPoll struct {
 	name      string
 	lookback  time.Duration
 	alignment time.Duration
+	private   bool                         // some endpoints are private (prediction/online/private/*)
 	series    map[health.SeriesKey]*series // configured endpoints only
 
 	lastSuccess time.Time // zero until the first successful (backfill) fetch
@@ -127,6 +128,7 @@ func (p *Poller) Update(cfg *config.Config) {
 		}
 		for _, r := range svc.Regions {
 			pp.series[health.SeriesKey{Location: r.Name, EndpointID: r.EndpointID}] = nil
+			pp.private = pp.private || r.PrivateEndpoint
 		}
 	}
 	for name, pp := range next {
@@ -262,7 +264,7 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	// ends and a re-read replaces the earlier read.
 	// The start is on the grid too, so the oldest bucket of a re-read is whole, not a partial
 	// one that would replace a whole earlier read; it is at or before now-span.
-	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment}
+	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment, Private: pp.private}
 
 	start := time.Now() // duration metric only; decisions use now
 	var (
