@@ -14,11 +14,15 @@
 // errors fault and baseline noise (binomial), or when slower than ClientTimeout (timed out).
 //
 // What the daemon sees, and when:
-//   - Vertex AI metrics (response_count by response_code 200/503/500, error_count,
+//   - Vertex AI metrics (response_count by response_code 200/503/500, error_count (not read by
+//     the daemon, which takes errors from response_count's 5xx codes),
 //     prediction_latencies as an explicit-bucket distribution in ms, replicas, target_replicas)
 //     for each SamplePeriod. Each series (each metric type, each response_code) is ingested on
 //     its own: added to fakemon IngestDelay plus its own U[0, IngestJitter) after the period
-//     ends, so a minute's response_count and error_count become visible at different times. A
+//     ends, so a minute's response_count and error_count become visible at different times.
+//     Their descriptors (fakemon.VertexDescriptors) state SamplePeriod and IngestDelay +
+//     IngestJitter as metadata.sample_period and ingest_delay (Google documents 60 s and up to
+//     360 s for Vertex AI; the default world's delays are within that). A
 //     region in outage reports its routed requests as 503s and 0 replicas; a region that
 //     received no request reports no request metrics (only replicas). Requests that time out
 //     at the client are answered (200) in the server's metrics, with their latency.

@@ -405,7 +405,7 @@ func (w *World) seedFakes() {
 		})
 	}
 	if m := w.fakes.Mon; m != nil {
-		for _, d := range fakemon.VertexDescriptors(w.spec.SamplePeriod, w.spec.IngestDelay) {
+		for _, d := range fakemon.VertexDescriptors(w.spec.SamplePeriod, w.spec.IngestDelay+w.spec.IngestJitter) {
 			m.SetDescriptor(d)
 		}
 		m.SetFault(func(string) error {
