@@ -134,14 +134,9 @@ var knownLosses = map[string]string{
 // rougher worlds: false failovers ("scenario/world" -> count) and unmet expectations of the
 // default world ("scenario/expectation" -> got). Listed ones must still happen; new ones fail.
 var (
-	knownFalseFailovers = map[string]string{
-		"short-spikes/default": "1",
-	}
-	knownUnmet = map[string]string{
-		"short-spikes/failover":      "want false, got true (1)",
-		"short-spikes/final_active":  "want us-central1, got us-east1",
-		"short-spikes/max_failovers": "want <= 0, got 1",
-	}
+	// short-spikes no longer fails over since partly ingested buckets are not judged (issue 13).
+	knownFalseFailovers = map[string]string{}
+	knownUnmet          = map[string]string{}
 )
 
 // ratchet checks one known-defect list entry against what happened.

@@ -178,9 +178,11 @@ func TestCrashSweep(t *testing.T) {
 	for _, p := range points {
 		kinds[p.name]++
 	}
-	// Staged, not emergency: a scale-up and five weight changes, each recorded after the call.
-	if kinds["mutated:scale"] < 1 || kinds["mutated:set-weights"] != 5 {
-		t.Fatalf("reference failover passed %v; want a scale-up and 5 weight changes (a staged plan)", kinds)
+	// Staged at first: a scale-up and several weight changes, each recorded after the call. Each
+	// URL map patch is an operation polled at the next iteration, so the hard-down source is
+	// seen before the fifth step and the plan escalates to its emergency step: at least two.
+	if kinds["mutated:scale"] < 1 || kinds["mutated:set-weights"] < 2 {
+		t.Fatalf("reference failover passed %v; want a scale-up and at least 2 weight changes", kinds)
 	}
 	if p := points[0].st.Plan; p == nil || p.Emergency || len(p.Steps) != 5 {
 		t.Fatalf("reference failover plan %+v, want staged over 5 steps", p)
