@@ -2,6 +2,7 @@
 //
 //	drwatchd run [--config FILE | --sim]   the daemon
 //	drwatchd check-config FILE             validate a config and print every problem
+//	drwatchd preflight --config FILE|--sim read-only checks of the cloud, as a checklist
 //	drwatchd simulate --scenario FILE      run a scenario on the simulated cloud, report JSON
 //	drwatchd drill --service NAME          a planned failover and failback, measured
 //	drwatchd status|pause|resume|failover|failback|abort   admin client verbs
@@ -27,6 +28,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon (--sim: on the embedded simulated cloud)", cmdRun},
 		{"check-config", "validate a config file and print every problem", cmdCheckConfig},
+		{"preflight", "read-only checks of the configured cloud, as a checklist (--sim: the simulated one)", cmdPreflight},
 		{"simulate", "run a scenario on the simulated cloud and write a JSON report", cmdSimulate},
 		{"drill", "planned failover and failback of one service, with measured RTO", cmdDrill},
 		{"status", "show every service's state (admin API)", cmdStatus},

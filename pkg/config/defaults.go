@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,13 @@ func DefaultProbe() Probe {
 // DefaultAlertmanager returns an alertmanager entry with every default set (no URL).
 func DefaultAlertmanager() Alertmanager { return Alertmanager{Timeout: seconds(5)} }
 
+// Probe credentials (probe.auth).
+const (
+	ProbeAuthNone        = "none"
+	ProbeAuthAccessToken = "access-token"
+	ProbeAuthIDToken     = "id-token"
+)
+
 // DefaultBurnRules are the SRE Workbook's page-level multiwindow, multi-burn-rate rules.
 func DefaultBurnRules() []BurnRule {
 	return []BurnRule{
@@ -113,14 +121,21 @@ func DefaultBurnRules() []BurnRule {
 }
 
 // ApplyDefaults fills the defaults that derive from other fields, where they are zero:
-// loop.timeout (= loop.interval), leader.identity ($HOSTNAME, else os.Hostname),
-// replicas.max (= 2 * production), burn_rate.rules (DefaultBurnRules), health.lookback
+// loop.timeout (= loop.interval; with leader election at most leader.ttl - leader.renew - 1s),
+// leader.identity ($HOSTNAME, else os.Hostname),
+// replicas.max (= 2 * production), probe.auth (none; access-token with the older google_auth:
+// true), probe.audience (auth id-token: the probe URL's scheme and host), burn_rate.rules (DefaultBurnRules), health.lookback
 // (= max(window, longest burn-rate long window)) and rpo.source (from what is configured).
 // It is idempotent; Parse calls it.
 func (c *Config) ApplyDefaults(opts ...Option) {
 	o := newOptions(opts)
 	if c.Loop.Timeout == 0 {
 		c.Loop.Timeout = c.Loop.Interval
+		// With leader election the loop's iteration must leave the lease room: a lease renewed
+		// at an iteration's start is next renewed up to leader.renew after it ends.
+		if room := c.Leader.TTL - c.Leader.Renew - Duration(time.Second); c.Leader.Enabled && room > 0 && c.Loop.Timeout > room {
+			c.Loop.Timeout = room
+		}
 	}
 	if c.Leader.Identity == "" {
 		if h, ok := o.lookupEnv("HOSTNAME"); ok && h != "" {
@@ -135,6 +150,19 @@ func (c *Config) ApplyDefaults(opts ...Option) {
 			r := &s.Regions[j]
 			if r.Replicas.Max == 0 {
 				r.Replicas.Max = 2 * r.Replicas.Production
+			}
+			if pr := r.Probe; pr != nil {
+				if pr.Auth == "" {
+					pr.Auth = ProbeAuthNone
+					if pr.GoogleAuth {
+						pr.Auth = ProbeAuthAccessToken
+					}
+				}
+				if pr.Auth == ProbeAuthIDToken && pr.Audience == "" {
+					if u, err := url.Parse(pr.URL); err == nil && u.Scheme != "" && u.Host != "" {
+						pr.Audience = u.Scheme + "://" + u.Host
+					}
+				}
 			}
 		}
 		if s.Health.BurnRate != nil && len(s.Health.BurnRate.Rules) == 0 {

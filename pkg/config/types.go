@@ -114,6 +114,9 @@ type Region struct {
 	EndpointID string `yaml:"endpoint_id"`
 	// DeployedModelID is the deployed model on that endpoint.
 	DeployedModelID string `yaml:"deployed_model_id"`
+	// PrivateEndpoint: the endpoint is private (VPC peering or Private Service Connect), whose
+	// metrics are published as prediction/online/private/*. Default false.
+	PrivateEndpoint bool `yaml:"private_endpoint"`
 	// BackendService is the load balancer backend for this region (router urlmap), e.g.
 	// projects/p/global/backendServices/fraud-us-central1 (a full URL is accepted too).
 	BackendService string   `yaml:"backend_service"`
@@ -133,15 +136,24 @@ type Replicas struct {
 
 // Probe is an active HTTP probe.
 type Probe struct {
-	URL            string            `yaml:"url"`
-	Method         string            `yaml:"method"` // GET | POST (default GET)
-	Body           string            `yaml:"body"`   // POST body, e.g. a small predict request
-	Headers        map[string]string `yaml:"headers"`
-	Interval       Duration          `yaml:"interval"`         // default 5s
-	Timeout        Duration          `yaml:"timeout"`          // default 2s, < interval
-	ExpectStatus   int               `yaml:"expect_status"`    // default 200
-	GoogleAuth     bool              `yaml:"google_auth"`      // ID/access token from the default credential chain
-	FailuresToDown int               `yaml:"failures_to_down"` // consecutive failed probes that count as a bad signal; default 1
+	URL          string            `yaml:"url"`
+	Method       string            `yaml:"method"` // GET | POST (default GET)
+	Body         string            `yaml:"body"`   // POST body, e.g. a small predict request
+	Headers      map[string]string `yaml:"headers"`
+	Interval     Duration          `yaml:"interval"`      // default 5s
+	Timeout      Duration          `yaml:"timeout"`       // default 2s, < interval
+	ExpectStatus int               `yaml:"expect_status"` // default 200
+	// Auth is the credential sent with the probe, from the application default credentials:
+	// none (default) | access-token (OAuth2, scope cloud-platform: Vertex AI's
+	// *-aiplatform.googleapis.com prediction URLs) | id-token (OIDC, for Cloud Run and
+	// IAP-protected targets, which refuse access tokens).
+	Auth string `yaml:"auth"`
+	// Audience of the ID token (auth id-token). Default: the probe URL's scheme and host (a
+	// Cloud Run service URL); an IAP-protected target needs its OAuth client ID here.
+	Audience string `yaml:"audience"`
+	// GoogleAuth is the older spelling of auth: access-token (true). Deprecated: use auth.
+	GoogleAuth     bool `yaml:"google_auth"`
+	FailuresToDown int  `yaml:"failures_to_down"` // consecutive failed probes that count as a bad signal; default 1
 }
 
 // CheckpointLocation is a bucket and object prefix holding checkpoints.

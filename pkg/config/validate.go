@@ -205,7 +205,45 @@ func (c *Config) validate() []*FieldError {
 		}
 		v.service(p, s)
 	}
+	v.crossField(c)
 	return v.errs
+}
+
+// crossField checks settings that are each valid alone but contradict one another (issue 13,
+// item 10). Every message names both fields and the limit.
+func (v *validator) crossField(c *Config) {
+	if c.Leader.Enabled && c.Leader.TTL > 0 && c.Leader.Renew > 0 && c.Loop.Timeout > 0 &&
+		c.Loop.Timeout >= c.Leader.TTL-c.Leader.Renew {
+		v.add("loop.timeout", "%s leaves the lease no room: an iteration renews the lease when it starts and the next renewal comes up to leader.renew (%s) after it ends, so want loop.timeout < leader.ttl - leader.renew (%s - %s = %s)",
+			c.Loop.Timeout, c.Leader.Renew, c.Leader.TTL, c.Leader.Renew, c.Leader.TTL-c.Leader.Renew)
+	}
+	if c.Loop.Timeout > 0 && c.Loop.Interval > 0 && c.Loop.Timeout > c.Loop.Interval {
+		v.add("loop.timeout", "%s is longer than loop.interval (%s); want timeout <= interval, or iterations overlap the schedule and observations age", c.Loop.Timeout, c.Loop.Interval)
+	}
+	if c.Admin.Enabled && c.Admin.Listen != "" && c.Admin.Listen == c.Server.Listen {
+		v.add("admin.listen", "%q is also server.listen; want a different address for the admin API", c.Admin.Listen)
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := fmt.Sprintf("services[%d]", i)
+		h := &s.Health
+		if h.Window > 0 && h.Alignment > 0 && h.Window < h.Alignment {
+			v.add(p+".health.window", "%s is shorter than health.alignment (%s); want a window that holds at least one whole bucket", h.Window, h.Alignment)
+		}
+		if h.Staleness > 0 && h.Alignment > 0 && h.Staleness <= h.Alignment {
+			v.add(p+".health.staleness", "%s is not longer than health.alignment (%s); every bucket would be stale before the next one ends: want staleness > alignment (Vertex AI metrics are visible up to 6m late; default 10m)", h.Staleness, h.Alignment)
+		}
+		if t := s.Failover.ScaleTimeout; t > 0 && c.Loop.Interval > 0 && t < 2*c.Loop.Interval {
+			v.add(p+".failover.scale_timeout", "%s is shorter than two loop intervals (loop.interval %s); the scale-up would time out before it is polled twice: want scale_timeout >= 2 x loop.interval", t, c.Loop.Interval)
+		}
+		for j := range s.Regions {
+			pr := s.Regions[j].Probe
+			if pr == nil || pr.Timeout <= 0 || c.Loop.Timeout <= 0 || pr.Timeout < c.Loop.Timeout {
+				continue
+			}
+			v.add(fmt.Sprintf("%s.regions[%d].probe.timeout", p, j), "%s is not below loop.timeout (%s); a probe run inside an iteration (simulation) would outlast it: want probe.timeout < loop.timeout", pr.Timeout, c.Loop.Timeout)
+		}
+	}
 }
 
 func (v *validator) service(p string, s *Service) {
@@ -323,6 +361,23 @@ func (v *validator) probe(p string, pr *Probe) {
 	}
 	if pr.ExpectStatus < 100 || pr.ExpectStatus > 599 {
 		v.add(p+".expect_status", "%d is not an HTTP status; want 100 to 599, e.g. 200", pr.ExpectStatus)
+	}
+	auth := pr.Auth
+	if auth == "" { // before ApplyDefaults
+		auth = ProbeAuthNone
+		if pr.GoogleAuth {
+			auth = ProbeAuthAccessToken
+		}
+	}
+	v.oneOf(p+".auth", auth, ProbeAuthNone, ProbeAuthAccessToken, ProbeAuthIDToken)
+	if pr.GoogleAuth && auth != ProbeAuthAccessToken {
+		v.add(p+".google_auth", "true contradicts auth %q (google_auth: true is the older spelling of auth: access-token); want only auth", auth)
+	}
+	if pr.Audience != "" && auth != ProbeAuthIDToken {
+		v.add(p+".audience", "set but auth is %q; an audience applies to ID tokens only: want auth: id-token, or no audience", auth)
+	}
+	if auth == ProbeAuthIDToken && pr.Audience == "" && pr.Auth != "" {
+		v.add(p+".audience", "required for auth id-token when the URL has no host; want the Cloud Run service URL or the IAP OAuth client ID")
 	}
 	if pr.FailuresToDown < 1 {
 		v.add(p+".failures_to_down", "%d; want at least 1 consecutive failed probe", pr.FailuresToDown)

@@ -46,6 +46,28 @@ func TestValidateEveryRule(t *testing.T) {
 			c.Leader.Renew = d("8s")
 		}, "leader.renew", "not below half of leader.ttl (15s)"},
 		{"leader ttl", func(c *config.Config) { c.Leader.TTL = 0 }, "leader.ttl", "not positive"},
+		// Cross-field limits (crossField).
+		{"loop timeout vs lease", func(c *config.Config) {
+			c.Leader.Enabled, c.Leader.Bucket = true, "bkt"
+			c.Loop.Timeout = d("10s")
+		}, "loop.timeout", "want loop.timeout < leader.ttl - leader.renew (15s - 5s = 10s)"},
+		{"loop timeout vs interval", func(c *config.Config) { c.Loop.Timeout = d("11s") }, "loop.timeout", "longer than loop.interval (10s)"},
+		{"admin listen clash", func(c *config.Config) {
+			c.Admin.Enabled, c.Admin.TokenFile, c.Admin.Listen, c.Server.Listen = true, "/t", "127.0.0.1:8080", "127.0.0.1:8080"
+		}, "admin.listen", "also server.listen"},
+		{"window vs alignment", func(c *config.Config) {
+			c.Services[0].Health.Window = d("2m")
+			c.Services[0].Health.Alignment = d("5m")
+		}, "services[0].health.window", "shorter than health.alignment (5m"},
+		{"staleness vs alignment", func(c *config.Config) { c.Services[0].Health.Staleness = d("1m") }, "services[0].health.staleness", "not longer than health.alignment (1m"},
+		{"scale timeout vs loop", func(c *config.Config) { c.Services[0].Failover.ScaleTimeout = d("15s") }, "services[0].failover.scale_timeout", "want scale_timeout >= 2 x loop.interval"},
+		{"probe timeout vs loop", func(c *config.Config) {
+			p := probe(c)
+			c.Loop.Timeout, p.Interval, p.Timeout = d("3s"), d("10s"), d("4s")
+		}, "services[0].regions[0].probe.timeout", "want probe.timeout < loop.timeout"},
+		{"probe auth", func(c *config.Config) { probe(c).Auth = "jwt" }, "services[0].regions[0].probe.auth", "none, access-token, id-token"},
+		{"probe google_auth contradicts auth", func(c *config.Config) { p := probe(c); p.GoogleAuth, p.Auth = true, "id-token"; p.Audience = "x" }, "services[0].regions[0].probe.google_auth", "contradicts auth \"id-token\""},
+		{"probe audience without id-token", func(c *config.Config) { p := probe(c); p.Auth, p.Audience = "access-token", "https://x.run.app" }, "services[0].regions[0].probe.audience", "ID tokens only"},
 		{"alertmanager url", func(c *config.Config) {
 			c.Alerting.Alertmanagers = []config.Alertmanager{{URL: "http://ok:9093", Timeout: d("1s")}, {URL: "am:9093", Timeout: d("1s")}}
 		}, "alerting.alertmanagers[1].url", "absolute http(s) URL"},
@@ -266,5 +288,46 @@ func TestDuration(t *testing.T) {
 		if err := back.UnmarshalJSON(j); err != nil || back.D() != d {
 			t.Errorf("UnmarshalJSON(%s) = %v, %v", j, back, err)
 		}
+	}
+}
+
+// With leader election on and no loop.timeout, the default leaves the lease room (issue 13,
+// item 10): the old default (= interval, 10s) contradicted ttl 15s - renew 5s.
+func TestDefaultLoopTimeoutLeavesLeaseRoom(t *testing.T) {
+	y := "leader: {enabled: true, bucket: bkt}\n" + minimalYAML
+	c, err := config.Parse([]byte(y), config.WithLookupEnv(env("HOSTNAME", "host-a")))
+	if err != nil {
+		t.Fatalf("leader enabled with defaults: %v", err)
+	}
+	if got := c.Loop.Timeout.D(); got != 9*time.Second {
+		t.Errorf("loop.timeout = %s, want 9s (ttl 15s - renew 5s - 1s)", got)
+	}
+	c = parseMinimal(t)
+	if got := c.Loop.Timeout.D(); got != 10*time.Second {
+		t.Errorf("without leader election loop.timeout = %s, want = interval 10s", got)
+	}
+}
+
+// probe.auth defaults: none; google_auth: true is access-token; id-token takes its audience
+// from the URL's scheme and host (a Cloud Run service URL).
+func TestProbeAuthDefaults(t *testing.T) {
+	y := strings.Replace(minimalYAML, `        replicas: {production: 2}
+      - name: us-east1`, `        replicas: {production: 2}
+        probe: {url: "https://fraud-abc-uc.a.run.app/healthz", auth: id-token}
+      - name: us-east1`, 1)
+	y = strings.Replace(y, `backend_service: projects/my-project/global/backendServices/b
+        replicas: {production: 2}`, `backend_service: projects/my-project/global/backendServices/b
+        replicas: {production: 2}
+        probe: {url: "https://us-east1-aiplatform.googleapis.com/v1/x:predict", google_auth: true}`, 1)
+	c, err := config.Parse([]byte(y), config.WithLookupEnv(env("HOSTNAME", "host-a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, p1 := c.Services[0].Regions[0].Probe, c.Services[0].Regions[1].Probe
+	if p0 == nil || p0.Auth != "id-token" || p0.Audience != "https://fraud-abc-uc.a.run.app" {
+		t.Errorf("id-token probe = %+v, want audience https://fraud-abc-uc.a.run.app", p0)
+	}
+	if p1 == nil || p1.Auth != "access-token" || p1.Audience != "" {
+		t.Errorf("google_auth probe = %+v, want auth access-token", p1)
 	}
 }

@@ -518,9 +518,10 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 	metricsErr := snap.Err(svc.Project)
 	for _, r := range svc.Regions {
 		in := health.Input{
-			Points:     snap.Points(r.Name, r.EndpointID),
-			MetricsErr: metricsErr,
-			Probe:      d.prober.Latest(svc.Name, r.Name),
+			Points:         snap.Points(r.Name, r.EndpointID),
+			MetricsErr:     metricsErr,
+			Probe:          d.prober.Latest(svc.Name, r.Name),
+			CompleteBefore: snap.CompleteBefore(svc.Project),
 		}
 		hs := d.eval.Evaluate(svc, r.Name, in, now)
 		d.hm.Observe(hs, svc.Health.Window.D())
@@ -547,6 +548,19 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 			// the operation: keep it and poll again next iteration.
 			if !errclass.Transient(err) {
 				obs.ScaleErr = err.Error()
+			}
+		}
+	}
+
+	if p := st.Plan; p != nil && p.ShiftOp != "" && dec.tr.router != nil {
+		done, err := d.exec.Done(ctx, dec.tr.router, p.ShiftOp)
+		obs.ShiftDone = done
+		if err != nil {
+			d.m.loopErrors.WithLabelValues("router").Inc()
+			// As for the scale-up: only a failed operation makes the plan ask again; a poll
+			// that did not get through is retried next iteration.
+			if !errclass.Transient(err) {
+				obs.ShiftErr = err.Error()
 			}
 		}
 	}

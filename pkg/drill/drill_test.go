@@ -72,10 +72,13 @@ func checkPassed(t *testing.T, rep *drill.Report, err error) {
 		t.Fatalf("shifts: %s", dump(rep))
 	}
 	// The demo: 3m scale-up, 5 steps of 30s propagation + 1m bake. The last step is confirmed
-	// and propagated after scale-up + 4 full steps + 30s: the RTO is at least that.
+	// and propagated after scale-up + 4 full steps + 30s: the RTO is at least that. Each step's
+	// URL map patch is a global operation of a few seconds, polled at the next iteration (one
+	// 5s loop per step; fakecompute.OpPending + OpRunning), and the world's scale-up and
+	// propagation jitter come on top: up to 4 minutes more.
 	min := (3*time.Minute + 4*90*time.Second + 30*time.Second).Seconds()
-	if rep.RTOSeconds < min || rep.RTOSeconds > min+3*60 || rep.RTOSeconds != fo.RTOSeconds {
-		t.Fatalf("RTO %.0fs, want in [%.0f, %.0f]", rep.RTOSeconds, min, min+180)
+	if rep.RTOSeconds < min || rep.RTOSeconds > min+4*60 || rep.RTOSeconds != fo.RTOSeconds {
+		t.Fatalf("RTO %.0fs, want in [%.0f, %.0f]", rep.RTOSeconds, min, min+240)
 	}
 	if fo.CompleteSeconds < fo.RTOSeconds+60 {
 		t.Fatalf("complete %.0fs before the last 1m bake after the RTO %.0fs", fo.CompleteSeconds, fo.RTOSeconds)

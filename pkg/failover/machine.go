@@ -631,6 +631,8 @@ func (r *run) runPlan() {
 		Helpers:      r.helpers(p),
 		ScaleReady:   r.obs.ScaleReady,
 		ScaleErr:     r.obs.ScaleErr,
+		ShiftDone:    r.obs.ShiftDone,
+		ShiftErr:     r.obs.ShiftErr,
 		DryRun:       r.dryRun(),
 
 		BaselineFloor: r.svc.Health.ErrorRatio.Degraded,
@@ -645,7 +647,11 @@ func (r *run) runPlan() {
 			results := make([]plan.Result, 0, len(step))
 			for _, a := range step {
 				acts = append(acts, a)
-				results = append(results, plan.Result{Action: a, Op: "dry-run"})
+				r := plan.Result{Action: a}
+				if _, scale := a.(plan.Scale); scale {
+					r.Op = "dry-run" // a split is "written" within the call: no operation
+				}
+				results = append(results, r)
 			}
 			p = plan.Record(p, results, r.now)
 			if out.Terminal() || len(step) == 0 {

@@ -147,6 +147,9 @@ type Observation struct {
 	// ScaleReady: for the plan's pending ScaleOp, whether the target's replicas are ready.
 	ScaleReady bool
 	ScaleErr   string
+	// ShiftDone: the plan's pending ShiftOp (the router's write) completed; ShiftErr: it failed.
+	ShiftDone bool
+	ShiftErr  string
 	// Leader: false means observe only; the machine may change its view but emits no actions.
 	Leader   bool
 	Commands []Command

@@ -14,7 +14,7 @@ import (
 )
 
 // CheckpointTimeKey is the object metadata key that, when present (RFC 3339), gives an object's
-// checkpoint time; it takes precedence over the object's Updated time. Copies keep their source
+// checkpoint time; it takes precedence over the object's creation time. Copies keep their source
 // time in it, and the simulator uses it to place objects on its virtual clock.
 const CheckpointTimeKey = "checkpoint-time"
 
@@ -22,7 +22,7 @@ const CheckpointTimeKey = "checkpoint-time"
 const DefaultMaxObjects = 10000
 
 // BucketLister implements checkpoint.ObjectLister with Cloud Storage. It lists every object
-// under the prefix (asking only for name, created, updated and metadata) and returns the newest
+// under the prefix (asking only for name, created and metadata) and returns the newest
 // time. It is meant for a prefix that holds a bounded set of checkpoints (a few hundred or
 // thousand objects), not millions of files: beyond MaxObjects it returns a Permanent error
 // rather than a guess. Point it at a "latest/" prefix or a per-day prefix when there are more.
@@ -45,7 +45,10 @@ func NewBucketLister(c *storage.Client) *BucketLister {
 }
 
 // Newest returns the newest object's time under gs://bucket/prefix: its "checkpoint-time"
-// metadata when present and valid, else its Updated time (Created when Updated is unset).
+// metadata when present and valid, else its creation time. Never Updated: GCS moves Updated on
+// metadata-only edits (a label, a storage-class change, a hold), which would make an old
+// checkpoint look fresh; an object's content cannot change without a new generation, whose
+// Created is the write time.
 // ok is false when the prefix holds no object.
 func (b *BucketLister) Newest(ctx context.Context, bucket, prefix string) (newest time.Time, ok bool, err error) {
 	ctx, cancel := withTimeout(ctx, b.Timeout)
@@ -55,7 +58,7 @@ func (b *BucketLister) Newest(ctx context.Context, bucket, prefix string) (newes
 	defer func() { b.Observe.observe("storage.Objects.List", start, err) }()
 
 	q := &storage.Query{Prefix: prefix}
-	if err := q.SetAttrSelection([]string{"Name", "Updated", "Created", "Metadata"}); err != nil {
+	if err := q.SetAttrSelection([]string{"Name", "Created", "Metadata"}); err != nil {
 		return time.Time{}, false, classify(err, read, what)
 	}
 	limit := b.MaxObjects
@@ -91,9 +94,6 @@ func objectTime(a *storage.ObjectAttrs) time.Time {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}
-	}
-	if !a.Updated.IsZero() {
-		return a.Updated
 	}
 	return a.Created
 }

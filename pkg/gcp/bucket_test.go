@@ -83,3 +83,31 @@ func TestBucketListerBounded(t *testing.T) {
 		t.Fatalf("got %v %v %v", got, ok, err)
 	}
 }
+
+// A metadata-only edit moves an object's Updated time but not its Created time; the checkpoint's
+// age must not reset (issue 13, item 8).
+func TestBucketListerIgnoresMetadataOnlyEdits(t *testing.T) {
+	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	edited := object("ckpt-eu", "fraud/0001", base, nil)
+	edited.Updated = base.Add(2 * time.Hour) // relabelled two hours after it was written
+	_, c := newGCS(t, edited)
+	l := NewBucketLister(c)
+	got, ok, err := l.Newest(testCtx(t), "ckpt-eu", "fraud/")
+	if err != nil || !ok || !got.Equal(base) {
+		t.Fatalf("Newest = (%v, %v, %v), want its creation time %v (not the edit's %v)", got, ok, err, base, edited.Updated)
+	}
+
+	// The same through the real client: a metadata update does not make the checkpoint newer.
+	ctx := testCtx(t)
+	before, _, err := l.Newest(ctx, "ckpt-eu", "fraud/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Bucket("ckpt-eu").Object("fraud/0001").Update(ctx, storage.ObjectAttrsToUpdate{Metadata: map[string]string{"reviewed": "yes"}}); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := l.Newest(ctx, "ckpt-eu", "fraud/")
+	if err != nil || !after.Equal(before) {
+		t.Fatalf("after a metadata-only update Newest = (%v, %v), want unchanged %v", after, err, before)
+	}
+}

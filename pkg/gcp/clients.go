@@ -35,6 +35,8 @@ func DefaultVertexOptions(region string) []option.ClientOption {
 type Clients struct {
 	Monitoring *monitoring.MetricClient
 	Compute    *compute.UrlMapsClient
+	// ComputeOps polls the URL map's global operations across loop iterations.
+	ComputeOps *compute.GlobalOperationsClient
 	Storage    *storage.Client
 	Vertex     *VertexClients
 }
@@ -51,6 +53,10 @@ func NewClients(ctx context.Context, o Options) (*Clients, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("create compute url maps client: %w", err)
 	}
+	if c.ComputeOps, err = compute.NewGlobalOperationsRESTClient(ctx, o.ComputeOptions...); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("create compute global operations client: %w", err)
+	}
 	if c.Storage, err = storage.NewClient(ctx, o.StorageOptions...); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("create storage client: %w", err)
@@ -66,6 +72,9 @@ func (c *Clients) Close() error {
 	}
 	if c.Compute != nil {
 		errs = append(errs, c.Compute.Close())
+	}
+	if c.ComputeOps != nil {
+		errs = append(errs, c.ComputeOps.Close())
 	}
 	if c.Storage != nil {
 		errs = append(errs, c.Storage.Close())

@@ -75,7 +75,7 @@ func TestNewClientsAgainstTheSimulatedCloud(t *testing.T) {
 		t.Errorf("Fetch: %d endpoints, %v", len(got), err)
 	}
 	cmp.PutURLMap("proj", fraudMap(1000, 0))
-	r, err := NewURLMapRouter(cl.Compute, URLMapConfig{Project: "proj", URLMap: "fraud-scorer",
+	r, err := NewURLMapRouter(cl.Compute, cl.ComputeOps, URLMapConfig{Project: "proj", URLMap: "fraud-scorer",
 		Backends: map[string]string{"us": "bs-us", "eu": "bs-eu"}})
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,10 @@ type EndpointSplitRouter struct {
 	Retry RetryPolicy
 	// Observe, when set, is told about every call.
 	Observe Observer
+	// OnBlindWrite, when set, is told before an UpdateEndpoint that carries no etag because
+	// GetEndpoint returned none (the field is optional): a blind overwrite, which cannot detect a
+	// concurrent change. The write still goes ahead; the caller logs and counts it.
+	OnBlindWrite func(endpoint string)
 }
 
 // NewEndpointSplitRouter checks cfg and returns a router. c must reach cfg.Location's
@@ -93,9 +97,14 @@ func (r *EndpointSplitRouter) Get(ctx context.Context) (plan.Weights, string, er
 	return w, ep.GetEtag(), nil
 }
 
-// Set writes w if the endpoint's etag is still version and returns the new etag. A stale etag
-// is a Conflict; a region whose deployed model is not on the endpoint is Permanent.
-func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+// Apply writes w if the endpoint's etag is still version. UpdateEndpoint is synchronous, so the
+// write is complete on return (op ""). A stale etag
+// is a Conflict (ABORTED, or FAILED_PRECONDITION naming the etag); FAILED_PRECONDITION for any
+// other condition (an operation in progress on the endpoint) is Permanent, not a conflict: the
+// split was not changed by anyone, and the next iteration tries again. A region whose deployed
+// model is not on the endpoint is Permanent. An empty version (GetEndpoint returned no etag) is
+// a blind overwrite, reported to OnBlindWrite.
+func (r *EndpointSplitRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	what := "update traffic split of endpoint " + r.name
 	if err := checkWeights(w, func(region string) bool { _, ok := r.cfg.DeployedModels[region]; return ok }, what); err != nil {
 		return "", err
@@ -124,10 +133,13 @@ func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version s
 		split[id] = int32(w[region])
 	}
 
+	if version == "" && r.OnBlindWrite != nil {
+		r.OnBlindWrite(r.name)
+	}
 	ctx, cancel := withTimeout(ctx, r.Timeout)
 	defer cancel()
 	start := time.Now()
-	out, err := r.client.UpdateEndpoint(ctx, &aiplatformpb.UpdateEndpointRequest{
+	_, err = r.client.UpdateEndpoint(ctx, &aiplatformpb.UpdateEndpointRequest{
 		Endpoint:   &aiplatformpb.Endpoint{Name: r.name, TrafficSplit: split, Etag: version},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"traffic_split"}},
 	})
@@ -136,5 +148,10 @@ func (r *EndpointSplitRouter) Set(ctx context.Context, w plan.Weights, version s
 	if err != nil {
 		return "", err
 	}
-	return out.GetEtag(), nil
+	return "", nil
+}
+
+// Done is true: UpdateEndpoint has no long-running operation.
+func (r *EndpointSplitRouter) Done(ctx context.Context, _ string) (bool, error) {
+	return ctx.Err() == nil, ctx.Err()
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/googleapis/gax-go/v2"
@@ -54,7 +55,10 @@ const (
 	read callKind = iota
 	// write: an absolute (idempotent) write without a precondition.
 	write
-	// conditional: a write guarded by a fingerprint/etag; FAILED_PRECONDITION means a stale one.
+	// conditional: a write guarded by a fingerprint/etag. A stale one is HTTP 412 (Compute,
+	// GCS) or ABORTED (Vertex AI); FAILED_PRECONDITION is a conflict only when it names the etag,
+	// since Vertex AI also uses it for other conditions (an operation in progress on the
+	// endpoint, a model that is not deployed).
 	conditional
 )
 
@@ -93,6 +97,9 @@ func classOf(err error, kind callKind) (errclass.Kind, string) {
 	}
 	// gRPC (Monitoring, Vertex AI, long-running operations).
 	if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
+		if st.Code() == codes.FailedPrecondition && kind == conditional && mentionsEtag(st.Message()) {
+			return errclass.Conflict, codeName(st.Code())
+		}
 		return classGRPC(st.Code(), kind), codeName(st.Code())
 	}
 	return errclass.Permanent, "UNKNOWN"
@@ -139,7 +146,7 @@ func codeName(c codes.Code) string {
 	return c.String()
 }
 
-func classGRPC(c codes.Code, kind callKind) errclass.Kind {
+func classGRPC(c codes.Code, _ callKind) errclass.Kind {
 	switch c {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal:
 		return errclass.Retryable
@@ -148,15 +155,17 @@ func classGRPC(c codes.Code, kind callKind) errclass.Kind {
 	case codes.Aborted:
 		return errclass.Conflict
 	case codes.FailedPrecondition:
-		if kind == conditional {
-			return errclass.Conflict
-		}
+		// Not a concurrency conflict (classOf handles one that names the etag): the condition
+		// (e.g. an operation in progress) is reported, and the next iteration tries again.
 		return errclass.Permanent
 	case codes.NotFound:
 		return errclass.NotFound
 	}
 	return errclass.Permanent
 }
+
+// mentionsEtag reports whether a FAILED_PRECONDITION message is about the etag.
+func mentionsEtag(msg string) bool { return strings.Contains(strings.ToLower(msg), "etag") }
 
 func classHTTP(hc int, _ callKind) errclass.Kind {
 	switch {
@@ -251,3 +260,7 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 
 // defaultTimeout applies to any call whose adapter has no timeout configured.
 const defaultTimeout = 15 * time.Second
+
+// Classify wraps a raw cloud client error of a read call with its errclass kind and code, as
+// the adapters do (for callers outside pkg/gcp that call a client directly, e.g. preflight).
+func Classify(err error, msg string) error { return classify(err, read, msg) }

@@ -3,7 +3,10 @@ package gcp
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -25,13 +29,19 @@ const (
 	MetricReplicas            = "aiplatform.googleapis.com/prediction/online/replicas"
 	MetricTargetReplicas      = "aiplatform.googleapis.com/prediction/online/target_replicas"
 
+	// Private endpoints (VPC peering, Private Service Connect) publish their own family.
+	MetricPrivateResponseCount       = "aiplatform.googleapis.com/prediction/online/private/response_count"
+	MetricPrivatePredictionLatencies = "aiplatform.googleapis.com/prediction/online/private/prediction_latencies"
+
 	// LatencyTypeTotal is the prediction_latencies latency_type that measures the whole
 	// request (the others are "model" and "overhead"); p99 is read from it alone.
 	LatencyTypeTotal = "total"
 )
 
-// Group-by fields of every prediction query: one output series per endpoint.
-var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location"}
+// Group-by fields of every prediction query: one output series per endpoint and project. A
+// query on projects/X reads X's whole metrics scope, so two projects' endpoints with the same ID
+// and location are told apart by resource_container (see containerOf).
+var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location", "resource.label.resource_container"}
 
 // MinAlignment is Cloud Monitoring's smallest alignment period with a cross-series reducer;
 // shorter Query.Alignment values are raised to it.
@@ -50,8 +60,9 @@ const (
 )
 
 // MonitoringSource implements health.MetricsSource with Cloud Monitoring. Fetch makes exactly
-// one ListTimeSeries call (all its pages) per metric type for the project, grouped by
-// endpoint_id and location, whatever the number of endpoints.
+// one ListTimeSeries call (all its pages) per metric type it reads for the project
+// (response_count grouped by response_code, and prediction_latencies), grouped by endpoint_id,
+// location and resource_container, whatever the number of endpoints.
 type MonitoringSource struct {
 	client *monitoring.MetricClient
 
@@ -65,9 +76,15 @@ type MonitoringSource struct {
 	Latency LatencyMode
 	// Observe, when set, is told about every call.
 	Observe Observer
+
+	unitMu sync.Mutex
+	units  map[string]time.Duration // project -> prediction_latencies' unit, as read
 }
 
-var _ health.MetricsSource = (*MonitoringSource)(nil)
+var (
+	_ health.MetricsSource = (*MonitoringSource)(nil)
+	_ health.TimingSource  = (*MonitoringSource)(nil)
+)
 
 // NewMonitoringSource returns a source reading through c.
 func NewMonitoringSource(c *monitoring.MetricClient) *MonitoringSource {
@@ -85,8 +102,8 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		align = MinAlignment
 	}
 	align = align.Truncate(time.Second) // the API wants whole seconds
-	acc := map[health.SeriesKey]map[int64]*health.Point{}
-	at := func(k health.SeriesKey, end time.Time) *health.Point {
+	acc := map[containerKey]map[int64]*health.Point{}
+	at := func(k containerKey, end time.Time) *health.Point {
 		byEnd := acc[k]
 		if byEnd == nil {
 			byEnd = map[int64]*health.Point{}
@@ -100,6 +117,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		return p
 	}
 
+	unit := time.Millisecond // read before the latency query (latencyUnit)
 	latAligner, latReducer := monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_PERCENTILE_99
 	if m.Latency == LatencyAlignPercentile {
 		latAligner, latReducer = monitoringpb.Aggregation_ALIGN_PERCENTILE_99, monitoringpb.Aggregation_REDUCE_MAX
@@ -111,19 +129,33 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		reducer monitoringpb.Aggregation_Reducer
 		apply   func(p *health.Point, v float64)
 	}{
-		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
-			func(p *health.Point, v float64) { p.Requests += v }},
-		{MetricErrorCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM,
-			func(p *health.Point, v float64) { p.Errors += v }},
+		// Requests and errors from one series family (response_count by response_code), so the
+		// ratio never mixes two independently ingested metrics (error_count is not read).
+		{MetricResponseCount, "", monitoringpb.Aggregation_ALIGN_DELTA, monitoringpb.Aggregation_REDUCE_SUM, nil},
 		{MetricPredictionLatencies, fmt.Sprintf(" AND metric.label.latency_type = %q", LatencyTypeTotal), latAligner, latReducer,
 			func(p *health.Point, v float64) {
-				d := time.Duration(v * float64(time.Millisecond))
+				d := time.Duration(v * float64(unit))
 				if d > p.LatencyP99 {
 					p.LatencyP99 = d
 				}
 			}},
 	}
+	if q.Private {
+		// The private family, read the same way; an endpoint is in one family or the other.
+		for i := range 2 {
+			pq := queries[i]
+			pq.metric = map[string]string{MetricResponseCount: MetricPrivateResponseCount, MetricPredictionLatencies: MetricPrivatePredictionLatencies}[pq.metric]
+			queries = append(queries, pq)
+		}
+	}
 	for _, qq := range queries {
+		if qq.metric == MetricPredictionLatencies || qq.metric == MetricPrivatePredictionLatencies {
+			unit = m.latencyUnit(ctx, q.Project)
+		}
+		groupBy := endpointGroupBy
+		if qq.apply == nil {
+			groupBy = append(slices.Clip(endpointGroupBy), "metric.label.response_code")
+		}
 		req := &monitoringpb.ListTimeSeriesRequest{
 			Name:     "projects/" + q.Project,
 			Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", qq.metric, ResourceTypeEndpoint) + qq.extra,
@@ -132,23 +164,27 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 				AlignmentPeriod:    durationpb.New(align),
 				PerSeriesAligner:   qq.aligner,
 				CrossSeriesReducer: qq.reducer,
-				GroupByFields:      endpointGroupBy,
+				GroupByFields:      groupBy,
 			},
 			View:     monitoringpb.ListTimeSeriesRequest_FULL,
 			PageSize: m.PageSize,
 		}
 		err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
 			labels := ts.GetResource().GetLabels()
-			k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
+			k := containerKey{health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}, labels["resource_container"]}
 			if k.Location == "" || k.EndpointID == "" {
 				return
+			}
+			apply := qq.apply
+			if apply == nil {
+				apply = responseClass(ts.GetMetric().GetLabels()["response_code"])
 			}
 			for _, pt := range ts.GetPoints() {
 				v, ok := numeric(pt.GetValue())
 				if !ok || pt.GetInterval().GetEndTime() == nil {
 					continue
 				}
-				qq.apply(at(k, pt.GetInterval().GetEndTime().AsTime()), v)
+				apply(at(k, pt.GetInterval().GetEndTime().AsTime()), v)
 			}
 		})
 		if err != nil {
@@ -157,7 +193,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 	}
 
 	out := make(map[health.SeriesKey][]health.Point, len(acc))
-	for k, byEnd := range acc {
+	for k, byEnd := range pickContainers(acc, q.Project) {
 		pts := make([]health.Point, 0, len(byEnd))
 		for _, p := range byEnd {
 			pts = append(pts, *p)
@@ -166,6 +202,97 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		out[k] = pts
 	}
 	return out, nil
+}
+
+// containerKey is an endpoint's series key with the project that owns it.
+type containerKey struct {
+	health.SeriesKey
+	container string // resource_container: "projects/NUMBER", a project ID or number; "" unknown
+}
+
+// pickContainers keeps, for each endpoint, the series of project: those whose resource_container
+// names it. An endpoint seen under exactly one container that does not name project (it may be
+// the project's number, which the config does not know) is kept too; one seen under several,
+// none naming project, is dropped: another project's endpoint with the same ID must never merge
+// with or stand in for ours.
+func pickContainers(acc map[containerKey]map[int64]*health.Point, project string) map[health.SeriesKey]map[int64]*health.Point {
+	byKey := map[health.SeriesKey][]containerKey{}
+	for ck := range acc {
+		byKey[ck.SeriesKey] = append(byKey[ck.SeriesKey], ck)
+	}
+	out := make(map[health.SeriesKey]map[int64]*health.Point, len(byKey))
+	for k, cks := range byKey {
+		var pick *containerKey
+		for i, ck := range cks {
+			if ck.container == project || ck.container == "projects/"+project {
+				pick = &cks[i]
+			}
+		}
+		if pick == nil && len(cks) == 1 {
+			pick = &cks[0]
+		}
+		if pick != nil {
+			out[k] = acc[*pick]
+		}
+	}
+	return out
+}
+
+// latencyUnit is one unit of prediction_latencies' values in project, from its descriptor's unit
+// ("ms", "us", "s", ...), read once per project. Until a descriptor is read (an error is retried
+// at the next fetch) it is milliseconds, the unit Vertex AI documents.
+func (m *MonitoringSource) latencyUnit(ctx context.Context, project string) time.Duration {
+	m.unitMu.Lock()
+	u, ok := m.units[project]
+	m.unitMu.Unlock()
+	if ok {
+		return u
+	}
+	info, err := m.Describe(ctx, project, MetricPredictionLatencies)
+	if err != nil && !errclass.Is(err, errclass.NotFound) {
+		return time.Millisecond // not cached: read again at the next fetch
+	}
+	u = UnitDuration(info.Unit) // no descriptor: milliseconds, as documented
+
+	m.unitMu.Lock()
+	if m.units == nil {
+		m.units = map[string]time.Duration{}
+	}
+	m.units[project] = u
+	m.unitMu.Unlock()
+	return u
+}
+
+// UnitDuration maps a Cloud Monitoring (UCUM) time unit to a duration: "ms" (also the default
+// for an empty or unknown unit), "us", "ns", "s", "min", "h".
+func UnitDuration(unit string) time.Duration {
+	switch unit {
+	case "us":
+		return time.Microsecond
+	case "ns":
+		return time.Nanosecond
+	case "s":
+		return time.Second
+	case "min":
+		return time.Minute
+	case "h":
+		return time.Hour
+	}
+	return time.Millisecond
+}
+
+// responseClass returns how a response_count series of one response_code counts: every response
+// is a request; 5xx are errors; 429 is throttling (a regional quota that a failover can fix),
+// counted apart; other 4xx (bad client input) never count as errors, which would fail a region
+// over for its clients' mistakes. The code is read by its first digit, as Vertex AI documents.
+func responseClass(code string) func(p *health.Point, v float64) {
+	switch {
+	case code == "429":
+		return func(p *health.Point, v float64) { p.Requests += v; p.Throttled += v }
+	case strings.HasPrefix(code, "5"):
+		return func(p *health.Point, v float64) { p.Requests += v; p.Errors += v }
+	}
+	return func(p *health.Point, v float64) { p.Requests += v }
 }
 
 // list runs one ListTimeSeries call, iterating over all its pages under one deadline.
@@ -201,4 +328,76 @@ func numeric(v *monitoringpb.TypedValue) (float64, bool) {
 		return x.DoubleValue, true
 	}
 	return 0, false
+}
+
+// MetricInfo is what a metric descriptor says about a metric's timing and unit.
+type MetricInfo struct {
+	Type string
+	Unit string
+	// SamplePeriod and IngestDelay from the descriptor's metadata (0 when not stated).
+	SamplePeriod, IngestDelay time.Duration
+}
+
+// Describe reads the metric descriptor of metricType in project (GetMetricDescriptor). A missing
+// descriptor is NotFound.
+func (m *MonitoringSource) Describe(ctx context.Context, project, metricType string) (info MetricInfo, err error) {
+	ctx, cancel := withTimeout(ctx, m.Timeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { m.Observe.observe("monitoring.GetMetricDescriptor", start, err) }()
+	d, err := m.client.GetMetricDescriptor(ctx, &monitoringpb.GetMetricDescriptorRequest{
+		Name: "projects/" + project + "/metricDescriptors/" + metricType,
+	}, m.Retry.callOption())
+	if err != nil {
+		return MetricInfo{}, classify(err, read, fmt.Sprintf("get metric descriptor %s in project %s", metricType, project))
+	}
+	md := d.GetMetadata()
+	return MetricInfo{Type: d.GetType(), Unit: d.GetUnit(),
+		SamplePeriod: md.GetSamplePeriod().AsDuration(), IngestDelay: md.GetIngestDelay().AsDuration()}, nil
+}
+
+// LatencyTypes lists the latency_type label values of prediction_latencies series in project
+// over [start, end] (one ListTimeSeries call, headers only), by endpoint.
+func (m *MonitoringSource) LatencyTypes(ctx context.Context, project string, start, end time.Time) (map[health.SeriesKey][]string, error) {
+	req := &monitoringpb.ListTimeSeriesRequest{
+		Name:     "projects/" + project,
+		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricPredictionLatencies, ResourceTypeEndpoint),
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)},
+		View:     monitoringpb.ListTimeSeriesRequest_HEADERS,
+	}
+	out := map[health.SeriesKey][]string{}
+	seen := map[health.SeriesKey]map[string]bool{}
+	err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
+		labels := ts.GetResource().GetLabels()
+		k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
+		lt := ts.GetMetric().GetLabels()["latency_type"]
+		if seen[k] == nil {
+			seen[k] = map[string]bool{}
+		}
+		if !seen[k][lt] {
+			seen[k][lt] = true
+			out[k] = append(out[k], lt)
+		}
+	})
+	if err != nil {
+		return nil, classify(err, read, fmt.Sprintf("list latency types in project %s", project))
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out, nil
+}
+
+// IngestDelay implements health.TimingSource: the largest metadata.ingest_delay among the
+// descriptors of the prediction metrics Fetch reads in project.
+func (m *MonitoringSource) IngestDelay(ctx context.Context, project string) (time.Duration, error) {
+	var d time.Duration
+	for _, mt := range []string{MetricResponseCount, MetricErrorCount, MetricPredictionLatencies} {
+		info, err := m.Describe(ctx, project, mt)
+		if err != nil {
+			return 0, err
+		}
+		d = max(d, info.IngestDelay)
+	}
+	return d, nil
 }

@@ -7,16 +7,20 @@ import (
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/option"
 	distributionpb "google.golang.org/genproto/googleapis/api/distribution"
 	metricpb "google.golang.org/genproto/googleapis/api/metric"
 	monitoredrespb "google.golang.org/genproto/googleapis/api/monitoredres"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 	"github.com/drwatchd/drwatchd/pkg/sim/fakemon"
 )
 
@@ -148,7 +152,11 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 			src := NewMonitoringSource(c)
 			src.Latency = mode
 			var observed []string
-			src.Observe = func(method, code string, _ time.Duration) { observed = append(observed, method+" "+code) }
+			src.Observe = func(method, code string, _ time.Duration) {
+				if method == "monitoring.ListTimeSeries" {
+					observed = append(observed, method+" "+code)
+				}
+			}
 
 			got, err := src.Fetch(testCtx(t), query())
 			if err != nil {
@@ -166,16 +174,19 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 				}
 			}
 			checkEndpoints(t, got, 200)
-			for _, m := range []string{MetricResponseCount, MetricErrorCount, MetricPredictionLatencies} {
+			for _, m := range []string{MetricResponseCount, MetricPredictionLatencies} {
 				if n := fake.Calls("ListTimeSeries", m); n != 1 {
 					t.Errorf("%s: %d ListTimeSeries calls, want 1", m, n)
 				}
 			}
-			if n := fake.Calls("ListTimeSeries", ""); n != 3 {
-				t.Errorf("%d ListTimeSeries calls in all, want 3", n)
+			if n := fake.Calls("ListTimeSeries", MetricErrorCount); n != 0 {
+				t.Errorf("error_count read %d times, want never (errors come from response_count's codes)", n)
 			}
-			if len(observed) != 3 || observed[0] != "monitoring.ListTimeSeries OK" {
-				t.Errorf("observed %q, want 3 OK calls", observed)
+			if n := fake.Calls("ListTimeSeries", ""); n != 2 {
+				t.Errorf("%d ListTimeSeries calls in all, want 2", n)
+			}
+			if len(observed) != 2 || observed[0] != "monitoring.ListTimeSeries OK" {
+				t.Errorf("observed %q, want 2 OK calls", observed)
 			}
 		})
 	}
@@ -184,14 +195,14 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 func TestFetchSeveralPages(t *testing.T) {
 	fake, c := newMonitoring(t)
 	seedEndpoints(fake, "proj", 20)
-	fake.SetPageSize(7) // 20 series per metric: pages of 7, 7, 6
+	fake.SetPageSize(7) // response_count: 20 endpoints x 2 response codes = 40 series: 6 pages
 	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkEndpoints(t, got, 20)
-	if n := fake.Calls("ListTimeSeries", MetricResponseCount); n != 3 {
-		t.Errorf("%d page calls for response_count, want 3", n)
+	if n := fake.Calls("ListTimeSeries", MetricResponseCount); n != 6 {
+		t.Errorf("%d page calls for response_count, want 6", n)
 	}
 }
 
@@ -274,5 +285,167 @@ func TestFetchErrorClasses(t *testing.T) {
 				t.Errorf("err %q lacks context %q", err, want)
 			}
 		})
+	}
+}
+
+// A query on projects/X reads X's whole metrics scope: another project monitored by X, with
+// endpoints of the same IDs in the same locations, must not merge into X's series (issue 13,
+// item 5). The fake, like Cloud Monitoring, returns the scope's series.
+func TestFetchMetricsScopeKeepsProjectsApart(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 4)
+	seedEndpoints(fake, "other-project", 4) // same endpoint IDs and locations, other numbers
+	fake.SetMetricsScope("proj", "other-project")
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEndpoints(t, got, 4) // the values of proj alone: requests not doubled
+
+	// Without resource_container in the grouping (the old query), the scope's series merge.
+	var merged float64
+	err = NewMonitoringSource(c).list(testCtx(t), &monitoringpb.ListTimeSeriesRequest{
+		Name:     "projects/proj",
+		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricResponseCount, ResourceTypeEndpoint),
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(t0), EndTime: timestamppb.New(t0.Add(5 * time.Minute))},
+		Aggregation: &monitoringpb.Aggregation{AlignmentPeriod: durationpb.New(time.Minute),
+			PerSeriesAligner: monitoringpb.Aggregation_ALIGN_DELTA, CrossSeriesReducer: monitoringpb.Aggregation_REDUCE_SUM,
+			GroupByFields: []string{"resource.label.endpoint_id", "resource.label.location"}},
+	}, func(ts *monitoringpb.TimeSeries) {
+		if ts.GetResource().GetLabels()["endpoint_id"] == "ep000" {
+			for _, p := range ts.GetPoints() {
+				merged += float64(p.GetValue().GetInt64Value())
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours float64
+	for _, p := range got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}] {
+		ours += p.Requests
+	}
+	if merged != 2*ours {
+		t.Fatalf("scope query grouped without resource_container sums %v, want twice ours (%v): the fake does not model the scope", merged, ours)
+	}
+}
+
+// The metrics' timing is read from their descriptors (metadata.ingest_delay), not assumed, and
+// the poller's snapshot says which buckets are complete (issue 13, item 1).
+func TestIngestDelayReadFromDescriptors(t *testing.T) {
+	fake, c := newMonitoring(t)
+	src := NewMonitoringSource(c)
+	if _, err := src.IngestDelay(testCtx(t), "proj"); !errclass.Is(err, errclass.NotFound) {
+		t.Fatalf("no descriptors: err = %v, want NotFound", err)
+	}
+	for _, d := range fakemon.VertexDescriptors(time.Minute, 360*time.Second) {
+		fake.SetDescriptor(d)
+	}
+	info, err := src.Describe(testCtx(t), "proj", MetricPredictionLatencies)
+	if err != nil || info.Unit != "ms" || info.SamplePeriod != time.Minute || info.IngestDelay != 360*time.Second {
+		t.Fatalf("Describe = %+v, %v", info, err)
+	}
+	seedEndpoints(fake, "proj", 4)
+	cfg := &config.Config{Loop: config.Loop{Interval: config.Duration(10 * time.Second)}, Services: []config.Service{{
+		Name: "s", Project: "proj",
+		Regions: []config.Region{{Name: regions4[0], EndpointID: "ep000"}, {Name: regions4[1], EndpointID: "ep001"}},
+		Health:  config.Health{Window: config.Duration(5 * time.Minute), Alignment: config.Duration(time.Minute)},
+	}}}
+	p := poll.NewPoller(src, cfg, nil, prometheus.NewRegistry(), poll.WithRetryBackoff(0))
+	now := t0.Add(10 * time.Minute)
+	snap := p.Poll(testCtx(t), now)
+	if err := snap.Err("proj"); err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.CompleteBefore("proj"); !got.Equal(now.Add(-360 * time.Second)) {
+		t.Errorf("CompleteBefore = %v, want now - 360s", got)
+	}
+}
+
+// Requests and errors come from one series family, response_count by response_code: 5xx are
+// errors, other 4xx never (a client's bad input must not fail a region over), 429 is counted
+// apart as throttling; error_count, ingested on its own, is not mixed in (issue 13, item 2).
+func TestFetchErrorClassesFromResponseCodes(t *testing.T) {
+	fake, c := newMonitoring(t)
+	res := endpointResource("proj", regions4[0], "ep000")
+	end := t0.Add(time.Minute)
+	for code, n := range map[string]int64{"200": 900, "400": 50, "404": 10, "429": 30, "500": 7, "503": 3} {
+		fake.Add(intSeries(MetricResponseCount, map[string]string{"deployed_model_id": "a", "response_code": code}, res, end, n))
+	}
+	// error_count disagrees (it is ingested independently, here a bucket behind): not read.
+	fake.Add(intSeries(MetricErrorCount, map[string]string{"deployed_model_id": "a"}, res, end, 70))
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}]
+	if len(pts) != 1 {
+		t.Fatalf("points %+v", pts)
+	}
+	if p := pts[0]; p.Requests != 1000 || p.Errors != 10 || p.Throttled != 30 {
+		t.Errorf("point %+v, want 1000 requests, 10 errors (5xx only), 30 throttled", p)
+	}
+}
+
+// The latency unit is read from the descriptor, not assumed: a descriptor in microseconds makes
+// the same values 1000 times shorter (issue 13, item 3).
+func TestFetchLatencyUnitFromDescriptor(t *testing.T) {
+	for _, tc := range []struct {
+		unit string
+		want time.Duration
+	}{{"ms", 198 * time.Millisecond}, {"us", 198 * time.Microsecond}} {
+		fake, c := newMonitoring(t)
+		for _, d := range fakemon.VertexDescriptors(time.Minute, 2*time.Minute) {
+			if d.GetType() == MetricPredictionLatencies {
+				d.Unit = tc.unit
+			}
+			fake.SetDescriptor(d)
+		}
+		seedEndpoints(fake, "proj", 1)
+		got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}] {
+			if p.LatencyP99 != tc.want {
+				t.Fatalf("unit %s: p99 %v, want %v", tc.unit, p.LatencyP99, tc.want)
+			}
+		}
+	}
+}
+
+// Private endpoints publish prediction/online/private/*: the metric family follows the endpoint
+// kind (issue 13, item 4). Without reading it, a private endpoint has no points at all.
+func TestFetchPrivateEndpointFamily(t *testing.T) {
+	fake, c := newMonitoring(t)
+	seedEndpoints(fake, "proj", 1) // ep000, public
+	res := endpointResource("proj", regions4[1], "ep-private")
+	for m := 1; m <= 5; m++ {
+		end := t0.Add(time.Duration(m) * time.Minute)
+		fake.Add(
+			intSeries(MetricPrivateResponseCount, map[string]string{"deployed_model_id": "a", "response_code": "200"}, res, end, 95),
+			intSeries(MetricPrivateResponseCount, map[string]string{"deployed_model_id": "a", "response_code": "503"}, res, end, 5),
+		)
+	}
+	key := health.SeriesKey{Location: regions4[1], EndpointID: "ep-private"}
+	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[key]) != 0 {
+		t.Fatalf("public family only: private endpoint has %d points", len(got[key]))
+	}
+	q := query()
+	q.Private = true
+	got, err = NewMonitoringSource(c).Fetch(testCtx(t), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := got[key]
+	if len(pts) != 5 || pts[0].Requests != 100 || pts[0].Errors != 5 {
+		t.Fatalf("private endpoint points %+v, want 5 buckets of 100 requests, 5 errors", pts)
+	}
+	if len(got[health.SeriesKey{Location: regions4[0], EndpointID: "ep000"}]) != 5 {
+		t.Error("the public endpoint lost its points")
 	}
 }

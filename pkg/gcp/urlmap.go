@@ -40,11 +40,12 @@ type URLMapConfig struct {
 // that sum to 100 (largest remainder).
 type URLMapRouter struct {
 	client *compute.UrlMapsClient
+	ops    *compute.GlobalOperationsClient
 	cfg    URLMapConfig
 	keys   map[string]string // backend key -> region
 
-	// ReadTimeout bounds a Get (default 15 s); WriteTimeout bounds a Set including the wait
-	// for its operation and the re-read (default 2 min).
+	// ReadTimeout bounds a Get and a Done (default 15 s); WriteTimeout bounds an Apply, its
+	// read and its patch (default 30 s). Neither waits for the patch's operation.
 	ReadTimeout, WriteTimeout time.Duration
 	// Retry bounds in-call retries of 502/503/504 on reads (default DefaultRetry).
 	Retry RetryPolicy
@@ -52,10 +53,14 @@ type URLMapRouter struct {
 	Observe Observer
 }
 
-// NewURLMapRouter checks cfg and returns a router.
-func NewURLMapRouter(c *compute.UrlMapsClient, cfg URLMapConfig) (*URLMapRouter, error) {
+// NewURLMapRouter checks cfg and returns a router writing through c and polling its patches'
+// global operations through ops.
+func NewURLMapRouter(c *compute.UrlMapsClient, ops *compute.GlobalOperationsClient, cfg URLMapConfig) (*URLMapRouter, error) {
 	if cfg.Project == "" || cfg.URLMap == "" || len(cfg.Backends) == 0 {
 		return nil, fmt.Errorf("url map router: project, url map and backends are required")
+	}
+	if c == nil || ops == nil {
+		return nil, fmt.Errorf("url map router: the url maps and global operations clients are required")
 	}
 	keys := map[string]string{}
 	for region, bs := range cfg.Backends {
@@ -68,8 +73,8 @@ func NewURLMapRouter(c *compute.UrlMapsClient, cfg URLMapConfig) (*URLMapRouter,
 		}
 		keys[k] = region
 	}
-	return &URLMapRouter{client: c, cfg: cfg, keys: keys,
-		ReadTimeout: 15 * time.Second, WriteTimeout: 2 * time.Minute, Retry: DefaultRetry}, nil
+	return &URLMapRouter{client: c, ops: ops, cfg: cfg, keys: keys,
+		ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, Retry: DefaultRetry}, nil
 }
 
 // backendKey normalises a backend service reference to "global/backendServices/NAME" (or
@@ -238,10 +243,11 @@ func checkWeights(w plan.Weights, known func(string) bool, what string) error {
 	return nil
 }
 
-// Set writes w into every weighted list of ours if the map's fingerprint is still version,
-// waits for the operation and returns the new fingerprint. A stale fingerprint is a Conflict.
-// Regions absent from w get weight 0.
-func (r *URLMapRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+// Apply writes w into every weighted list of ours if the map's fingerprint is still version and
+// returns the patch's global operation without waiting for it (Compute's global operations go
+// PENDING -> RUNNING -> DONE over seconds; the caller polls Done in later iterations). A stale
+// fingerprint is a Conflict. Regions absent from w get weight 0.
+func (r *URLMapRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	what := fmt.Sprintf("patch url map %s", r.cfg.URLMap)
 	if err := checkWeights(w, func(region string) bool { _, ok := r.cfg.Backends[region]; return ok }, what); err != nil {
 		return "", err
@@ -276,28 +282,121 @@ func (r *URLMapRouter) Set(ctx context.Context, w plan.Weights, version string) 
 		}
 	}
 	um.Fingerprint = proto.String(version)
-
-	if err := r.patch(ctx, um, what); err != nil {
-		return "", err
-	}
-	um2, err := r.get(ctx)
-	if err != nil {
-		return "", err
-	}
-	return um2.GetFingerprint(), nil
+	return r.patch(ctx, um, what)
 }
 
-func (r *URLMapRouter) patch(ctx context.Context, um *computepb.UrlMap, what string) (err error) {
+func (r *URLMapRouter) patch(ctx context.Context, um *computepb.UrlMap, what string) (name string, err error) {
 	start := time.Now()
 	defer func() { r.Observe.observe("compute.UrlMaps.Patch", start, err) }()
 	op, err := r.client.Patch(ctx, &computepb.PatchUrlMapRequest{
 		Project: r.cfg.Project, UrlMap: r.cfg.URLMap, UrlMapResource: um,
 	})
 	if err != nil {
-		return classify(err, conditional, what)
+		return "", classify(err, conditional, what)
 	}
-	if err := op.Wait(ctx); err != nil {
-		return classify(err, conditional, fmt.Sprintf("%s: wait for operation %s", what, op.Name()))
+	if op.Done() {
+		if e := opError(op.Proto()); e != nil {
+			return "", errclass.Wrap(errclass.Permanent, opCode(op.Proto()), fmt.Errorf("%s: operation %s failed: %w", what, op.Name(), e))
+		}
+		return "", nil
 	}
-	return nil
+	return op.Name(), nil
+}
+
+// Done polls the patch's global operation once (GET .../global/operations/{op}), without
+// waiting. A failed operation (DONE with an error) is Permanent, with its HTTP status as code.
+func (r *URLMapRouter) Done(ctx context.Context, op string) (done bool, err error) {
+	what := fmt.Sprintf("poll operation %s of url map %s", op, r.cfg.URLMap)
+	if op == "" {
+		return false, errclass.Wrap(errclass.Permanent, "NO_OPERATION", fmt.Errorf("%s: empty operation name", what))
+	}
+	ctx, cancel := withTimeout(ctx, r.ReadTimeout)
+	defer cancel()
+	start := time.Now()
+	defer func() { r.Observe.observe("compute.GlobalOperations.Get", start, err) }()
+	o, err := r.ops.Get(ctx, &computepb.GetGlobalOperationRequest{Project: r.cfg.Project, Operation: op}, r.Retry.callOption())
+	if err != nil {
+		return false, classify(err, read, what)
+	}
+	if o.GetStatus() != computepb.Operation_DONE {
+		return false, nil
+	}
+	if e := opError(o); e != nil {
+		return false, errclass.Wrap(errclass.Permanent, opCode(o), fmt.Errorf("%s: operation failed: %w", what, e))
+	}
+	return true, nil
+}
+
+// opError is a DONE operation's error, nil when it succeeded.
+func opError(o *computepb.Operation) error {
+	if o.GetHttpErrorStatusCode() == 0 && len(o.GetError().GetErrors()) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, e := range o.GetError().GetErrors() {
+		msgs = append(msgs, e.GetCode()+": "+e.GetMessage())
+	}
+	if len(msgs) == 0 {
+		msgs = append(msgs, o.GetHttpErrorMessage())
+	}
+	return fmt.Errorf("HTTP %d: %s", o.GetHttpErrorStatusCode(), strings.Join(msgs, "; "))
+}
+
+// opCode is the code label of a failed operation: its HTTP status, else OPERATION_FAILED.
+func opCode(o *computepb.Operation) string {
+	if c := o.GetHttpErrorStatusCode(); c != 0 {
+		return fmt.Sprint(c)
+	}
+	return "OPERATION_FAILED"
+}
+
+// Missing reads the URL map and returns the regions whose backend service no weighted list in
+// the map references (region -> backend service), and the backend services that lists holding
+// ours also reference but no region names (foreign; Apply refuses such a list).
+func (r *URLMapRouter) Missing(ctx context.Context) (missing map[string]string, foreign []string, err error) {
+	um, err := r.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	present := map[string]bool{}
+	seen := map[string]bool{}
+	var all [][]*computepb.WeightedBackendService
+	add := func(a *computepb.HttpRouteAction) {
+		if ws := a.GetWeightedBackendServices(); len(ws) > 0 {
+			all = append(all, ws)
+		}
+	}
+	add(um.GetDefaultRouteAction())
+	for _, pm := range um.GetPathMatchers() {
+		add(pm.GetDefaultRouteAction())
+		for _, rr := range pm.GetRouteRules() {
+			add(rr.GetRouteAction())
+		}
+		for _, pr := range pm.GetPathRules() {
+			add(pr.GetRouteAction())
+		}
+	}
+	for _, ws := range all {
+		mine := false
+		for _, w := range ws {
+			if region, ok := r.keys[backendKey(w.GetBackendService())]; ok {
+				present[region], mine = true, true
+			}
+		}
+		for _, w := range ws {
+			k := backendKey(w.GetBackendService())
+			if _, ok := r.keys[k]; !ok && mine && !seen[k] {
+				seen[k] = true
+				foreign = append(foreign, w.GetBackendService())
+			}
+		}
+	}
+	missing = map[string]string{}
+	for region, bs := range r.cfg.Backends {
+		if !present[region] {
+			missing[region] = bs
+		}
+	}
+	sort.Strings(foreign)
+	return missing, foreign, nil
 }

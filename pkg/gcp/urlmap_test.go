@@ -56,8 +56,14 @@ func fraudMap(usWeight, euWeight int) *computepb.UrlMap {
 }
 
 func newURLMapRouter(t *testing.T, backends map[string]string) (*fakecompute.Server, *URLMapRouter) {
+	fake, _, r := newURLMapRouterClock(t, backends)
+	return fake, r
+}
+
+func newURLMapRouterClock(t *testing.T, backends map[string]string) (*fakecompute.Server, *clock.Fake, *URLMapRouter) {
 	t.Helper()
-	fake := fakecompute.New(clock.NewFake(t0))
+	clk := clock.NewFake(t0)
+	fake := fakecompute.New(clk)
 	srv := httptest.NewServer(fake.Handler())
 	t.Cleanup(srv.Close)
 	c, err := compute.NewUrlMapsRESTClient(testCtx(t), option.WithEndpoint(srv.URL), option.WithoutAuthentication())
@@ -65,14 +71,42 @@ func newURLMapRouter(t *testing.T, backends map[string]string) (*fakecompute.Ser
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if backends == nil {
-		backends = map[string]string{"us-central1": "projects/proj/global/backendServices/bs-us", "europe-west4": "bs-eu"}
-	}
-	r, err := NewURLMapRouter(c, URLMapConfig{Project: "proj", URLMap: "fraud-scorer", Backends: backends})
+	ops, err := compute.NewGlobalOperationsRESTClient(testCtx(t), option.WithEndpoint(srv.URL), option.WithoutAuthentication())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fake, r
+	t.Cleanup(func() { _ = ops.Close() })
+	if backends == nil {
+		backends = map[string]string{"us-central1": "projects/proj/global/backendServices/bs-us", "europe-west4": "bs-eu"}
+	}
+	r, err := NewURLMapRouter(c, ops, URLMapConfig{Project: "proj", URLMap: "fraud-scorer", Backends: backends})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, clk, r
+}
+
+// applyDone writes w through Apply, lets the patch's operation finish on the clock, polls it to
+// DONE and returns the new fingerprint.
+func applyDone(t *testing.T, clk *clock.Fake, r *URLMapRouter, w plan.Weights, version string) string {
+	t.Helper()
+	ctx := testCtx(t)
+	op, err := r.Apply(ctx, w, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op == "" {
+		t.Fatal("Apply returned no operation")
+	}
+	clk.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+	if done, err := r.Done(ctx, op); err != nil || !done {
+		t.Fatalf("Done(%s) = %v, %v", op, done, err)
+	}
+	_, v, err := r.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // splits returns every weighted list of the fake's map as "bs=weight" strings, failing when a
@@ -100,7 +134,7 @@ func splits(t *testing.T, fake *fakecompute.Server) []string {
 }
 
 func TestURLMapRouterRoundTrip(t *testing.T) {
-	fake, r := newURLMapRouter(t, nil)
+	fake, clk, r := newURLMapRouterClock(t, nil)
 	fake.PutURLMap("proj", fraudMap(1000, 0))
 	ctx := testCtx(t)
 
@@ -112,10 +146,7 @@ func TestURLMapRouterRoundTrip(t *testing.T) {
 		t.Fatalf("Get = %v %q", w, v1)
 	}
 
-	v2, err := r.Set(ctx, plan.Weights{"us-central1": 25, "europe-west4": 75}, v1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v2 := applyDone(t, clk, r, plan.Weights{"us-central1": 25, "europe-west4": 75}, v1)
 	if v2 == v1 || v2 == "" {
 		t.Fatalf("fingerprint %q after Set, was %q", v2, v1)
 	}
@@ -132,17 +163,14 @@ func TestURLMapRouterRoundTrip(t *testing.T) {
 	}
 
 	// Zero weights go out explicitly (the fake, like Compute, refuses a missing weight).
-	v4, err := r.Set(ctx, plan.Weights{"europe-west4": 100}, v3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v4 := applyDone(t, clk, r, plan.Weights{"europe-west4": 100}, v3)
 	want = []string{"bs-us=0,bs-eu=100", "bs-us=0,bs-eu=100", "bs-eu=100,bs-us=0"}
 	if got := splits(t, fake); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("map after failover: %v, want %v", got, want)
 	}
 
 	// A stale fingerprint is a conflict, both when we see it and when the server does.
-	if _, err := r.Set(ctx, plan.Weights{"us-central1": 100}, v1); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, plan.Weights{"us-central1": 100}, v1); !errclass.Is(err, errclass.Conflict) {
 		t.Errorf("stale fingerprint: err = %v, want Conflict", err)
 	}
 	fake.SetFault(func(m string) int {
@@ -151,7 +179,7 @@ func TestURLMapRouterRoundTrip(t *testing.T) {
 		}
 		return 0
 	})
-	_, err = r.Set(ctx, plan.Weights{"us-central1": 100}, v4)
+	_, err = r.Apply(ctx, plan.Weights{"us-central1": 100}, v4)
 	if k, code := errclass.Of(err); k != errclass.Conflict || code != "412" {
 		t.Errorf("server 412: err = %v (%v %q), want Conflict 412", err, k, code)
 	}
@@ -187,15 +215,15 @@ func TestURLMapRouterErrors(t *testing.T) {
 		t.Fatalf("Get = %v %v", w, err)
 	}
 
-	_, err = r.Set(ctx, plan.Weights{"asia-southeast1": 100}, v)
+	_, err = r.Apply(ctx, plan.Weights{"asia-southeast1": 100}, v)
 	if !errclass.Is(err, errclass.Permanent) || !strings.Contains(err.Error(), "asia-southeast1") {
 		t.Errorf("region not in the map: err = %v, want Permanent naming it", err)
 	}
-	_, err = r.Set(ctx, plan.Weights{"mars": 100}, v)
+	_, err = r.Apply(ctx, plan.Weights{"mars": 100}, v)
 	if !errclass.Is(err, errclass.Permanent) || !strings.Contains(err.Error(), "mars") {
 		t.Errorf("unknown region: err = %v, want Permanent naming it", err)
 	}
-	if _, err := r.Set(ctx, plan.Weights{"us-central1": 60, "europe-west4": 60}, v); !errclass.Is(err, errclass.Permanent) {
+	if _, err := r.Apply(ctx, plan.Weights{"us-central1": 60, "europe-west4": 60}, v); !errclass.Is(err, errclass.Permanent) {
 		t.Errorf("sum 120: err = %v, want Permanent", err)
 	}
 	if n := fake.Calls("urlMaps.patch"); n != 0 {
@@ -226,7 +254,7 @@ func TestURLMapRouterErrors(t *testing.T) {
 		}
 		return 0
 	})
-	if _, err := r.Set(ctx, plan.Weights{"europe-west4": 100}, v); !errclass.Is(err, errclass.Quota) {
+	if _, err := r.Apply(ctx, plan.Weights{"europe-west4": 100}, v); !errclass.Is(err, errclass.Quota) {
 		t.Errorf("429: err = %v, want Quota", err)
 	}
 	fake.SetFault(nil)
@@ -238,5 +266,57 @@ func TestURLMapRouterErrors(t *testing.T) {
 	fake.PutURLMap("proj", um)
 	if _, _, err := r.Get(ctx); !errclass.Is(err, errclass.Permanent) || !strings.Contains(err.Error(), "bs-canary") {
 		t.Errorf("foreign backend: err = %v, want Permanent naming it", err)
+	}
+}
+
+// A URL map patch is a global operation that goes PENDING -> RUNNING -> DONE over seconds: Apply
+// returns it without waiting (the loop's deadline is 10 s; the old Set waited in place), the map
+// is unchanged until it is DONE, and a failed operation is Permanent with its HTTP status
+// (issue 13, item 6).
+func TestURLMapRouterOperationNotAwaited(t *testing.T) {
+	fake, clk, r := newURLMapRouterClock(t, nil)
+	fake.PutURLMap("proj", fraudMap(1000, 0))
+	ctx := testCtx(t)
+	_, v, err := r.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := r.Apply(ctx, plan.Weights{"europe-west4": 100}, v)
+	if err != nil || op == "" {
+		t.Fatalf("Apply = (%q, %v), want an operation", op, err)
+	}
+	if fake.Calls("globalOperations.get")+fake.Calls("globalOperations.wait") != 0 {
+		t.Error("Apply polled its operation")
+	}
+	for _, d := range []time.Duration{0, fakecompute.OpPending} {
+		clk.Advance(d)
+		if done, err := r.Done(ctx, op); err != nil || done {
+			t.Fatalf("Done after %s = %v, %v, want not yet", d, done, err)
+		}
+		if w, v2, _ := r.Get(ctx); v2 != v || w["us-central1"] != 100 {
+			t.Fatalf("map changed before its operation was done: %v", w)
+		}
+	}
+	clk.Advance(fakecompute.OpRunning)
+	if done, err := r.Done(ctx, op); err != nil || !done {
+		t.Fatalf("Done = %v, %v, want done", done, err)
+	}
+	if w, _, _ := r.Get(ctx); w["europe-west4"] != 100 {
+		t.Fatalf("after DONE: %v", w)
+	}
+
+	_, v, _ = r.Get(ctx)
+	fake.FailNextOps(1, http.StatusInternalServerError)
+	op, err = r.Apply(ctx, plan.Weights{"us-central1": 100}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+	done, err := r.Done(ctx, op)
+	if k, code := errclass.Of(err); done || k != errclass.Permanent || code != "500" {
+		t.Fatalf("failed operation: Done = %v, %v (%v %s), want Permanent 500", done, err, k, code)
+	}
+	if w, _, _ := r.Get(ctx); w["europe-west4"] != 100 {
+		t.Fatalf("a failed operation changed the split: %v", w)
 	}
 }

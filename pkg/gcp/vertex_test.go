@@ -2,6 +2,7 @@ package gcp
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,11 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 	if fmt.Sprint(w) != fmt.Sprint(plan.Weights{"blue": 100, "green": 0}) || v1 == "" {
 		t.Fatalf("Get = %v %q", w, v1)
 	}
-	v2, err := r.Set(ctx, plan.Weights{"blue": 25, "green": 75}, v1)
+	op, err := r.Apply(ctx, plan.Weights{"blue": 25, "green": 75}, v1)
+	if err != nil || op != "" {
+		t.Fatalf("Apply = (%q, %v), want a write complete on return", op, err)
+	}
+	_, v2, err := r.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +83,7 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 	}
 
 	// The old etag is stale now.
-	if _, err := r.Set(ctx, plan.Weights{"blue": 100}, v1); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 100}, v1); !errclass.Is(err, errclass.Conflict) {
 		t.Errorf("stale etag: err = %v, want Conflict", err)
 	}
 	// The server's own etag check (ABORTED) also maps to Conflict: the etag moves between our
@@ -89,12 +94,12 @@ func TestEndpointSplitRouterSetGet(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := r.Set(ctx, plan.Weights{"blue": 100}, v2); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 100}, v2); !errclass.Is(err, errclass.Conflict) {
 		t.Errorf("ABORTED: err = %v, want Conflict", err)
 	}
 	fake.SetFault(nil)
 	for _, bad := range []plan.Weights{{"blue": 50}, {"blue": 50, "red": 50}, {"blue": 120, "green": -20}} {
-		if _, err := r.Set(ctx, bad, v2); !errclass.Is(err, errclass.Permanent) {
+		if _, err := r.Apply(ctx, bad, v2); !errclass.Is(err, errclass.Permanent) {
 			t.Errorf("Set(%v): err = %v, want Permanent", bad, err)
 		}
 	}
@@ -184,5 +189,78 @@ func TestVertexScalerScaleAndReady(t *testing.T) {
 	}
 	if _, err := s.Scale(ctx, "us", 3, 2); !errclass.Is(err, errclass.Permanent) {
 		t.Errorf("min > max: err = %v, want Permanent", err)
+	}
+}
+
+// Vertex AI answers FAILED_PRECONDITION for conditions other than a stale etag (here: another
+// operation in progress on the endpoint). That is not a concurrent change of the split: it must
+// not be classified Conflict, which would hold a failover for a human (issue 13, item 7).
+func TestEndpointSplitRouterFailedPreconditionIsNotConflict(t *testing.T) {
+	fake, _, pool := newVertex(t)
+	fake.AddEndpoint("proj", "us-central1", "123", "fraud-scorer", []fakevertex.DeployedModelSpec{
+		{ID: "dm-blue", MinReplicas: 2, MaxReplicas: 4, TrafficPercent: 100},
+		{ID: "dm-green", MinReplicas: 1, MaxReplicas: 4, TrafficPercent: 0},
+	})
+	c, err := pool.Client(testCtx(t), "us-central1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewEndpointSplitRouter(c, EndpointSplitConfig{Project: "proj", Location: "us-central1", EndpointID: "123",
+		DeployedModels: map[string]string{"blue": "dm-blue", "green": "dm-green"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	_, v, err := r.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetBusy("proj", "us-central1", "123", "a model deployment is in progress")
+	_, err = r.Apply(ctx, plan.Weights{"blue": 50, "green": 50}, v)
+	if err == nil || errclass.Is(err, errclass.Conflict) || !errclass.Is(err, errclass.Permanent) {
+		t.Fatalf("Set on a busy endpoint: err = %v, want Permanent (not Conflict)", err)
+	}
+	if _, code := errclass.Of(err); code != "FAILED_PRECONDITION" || !strings.Contains(err.Error(), "deployment is in progress") {
+		t.Errorf("err = %v (code %s), want FAILED_PRECONDITION with the condition named", err, code)
+	}
+	fake.SetBusy("proj", "us-central1", "123", "")
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 50, "green": 50}, v); err != nil {
+		t.Fatalf("Set once the endpoint is free: %v (the etag never moved)", err)
+	}
+}
+
+// An endpoint served without an etag makes the write blind; it still happens, and the router
+// reports it (the daemon logs and counts it as drwatchd_traffic_blind_writes_total).
+func TestEndpointSplitRouterBlindWriteReported(t *testing.T) {
+	fake, _, pool := newVertex(t)
+	fake.AddEndpoint("proj", "us-central1", "123", "fraud-scorer", []fakevertex.DeployedModelSpec{
+		{ID: "dm-blue", MinReplicas: 2, MaxReplicas: 4, TrafficPercent: 100},
+		{ID: "dm-green", MinReplicas: 1, MaxReplicas: 4, TrafficPercent: 0},
+	})
+	fake.SetOmitEtag(true)
+	c, err := pool.Client(testCtx(t), "us-central1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewEndpointSplitRouter(c, EndpointSplitConfig{Project: "proj", Location: "us-central1", EndpointID: "123",
+		DeployedModels: map[string]string{"blue": "dm-blue", "green": "dm-green"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blind []string
+	r.OnBlindWrite = func(ep string) { blind = append(blind, ep) }
+	ctx := testCtx(t)
+	_, v, err := r.Get(ctx)
+	if err != nil || v != "" {
+		t.Fatalf("Get = (%q, %v), want an empty etag", v, err)
+	}
+	if _, err := r.Apply(ctx, plan.Weights{"blue": 0, "green": 100}, v); err != nil {
+		t.Fatal(err)
+	}
+	if len(blind) != 1 || blind[0] != EndpointName("proj", "us-central1", "123") {
+		t.Errorf("blind writes reported: %v, want one for the endpoint", blind)
+	}
+	if got := fake.TrafficSplit("proj", "us-central1", "123"); got["dm-green"] != 100 {
+		t.Errorf("split %v, want the write done", got)
 	}
 }

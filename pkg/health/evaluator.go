@@ -21,6 +21,10 @@ type Input struct {
 	MetricsErr error
 	// Probe is the latest probe result; nil when no probe is configured or none has run yet.
 	Probe *ProbeResult
+	// CompleteBefore: buckets ending after it may still be partly ingested (the metrics'
+	// descriptors say ingest_delay; Snapshot.CompleteBefore) and are not judged. Zero: every
+	// visible bucket counts.
+	CompleteBefore time.Time
 }
 
 // signal is one source's raw classification at one evaluation.
@@ -81,6 +85,7 @@ type windowSums struct {
 	errs   [maxWindows]float64
 	latSum float64 // sum of p99 (seconds) x requests over Window, buckets with latency only
 	latReq float64
+	thr    float64 // 429 responses over Window
 }
 
 func (w *windowSums) index(d time.Duration) int {
@@ -296,8 +301,8 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	}
 	pts := in.Points
 	last := len(pts) - 1
-	for last >= 0 && pts[last].End.After(now) {
-		last--
+	for last >= 0 && (pts[last].End.After(now) || (!in.CompleteBefore.IsZero() && pts[last].End.After(in.CompleteBefore))) {
+		last-- // in the future, or partly ingested: a partial bucket must not veto or inflate a verdict
 	}
 	if last < 0 {
 		b = append(b, "no metric points"...)
@@ -332,9 +337,12 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	for i := 0; i < w.n; i++ {
 		maxWin = max(maxWin, w.dur[i])
 	}
+	// Every window ends at the newest complete bucket, not at now: behind Vertex AI's ingestion
+	// delay (up to 6 minutes) a 5-minute window ending now would hold few or no buckets.
+	anchor := newest
 	for i := last; i >= 0; i-- {
 		p := &pts[i]
-		age := now.Sub(p.End) // End in (now-W, now]  <=>  0 <= age < W
+		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
 		if age >= maxWin {
 			break
 		}
@@ -343,6 +351,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 				w.req[j] += p.Requests
 				w.errs[j] += p.Errors
 			}
+		}
+		if age < win {
+			w.thr += p.Throttled
 		}
 		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
 			w.latSum += p.LatencyP99.Seconds() * p.Requests
@@ -356,6 +367,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		req = 0
 	}
 	out.Requests = req
+	if win > 0 {
+		out.Throttled = w.thr
+	}
 	enough := req >= minReq && req > 0
 	if req > 0 {
 		out.ErrorRatio = ratio(w.errs[0], req)
@@ -415,6 +429,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 			b = append(b, " requests)"...)
 		}
 		lt := h.LatencyP99
+		// Requests but no latency: the latency check is blind; never silent (/status field
+		// no_latency_data and drwatchd_region_latency_data_missing).
+		out.NoLatencyData = !latKnown
 		if latKnown {
 			if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
 				b = sep(b)

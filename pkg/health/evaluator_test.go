@@ -585,3 +585,63 @@ func TestProbeOutlastingBadMetrics(t *testing.T) {
 		t.Fatalf("short ok run: verdict %s (%s), want unhealthy", st.Verdict, st.Reason)
 	}
 }
+
+// Vertex AI's prediction metrics are visible up to 360 s late. A 5-minute window ending at now
+// would hold no bucket at all; anchored at the newest complete bucket it holds five (issue 13,
+// item 1). A partly ingested newest bucket (after CompleteBefore) neither vetoes nor inflates.
+func TestWindowAnchoredAtNewestCompleteBucket(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	newest := now.Add(-6 * time.Minute) // 360 s ingestion delay
+	svc := testService()
+
+	st := NewEvaluator().Evaluate(svc, region, Input{Points: mkSeries(newest, 8, 1000, 300, 100*time.Millisecond)}, now)
+	if st.Requests != 5000 || st.ErrorRatio < 0.29 {
+		t.Fatalf("6-minute-old data: %.0f requests, ratio %v (%s), want the 5 complete buckets judged", st.Requests, st.ErrorRatio, st.Reason)
+	}
+
+	// The newest bucket is partly ingested (a tenth of its requests, none of its errors yet):
+	// judged, it would read as recovering and veto the unhealthy window.
+	pts := mkSeries(newest, 8, 1000, 300, 100*time.Millisecond)
+	pts = append(pts, Point{End: newest.Add(time.Minute), Requests: 100, Errors: 0, LatencyP99: 100 * time.Millisecond})
+	e := NewEvaluator()
+	var last RegionStatus
+	for i := range 3 {
+		last = e.Evaluate(svc, region, Input{Points: pts, CompleteBefore: newest}, now.Add(time.Duration(i)*10*time.Second))
+	}
+	if last.Verdict != Unhealthy || strings.Contains(last.Reason, "recovering") {
+		t.Errorf("with the partial bucket excluded: %s (%s), want unhealthy", last.Verdict, last.Reason)
+	}
+	e = NewEvaluator()
+	for i := range 3 {
+		last = e.Evaluate(svc, region, Input{Points: pts}, now.Add(time.Duration(i)*10*time.Second))
+	}
+	if last.Verdict == Unhealthy {
+		t.Errorf("control: with the partial bucket judged the verdict is %s; the test does not exercise the veto", last.Verdict)
+	}
+}
+
+// 429s are shown apart: counted as requests, never as errors.
+func TestThrottledShownApart(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	pts := mkSeries(now, 5, 1000, 0, 100*time.Millisecond)
+	for i := range pts {
+		pts[i].Throttled = 200
+	}
+	st := NewEvaluator().Evaluate(testService(), region, Input{Points: pts}, now)
+	if st.Throttled != 1000 || st.ErrorRatio != 0 || st.Verdict != Healthy {
+		t.Errorf("status %+v, want 1000 throttled shown, error ratio 0, healthy", st)
+	}
+}
+
+// Requests without any latency data are not silent: the status says so.
+func TestNoLatencyDataShown(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := NewEvaluator().Evaluate(testService(), region, Input{Points: mkSeries(now, 5, 1000, 0, -1)}, now)
+	if !st.NoLatencyData || st.Verdict != Healthy {
+		t.Errorf("status %+v, want no_latency_data shown", st)
+	}
+	st = NewEvaluator().Evaluate(testService(), region, good(now), now)
+	if st.NoLatencyData {
+		t.Error("no_latency_data set with latency present")
+	}
+}

@@ -44,8 +44,13 @@ type RegionStatus struct {
 	// the failover machine uses emergency steps.
 	HardDown bool `json:"hard_down"`
 	// Signals behind the verdict (zero when not known).
-	ErrorRatio float64            `json:"error_ratio"`
-	Requests   float64            `json:"requests"`
+	ErrorRatio float64 `json:"error_ratio"`
+	Requests   float64 `json:"requests"`
+	// NoLatencyData: enough requests in the window but no latency data at all (the p99 check
+	// gives no verdict); shown in the reason, /status and drwatchd_region_latency_data_missing.
+	NoLatencyData bool `json:"no_latency_data,omitempty"`
+	// Throttled: 429 responses in the window (a regional quota; not errors), shown apart.
+	Throttled  float64            `json:"throttled,omitempty"`
 	LatencyP99 time.Duration      `json:"latency_p99"`
 	BurnRates  map[string]float64 `json:"burn_rates,omitempty"` // key: window, e.g. "5m", "1h"
 	Probe      *ProbeResult       `json:"probe,omitempty"`
@@ -74,8 +79,11 @@ type SeriesKey struct {
 // Point is one aligned bucket of an endpoint's prediction metrics, ending at End.
 type Point struct {
 	End      time.Time
-	Requests float64 // responses in the bucket (response_count)
-	Errors   float64 // errors in the bucket (error_count)
+	Requests float64 // responses in the bucket (response_count, every response_code)
+	Errors   float64 // 5xx responses in the bucket (4xx are the clients' errors, never counted)
+	// Throttled: 429 responses in the bucket (a regional quota), counted in Requests, not in
+	// Errors, and shown apart.
+	Throttled float64
 	// LatencyP99 in the bucket; negative when unknown (no latency series for that bucket).
 	LatencyP99 time.Duration
 }
@@ -86,6 +94,9 @@ type Query struct {
 	Start     time.Time
 	End       time.Time
 	Alignment time.Duration
+	// Private: some endpoints of the project are private; their metrics are a family of their
+	// own (prediction/online/private/*), read too.
+	Private bool
 }
 
 // MetricsSource fetches prediction metrics for all endpoints of a project at once: one
@@ -93,4 +104,11 @@ type Query struct {
 // End, oldest first.
 type MetricsSource interface {
 	Fetch(ctx context.Context, q Query) (map[SeriesKey][]Point, error)
+}
+
+// TimingSource is a MetricsSource that can say how late its points may arrive: the largest
+// metadata.ingest_delay of the metrics' descriptors in project. The poller asks once per project
+// (again after TimingRefresh) and snapshots carry it (Snapshot.CompleteBefore).
+type TimingSource interface {
+	IngestDelay(ctx context.Context, project string) (time.Duration, error)
 }

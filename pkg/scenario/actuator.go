@@ -46,7 +46,10 @@ func newActuator(ctx context.Context, env *simrun.Env, svc *config.Service, poli
 	return &actuator{svc: svc, clients: clients, router: router, scaler: scaler}, nil
 }
 
-// setWeights writes the split (percent per region; absent regions get 0) with a fresh version.
+// setWeights requests the split (percent per region; absent regions get 0) with a fresh
+// version. A URL map patch is a global operation that completes seconds later on the world's
+// clock (the fake applies it when DONE, whether or not anyone polls); the baseline policies do
+// not wait for it.
 func (a *actuator) setWeights(ctx context.Context, w plan.Weights) error {
 	full := plan.Weights{}
 	for _, r := range a.svc.Regions {
@@ -54,7 +57,7 @@ func (a *actuator) setWeights(ctx context.Context, w plan.Weights) error {
 	}
 	_, version, err := a.router.Get(ctx)
 	if err == nil {
-		_, err = a.router.Set(ctx, full, version)
+		_, err = a.router.Apply(ctx, full, version)
 	}
 	return err
 }

@@ -14,11 +14,15 @@
 // errors fault and baseline noise (binomial), or when slower than ClientTimeout (timed out).
 //
 // What the daemon sees, and when:
-//   - Vertex AI metrics (response_count by response_code 200/503/500, error_count,
+//   - Vertex AI metrics (response_count by response_code 200/503/500, error_count (not read by
+//     the daemon, which takes errors from response_count's 5xx codes),
 //     prediction_latencies as an explicit-bucket distribution in ms, replicas, target_replicas)
 //     for each SamplePeriod. Each series (each metric type, each response_code) is ingested on
 //     its own: added to fakemon IngestDelay plus its own U[0, IngestJitter) after the period
-//     ends, so a minute's response_count and error_count become visible at different times. A
+//     ends, so a minute's response_count and error_count become visible at different times.
+//     Their descriptors (fakemon.VertexDescriptors) state SamplePeriod and IngestDelay +
+//     IngestJitter as metadata.sample_period and ingest_delay (Google documents 60 s and up to
+//     360 s for Vertex AI; the default world's delays are within that). A
 //     region in outage reports its routed requests as 503s and 0 replicas; a region that
 //     received no request reports no request metrics (only replicas). Requests that time out
 //     at the client are answered (200) in the server's metrics, with their latency.
@@ -32,7 +36,11 @@
 //     set to the checkpoint's virtual time and the same time in metadata CheckpointTimeKey
 //     (RFC 3339). With a stale-checkpoints lag L a region writes only checkpoints older than
 //     now-L, so its newest checkpoint stops advancing until it is L old (a stalled replication).
-//   - URL map changes (through the Compute fake, stamped with the virtual time) take effect on
+//   - URL map changes (through the Compute fake) are global operations that go PENDING ->
+//     RUNNING -> DONE over fakecompute.OpPending + OpRunning (1 s + 4 s of virtual time: Compute
+//     documents global operations as asynchronous with those three states, and its client's
+//     Operation.Wait polls with a 1, 2, 4 s backoff, i.e. it expects seconds, not minutes); the
+//     map changes when the operation is DONE, stamped with that time, and takes effect on
 //     traffic RouterPropagation plus U[0, RouterPropagationJitter) later, and never before a
 //     change made earlier (the load balancer applies them in order).
 //   - Replicas: a MutateDeployedModel that raises min_replica_count provisions the missing

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/drwatchd/drwatchd/pkg/sim/fakecompute"
 	"github.com/drwatchd/drwatchd/pkg/sim/fakemon"
 )
 
@@ -212,6 +213,9 @@ func TestEnvRouterPropagation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The patch's operation takes OpPending+OpRunning of virtual time; the traffic moves
+	// RouterPropagation after it is DONE.
+	env.World.Advance(fakecompute.OpPending + fakecompute.OpRunning)
 	if err := op.Wait(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -405,6 +405,9 @@ func (w *World) seedFakes() {
 		})
 	}
 	if m := w.fakes.Mon; m != nil {
+		for _, d := range fakemon.VertexDescriptors(w.spec.SamplePeriod, w.spec.IngestDelay+w.spec.IngestJitter) {
+			m.SetDescriptor(d)
+		}
 		m.SetFault(func(string) error {
 			w.fs.mu.Lock()
 			down := w.fs.monDown
@@ -618,6 +621,9 @@ func (w *World) step(end time.Time) {
 	w.applyEffects(fx)
 	w.writeCheckpoints(fx.ckpts)
 	w.clk.Set(nt)
+	if c := w.fakes.Compute; c != nil {
+		c.Settle() // URL map operations DONE by nt take effect (OnChange at their DONE time)
+	}
 }
 
 // nextDT is the length of the step starting at t: at most Step, ending no later than end, the

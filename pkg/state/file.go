@@ -91,6 +91,24 @@ func (s *FileStore) read() (envelope, bool, error) {
 	return env, true, nil
 }
 
+// Token re-reads the file and returns the highest fencing token it holds or this store wrote
+// (0 when none). The lease uses it as the floor of a new epoch.
+func (s *FileStore) Token(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	env, ok, err := s.read()
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		s.highest = max(s.highest, env.Token)
+	}
+	return s.highest, nil
+}
+
 // Save replaces the file with doc (which must be JSON) written by the holder of token.
 func (s *FileStore) Save(ctx context.Context, doc []byte, token int64) error {
 	if err := ctx.Err(); err != nil {

@@ -76,6 +76,17 @@ func (s *GCSStore) read(ctx context.Context) (envelope, bool, error) {
 	return env, true, nil
 }
 
+// Token re-reads the object and returns the fencing token stored with it (0 when there is no
+// object). The lease uses it as the floor of a new epoch.
+func (s *GCSStore) Token(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, _, err := s.read(ctx); err != nil {
+		return 0, err
+	}
+	return s.token, nil
+}
+
 // Save writes doc with token. A token lower than the stored one fails with ErrFenced. When
 // another writer got in first (412), the object is re-read and the write retried once if token
 // is still at least the stored one; otherwise ErrFenced.

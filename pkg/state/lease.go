@@ -44,6 +44,11 @@ type GCSLease struct {
 	ttl            time.Duration
 	// CallTimeout bounds each GCS call (default ttl/3, so that a tick cannot outlive the lease).
 	CallTimeout time.Duration
+	// Floor, when set, returns the highest fencing token the state store holds. A new epoch
+	// exceeds both the lease object's and the floor: a deleted (or reset) lease object must not
+	// restart the epochs at 1, or every later save would be fenced forever. An error from Floor
+	// fails the takeover (no epoch is better than one that may go backwards).
+	Floor func(ctx context.Context) (int64, error)
 
 	mu        sync.Mutex
 	held      bool
@@ -84,14 +89,18 @@ func (l *GCSLease) Tick(ctx context.Context, now time.Time) (bool, int64, error)
 	}
 	next := leaseRecord{Holder: l.identity, RenewedAt: now.UTC(), TTL: l.ttl.String()}
 	switch {
-	case gen == 0: // no lease object yet
-		next.Epoch = 1
-	case cur.Holder == l.identity && l.held && gen == l.gen && !cur.expired(now):
+	case gen != 0 && cur.Holder == l.identity && l.held && gen == l.gen && !cur.expired(now):
 		next.Epoch = cur.Epoch // renew
-	case cur.expired(now) || cur.Holder == l.identity:
-		// Free, or ours from an earlier incarnation (a restart): take over with a new epoch so
-		// that any write still in flight under the old one is fenced.
-		next.Epoch = cur.Epoch + 1
+	case gen == 0 || cur.expired(now) || cur.Holder == l.identity:
+		// No lease object (never created, or deleted), free, or ours from an earlier
+		// incarnation (a restart): take over with a new epoch above every token seen, so that
+		// any write still in flight under an old one is fenced and ours is not.
+		epoch, err := l.nextEpoch(ctx, cur.Epoch)
+		if err != nil {
+			l.held = false
+			return false, 0, err
+		}
+		next.Epoch = epoch
 	default:
 		l.held = false
 		l.holder = cur.Holder
@@ -108,6 +117,21 @@ func (l *GCSLease) Tick(ctx context.Context, now time.Time) (bool, int64, error)
 	}
 	l.held, l.epoch, l.gen, l.lastRenew, l.holder = true, next.Epoch, newGen, now, l.identity
 	return true, next.Epoch, nil
+}
+
+// nextEpoch is the epoch of a takeover: one above both the lease's epoch and the store's token.
+func (l *GCSLease) nextEpoch(ctx context.Context, leaseEpoch int64) (int64, error) {
+	high := max(leaseEpoch, l.epoch)
+	if l.Floor != nil {
+		ctx, cancel := withTimeout(ctx, l.CallTimeout)
+		defer cancel()
+		f, err := l.Floor(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("take over lease %s: read the state store's fencing token: %w", l.name(), err)
+		}
+		high = max(high, f)
+	}
+	return high + 1, nil
 }
 
 // read returns the lease record and its generation (0 when the object does not exist).

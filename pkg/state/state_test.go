@@ -361,3 +361,65 @@ func TestNoLease(t *testing.T) {
 		t.Fatalf("NoLease = (%v, %d, %v, %q)", ok, tok, err, l.Holder())
 	}
 }
+
+// Deleting the lease object must not restart the epochs at 1: the new leader's saves would be
+// fenced forever by the state's stored token. With the store as the floor, the next epoch exceeds
+// both the lease's and the store's token.
+func TestGCSLeaseDeletedObjectEpochNeverGoesBack(t *testing.T) {
+	ctx := testCtx(t)
+	c := newFakeGCS(t)
+	const ttl = 15 * time.Second
+	clk := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := NewGCSStore(c, "drwatchd", "state.json")
+	a := NewGCSLease(c, "drwatchd", "leader.json", "replica-a", ttl)
+	a.Floor = store.Token
+	for want := int64(1); want <= 3; want++ { // three takeovers: epochs 1, 2, 3
+		ok, tok, err := a.Tick(ctx, clk.Now())
+		if err != nil || !ok || tok != want {
+			t.Fatalf("Tick = (%v, %d, %v), want (true, %d, nil)", ok, tok, err, want)
+		}
+		if err := store.Save(ctx, []byte(`{}`), tok); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(ttl + time.Second)
+	}
+	if err := c.Bucket("drwatchd").Object("leader.json").Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh replica (no memory of earlier epochs) finds no lease object.
+	b := NewGCSLease(c, "drwatchd", "leader.json", "replica-b", ttl)
+	b.Floor = NewGCSStore(c, "drwatchd", "state.json").Token
+	ok, tok, err := b.Tick(ctx, clk.Now())
+	if err != nil || !ok || tok != 4 {
+		t.Fatalf("Tick after the lease object was deleted = (%v, %d, %v), want (true, 4, nil)", ok, tok, err)
+	}
+	if err := NewGCSStore(c, "drwatchd", "state.json").Save(ctx, []byte(`{"by":"b"}`), tok); err != nil {
+		t.Fatalf("Save under the new epoch: %v (fenced: the epoch went backwards)", err)
+	}
+
+	// Without a floor (the old behaviour) the epoch restarts at 1 and is fenced.
+	if err := c.Bucket("drwatchd").Object("leader.json").Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := NewGCSLease(c, "drwatchd", "leader.json", "replica-c", ttl)
+	if _, tok, _ := old.Tick(ctx, clk.Now()); tok != 1 {
+		t.Fatalf("floorless Tick = %d, want 1 (documents the failure the floor prevents)", tok)
+	}
+	if err := NewGCSStore(c, "drwatchd", "state.json").Save(ctx, []byte(`{}`), 1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("Save with epoch 1 = %v, want ErrFenced", err)
+	}
+}
+
+func TestFileStoreToken(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "state.json")
+	if tok, err := NewFileStore(path).Token(ctx); err != nil || tok != 0 {
+		t.Fatalf("Token of a missing file = (%d, %v), want (0, nil)", tok, err)
+	}
+	if err := NewFileStore(path).Save(ctx, []byte(`{}`), 7); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := NewFileStore(path).Token(ctx); err != nil || tok != 7 {
+		t.Fatalf("Token = (%d, %v), want (7, nil)", tok, err)
+	}
+}

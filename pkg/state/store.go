@@ -22,6 +22,12 @@ type Store interface {
 	Save(ctx context.Context, doc []byte, token int64) error
 }
 
+// TokenReader is a Store that can report the highest fencing token it holds; a GCSLease uses it
+// as the floor of a new epoch (GCSLease.Floor).
+type TokenReader interface {
+	Token(ctx context.Context) (int64, error)
+}
+
 // Lease is a leader lease.
 type Lease interface {
 	// Tick acquires or renews the lease at now. It returns whether this replica leads and its

@@ -184,9 +184,17 @@ func (e *Executor) setWeights(ctx context.Context, r Router, a plan.SetWeights) 
 	}
 
 	err = e.call(ctx, "set", func(ctx context.Context) error {
-		_, err := r.Set(ctx, a.Weights, version)
+		op, err := r.Apply(ctx, a.Weights, version)
+		res.Op = op
 		return err
 	})
+	if err == nil && res.Op != "" {
+		// A long-running write: Result.Op is persisted with the plan and polled (Done) in the
+		// next iterations; the split is not in place yet.
+		log.Info("split requested", zap.String("previous", FormatWeights(cur)), zap.String("op", res.Op))
+		return res, resultOK
+	}
+	res.Op = ""
 	if err == nil {
 		e.ObserveWeights(a.Service, a.Weights)
 		log.Info("split set", zap.String("previous", FormatWeights(cur)))
@@ -258,6 +266,17 @@ func (e *Executor) scale(ctx context.Context, s Scaler, a plan.Scale) (plan.Resu
 	}
 	log.Info("scale requested", zap.String("op", res.Op))
 	return res, resultOK
+}
+
+// Done asks r whether the split write op is done, retrying transient errors like Execute.
+func (e *Executor) Done(ctx context.Context, r Router, op string) (bool, error) {
+	var done bool
+	err := e.call(ctx, "done", func(ctx context.Context) error {
+		var err error
+		done, err = r.Done(ctx, op)
+		return err
+	})
+	return done, err
 }
 
 // Ready asks s whether op in region is done, retrying transient errors like Execute.

@@ -33,6 +33,9 @@ type fakeRouter struct {
 	// loseAnswer makes the first successful Set report a transient error (the write landed, the
 	// answer was lost).
 	loseAnswer bool
+	// op is returned by Apply (a long-running write) when set; opPending keeps it undone.
+	op        string
+	opPending bool
 }
 
 func newFakeRouter(w plan.Weights) *fakeRouter { return &fakeRouter{w: w, version: 1} }
@@ -53,7 +56,7 @@ func (r *fakeRouter) Get(ctx context.Context) (plan.Weights, string, error) {
 	return out, strconv.Itoa(r.version), ctx.Err()
 }
 
-func (r *fakeRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+func (r *fakeRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sets++
@@ -78,7 +81,19 @@ func (r *fakeRouter) Set(ctx context.Context, w plan.Weights, version string) (s
 		r.loseAnswer = false
 		return "", errclass.Wrap(errclass.Retryable, "UNAVAILABLE", errors.New("connection reset"))
 	}
-	return strconv.Itoa(r.version), nil
+	return r.op, nil
+}
+
+// Done reports the operation done unless opPending says otherwise.
+func (r *fakeRouter) Done(ctx context.Context, op string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		if err := r.fail("done"); err != nil {
+			return false, err
+		}
+	}
+	return !r.opPending, ctx.Err()
 }
 
 type fakeScaler struct {
@@ -363,7 +378,7 @@ func TestNoneRouter(t *testing.T) {
 	if !Equal(w, shifted) || len(r.History()) != 1 {
 		t.Fatalf("none router: %v, history %v", w, r.History())
 	}
-	if _, err := r.Set(ctx, failedTo, "1"); !errclass.Is(err, errclass.Conflict) {
+	if _, err := r.Apply(ctx, failedTo, "1"); !errclass.Is(err, errclass.Conflict) {
 		t.Fatalf("Set with a stale version = %v, want conflict", err)
 	}
 }

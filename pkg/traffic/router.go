@@ -16,12 +16,23 @@ import (
 
 // Router reads and writes one service's traffic split. Adapters (pkg/gcp) implement it and
 // classify their errors with errclass.
+//
+// A write may be a long-running operation (a Compute URL map patch goes PENDING -> RUNNING ->
+// DONE over seconds): Apply starts it and returns at once, and the caller polls Done in later
+// loop iterations (the plan persists the operation's name, as it does a scale-up's), so no call
+// waits in place for it inside the loop's deadline.
 type Router interface {
 	// Get returns the current split by region and an opaque version (fingerprint, etag).
 	Get(ctx context.Context) (plan.Weights, string, error)
-	// Set writes w if the split is still at version and returns the new version. A stale
-	// version fails with an error classified errclass.Conflict.
-	Set(ctx context.Context, w plan.Weights, version string) (string, error)
+	// Apply requests w if the split is still at version, without waiting for the write to take
+	// effect. op is the write's long-running operation, to poll with Done; "" when the write
+	// completed within the call. A stale version fails with an error classified
+	// errclass.Conflict.
+	Apply(ctx context.Context, w plan.Weights, version string) (op string, err error)
+	// Done polls op once, without waiting: true when the write completed. An error classified
+	// errclass.Permanent means the operation finished and failed (the split was not written);
+	// other classes mean the poll did not get through (poll again).
+	Done(ctx context.Context, op string) (bool, error)
 }
 
 // Scaler sets a region's replica bounds.
@@ -33,7 +44,7 @@ type Scaler interface {
 }
 
 // NoneRouter is the report-only router of dry runs: Get returns the last split set (initially
-// the constructor's), Set records it. Versions are "1", "2"...; a stale version is a Conflict,
+// the constructor's), Apply records it at once (no operation). Versions are "1", "2"...; a stale version is a Conflict,
 // as with a real router. Safe for concurrent use.
 type NoneRouter struct {
 	mu      sync.Mutex
@@ -57,8 +68,8 @@ func (r *NoneRouter) Get(ctx context.Context) (plan.Weights, string, error) {
 	return maps.Clone(r.w), strconv.Itoa(r.version), nil
 }
 
-// Set records w if version is current.
-func (r *NoneRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+// Apply records w if version is current; the write is complete on return (op "").
+func (r *NoneRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -71,7 +82,12 @@ func (r *NoneRouter) Set(ctx context.Context, w plan.Weights, version string) (s
 	r.w = maps.Clone(w)
 	r.version++
 	r.history = append(r.history, maps.Clone(w))
-	return strconv.Itoa(r.version), nil
+	return "", nil
+}
+
+// Done is true: NoneRouter has no operations.
+func (r *NoneRouter) Done(ctx context.Context, _ string) (bool, error) {
+	return ctx.Err() == nil, ctx.Err()
 }
 
 // History returns every split set, oldest first.

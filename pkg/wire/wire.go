@@ -38,6 +38,7 @@ type Options struct {
 type apiMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	blind    *prometheus.CounterVec
 }
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
@@ -52,6 +53,10 @@ func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 			Help:    "Duration of cloud API calls, by method.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
+		blind: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_traffic_blind_writes_total",
+			Help: "Traffic split writes without a concurrency check (the endpoint returned no etag), by service.",
+		}, []string{"service"}),
 	}
 }
 
@@ -77,7 +82,16 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		Lister:      lister,
 		ProbeClient: o.ProbeClient,
 		Traffic: func(svc *config.Service) (traffic.Router, traffic.Scaler, error) {
-			return Traffic(svc, clients, am.observe)
+			r, s, err := Traffic(svc, clients, am.observe)
+			if es, ok := r.(*gcp.EndpointSplitRouter); ok {
+				name := svc.Name
+				es.OnBlindWrite = func(endpoint string) {
+					am.blind.WithLabelValues(name).Inc()
+					log.Warn("endpoint has no etag: the traffic split is written blind (a concurrent change cannot be detected)",
+						zap.String("service", name), zap.String("endpoint", endpoint))
+				}
+			}
+			return r, s, err
 		},
 	}
 	switch {
@@ -93,7 +107,11 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		identity = o.Identity
 	}
 	if cfg.Leader.Enabled {
-		p.Lease = state.NewGCSLease(clients.Storage, cfg.Leader.Bucket, cfg.Leader.Object, identity, cfg.Leader.TTL.D())
+		l := state.NewGCSLease(clients.Storage, cfg.Leader.Bucket, cfg.Leader.Object, identity, cfg.Leader.TTL.D())
+		if tr, ok := p.Store.(state.TokenReader); ok {
+			l.Floor = tr.Token // a new epoch exceeds the stored state's token (issue 13, item 9)
+		}
+		p.Lease = l
 	} else {
 		if identity == "" {
 			identity, _ = os.Hostname()
@@ -156,7 +174,7 @@ func Traffic(svc *config.Service, clients *gcp.Clients, observe gcp.Observer) (t
 		if err != nil {
 			return nil, nil, err
 		}
-		r, err := gcp.NewURLMapRouter(clients.Compute, gcp.URLMapConfig{Project: project, URLMap: name, Backends: backends})
+		r, err := gcp.NewURLMapRouter(clients.Compute, clients.ComputeOps, gcp.URLMapConfig{Project: project, URLMap: name, Backends: backends})
 		if err != nil {
 			return nil, nil, fmt.Errorf("url map router: %w", err)
 		}

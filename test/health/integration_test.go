@@ -13,7 +13,9 @@ import (
 )
 
 // The metric types one poll reads (one ListTimeSeries call each, per project).
-var pollMetricTypes = []string{gcp.MetricResponseCount, gcp.MetricErrorCount, gcp.MetricPredictionLatencies}
+// pollMetricTypes are the metric types one poll reads (errors come from response_count's codes;
+// error_count is not read).
+var pollMetricTypes = []string{gcp.MetricResponseCount, gcp.MetricPredictionLatencies}
 
 // fleetFault is what the 200-endpoint test injects in one service's region, and the verdict it
 // must produce.

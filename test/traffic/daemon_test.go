@@ -7,6 +7,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/sim/fakecompute"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -153,8 +154,14 @@ func TestConcurrentURLMapChangeIsNotOverwritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	theirs := weights(60, 20, 20)
-	if _, err := them.Set(w.ctx, theirs, fp); err != nil {
+	op, err := them.Apply(w.ctx, theirs, fp)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Their patch's operation finishes a few seconds later (the world's clock, no daemon tick).
+	w.env.Sim.World.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+	if done, err := them.Done(w.ctx, op); err != nil || !done {
+		t.Fatalf("their operation: done %v, %v", done, err)
 	}
 	theirFP := w.fingerprint()
 	patches := w.env.Sim.Compute.Calls("urlMaps.patch")
@@ -271,5 +278,37 @@ func TestScaleUpTimeoutFailsWithoutMovingTraffic(t *testing.T) {
 	}
 	if st := w.state(); st.Active != primary || st.Completed != 0 {
 		t.Errorf("state %s active %s completed %d, want the primary active and no failover", st.State, st.Active, st.Completed)
+	}
+}
+
+// A URL map patch is a global operation that takes seconds of virtual time, while virtual time
+// stands still during an iteration: waiting for it in place could never finish. The plan
+// persists the operation and the daemon polls it in later iterations (issue 13, item 6); the
+// failover completes, and no call ever waited on an operation.
+func TestURLMapOperationPolledAcrossIterations(t *testing.T) {
+	w := start(t, "staged.yaml", nil)
+	w.run(30 * time.Second)
+	w.failover(target)
+	var sawOp string
+	w.runUntil(5*time.Minute, "a shift waiting for its operation", func() bool {
+		if p := w.state().Plan; p != nil && p.ShiftOp != "" {
+			sawOp = p.ShiftOp
+			return true
+		}
+		return false
+	})
+	if p := w.state().Plan; p.Phase != plan.Shifting || p.Applied.Equal(p.Target) {
+		t.Errorf("while %s runs: plan %s, want shifting with the split not yet applied", sawOp, planString(p))
+	}
+	w.runUntil(40*time.Minute, "failed over", func() bool { return w.state().State == failover.FailedOver })
+	if got := w.split(); !got.Equal(weights(0, 100, 0)) {
+		t.Errorf("final split %v", got)
+	}
+	c := w.env.Sim.Compute
+	if n := c.Calls("globalOperations.wait"); n != 0 {
+		t.Errorf("%d globalOperations.wait calls, want 0 (nothing waits in place)", n)
+	}
+	if polls, patches := c.Calls("globalOperations.get"), c.Calls("urlMaps.patch"); polls < patches {
+		t.Errorf("%d operation polls for %d patches, want each patch's operation polled", polls, patches)
 	}
 }

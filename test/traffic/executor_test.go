@@ -2,6 +2,7 @@ package traffic_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/sim/fakecompute"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -91,7 +93,29 @@ func (a *adapters) execute(t *testing.T, act plan.Action) plan.Result {
 	if res[0].Err != "" || res[0].Conflict {
 		t.Fatalf("%s: %+v", plan.Name(act), res[0])
 	}
+	if _, ok := act.(plan.SetWeights); ok && res[0].Op != "" {
+		// The URL map patch is a global operation: let it finish on the world's clock and poll
+		// it, as the daemon does in its next iteration.
+		a.env.Sim.World.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+		if done, err := a.exec.Done(a.ctx, a.router, res[0].Op); err != nil || !done {
+			t.Fatalf("operation %s: done %v, %v", res[0].Op, done, err)
+		}
+	}
 	return res[0]
+}
+
+// applyDone writes w through r and waits (on the world's clock) for its operation.
+func (a *adapters) applyDone(r traffic.Router, w plan.Weights, version string) error {
+	op, err := r.Apply(a.ctx, w, version)
+	if err != nil || op == "" {
+		return err
+	}
+	a.env.Sim.World.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+	done, err := r.Done(a.ctx, op)
+	if err == nil && !done {
+		err = fmt.Errorf("operation %s not done", op)
+	}
+	return err
 }
 
 // Every step of a plan is safe to run twice: the plan's actions, scale-up then the five weight
@@ -165,12 +189,12 @@ type racingRouter struct {
 	race func()
 }
 
-func (r *racingRouter) Set(ctx context.Context, w plan.Weights, version string) (string, error) {
+func (r *racingRouter) Apply(ctx context.Context, w plan.Weights, version string) (string, error) {
 	if r.race != nil {
 		r.race()
 		r.race = nil
 	}
-	return r.Router.Set(ctx, w, version)
+	return r.Router.Apply(ctx, w, version)
 }
 
 // A URL map changed by someone else after drwatchd read it is caught by its fingerprint: the
@@ -190,7 +214,7 @@ func TestFingerprintCatchesConcurrentWrite(t *testing.T) {
 	rr := &racingRouter{Router: a.router, race: func() {
 		_, fp, err := them.Get(a.ctx)
 		if err == nil {
-			_, err = them.Set(a.ctx, theirs, fp)
+			err = a.applyDone(them, theirs, fp)
 		}
 		raceErr = err
 	}}
@@ -212,7 +236,7 @@ func TestFingerprintCatchesConcurrentWrite(t *testing.T) {
 		t.Fatalf("%d patches, want only the other writer's", after.Patches-before.Patches)
 	}
 	// The adapter itself refuses a stale fingerprint, before any patch.
-	_, err = a.router.Set(a.ctx, weights(50, 50, 0), before.Fingerprint)
+	_, err = a.router.Apply(a.ctx, weights(50, 50, 0), before.Fingerprint)
 	if !errclass.Is(err, errclass.Conflict) {
 		t.Fatalf("set with a stale fingerprint: %v, want a conflict", err)
 	}

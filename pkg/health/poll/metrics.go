@@ -19,6 +19,7 @@ import (
 // built at scrape time instead.
 type Metrics struct {
 	verdict, errorRatio, burnRate, latency, requests, bad, good, hardDown *prometheus.Desc
+	noLatency, throttled                                                  *prometheus.Desc
 
 	mu      sync.Mutex // guards regions: Observe and Forget (the loop) against Collect (scrapes)
 	regions map[regionKey]*regionRecord
@@ -31,6 +32,8 @@ type regionRecord struct {
 	requests   float64
 	bad, good  float64
 	hardDown   float64
+	noLatency  float64
+	throttled  float64
 	ratio      map[time.Duration]float64 // by window
 	ratioLabel map[time.Duration]string  // window label, formatted once
 	burn       map[string]float64        // by window
@@ -58,6 +61,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Consecutive good evaluations (hysteresis counter).", sr, nil),
 		hardDown: prometheus.NewDesc("drwatchd_region_hard_down",
 			"1 when every signal says the region serves nothing.", sr, nil),
+		noLatency: prometheus.NewDesc("drwatchd_region_latency_data_missing",
+			"1 when the region served enough requests over the health window but no latency data was found (the p99 check gives no verdict).", sr, nil),
+		throttled: prometheus.NewDesc("drwatchd_region_throttled_requests",
+			"429 responses (a regional quota) over the health window; not counted as errors.", sr, nil),
 		regions: make(map[regionKey]*regionRecord),
 	}
 	if reg != nil {
@@ -68,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.verdict, m.errorRatio, m.burnRate, m.latency, m.requests, m.bad, m.good, m.hardDown} {
+	for _, d := range []*prometheus.Desc{m.verdict, m.errorRatio, m.burnRate, m.latency, m.requests, m.bad, m.good, m.hardDown, m.noLatency, m.throttled} {
 		ch <- d
 	}
 }
@@ -90,6 +97,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.bad, prometheus.GaugeValue, r.bad, k.service, k.region)
 		ch <- prometheus.MustNewConstMetric(m.good, prometheus.GaugeValue, r.good, k.service, k.region)
 		ch <- prometheus.MustNewConstMetric(m.hardDown, prometheus.GaugeValue, r.hardDown, k.service, k.region)
+		ch <- prometheus.MustNewConstMetric(m.noLatency, prometheus.GaugeValue, r.noLatency, k.service, k.region)
+		ch <- prometheus.MustNewConstMetric(m.throttled, prometheus.GaugeValue, r.throttled, k.service, k.region)
 		for w, v := range r.ratio {
 			ch <- prometheus.MustNewConstMetric(m.errorRatio, prometheus.GaugeValue, v, k.service, k.region, r.ratioLabel[w])
 		}
@@ -124,6 +133,11 @@ func (m *Metrics) Observe(st health.RegionStatus, window time.Duration) {
 	if st.HardDown {
 		r.hardDown = 1
 	}
+	r.noLatency = 0
+	if st.NoLatencyData {
+		r.noLatency = 1
+	}
+	r.throttled = st.Throttled
 	if _, ok := r.ratioLabel[window]; !ok {
 		if r.ratio == nil {
 			r.ratio, r.ratioLabel = make(map[time.Duration]float64, 1), make(map[time.Duration]string, 1)

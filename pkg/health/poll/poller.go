@@ -29,6 +29,9 @@ const (
 	// DefaultRetryBackoff is the first retry's wait; it doubles per retry.
 	DefaultRetryBackoff = 250 * time.Millisecond
 
+	// TimingRefresh is how often a project's metric timing (ingest delay) is read again.
+	TimingRefresh = time.Hour
+
 	defaultAlignment    = 60 * time.Second
 	defaultLoopInterval = 10 * time.Second
 )
@@ -61,6 +64,7 @@ type projectPoll struct {
 	name      string
 	lookback  time.Duration
 	alignment time.Duration
+	private   bool                         // some endpoints are private (prediction/online/private/*)
 	series    map[health.SeriesKey]*series // configured endpoints only
 
 	lastSuccess time.Time // zero until the first successful (backfill) fetch
@@ -68,6 +72,9 @@ type projectPoll struct {
 	strikes     int       // consecutive quota errors
 	skip        int       // polls left to skip
 	scratch     []health.Point
+
+	ingestDelay time.Duration // from the metrics' descriptors (0: unknown)
+	timingAt    time.Time     // when ingestDelay was last read (zero: never)
 }
 
 type series struct{ pts []health.Point }
@@ -121,6 +128,7 @@ func (p *Poller) Update(cfg *config.Config) {
 		}
 		for _, r := range svc.Regions {
 			pp.series[health.SeriesKey{Location: r.Name, EndpointID: r.EndpointID}] = nil
+			pp.private = pp.private || r.PrivateEndpoint
 		}
 	}
 	for name, pp := range next {
@@ -137,6 +145,9 @@ func (p *Poller) Update(cfg *config.Config) {
 		}
 		if old != nil && old.lookback >= pp.lookback && old.alignment == pp.alignment {
 			pp.lastSuccess, pp.err, pp.strikes, pp.skip = old.lastSuccess, old.err, old.strikes, old.skip
+		}
+		if old != nil {
+			pp.ingestDelay, pp.timingAt = old.ingestDelay, old.timingAt
 		}
 	}
 	p.projects = next
@@ -168,6 +179,17 @@ type Snapshot struct {
 	At     time.Time
 	points map[health.SeriesKey][]health.Point
 	errs   map[string]error
+	delays map[string]time.Duration
+}
+
+// CompleteBefore is when the project's buckets are complete: a bucket ending after it may still
+// be partly ingested (At minus the descriptors' ingest_delay). Zero when the delay is unknown.
+func (s Snapshot) CompleteBefore(project string) time.Time {
+	d, ok := s.delays[project]
+	if !ok || d <= 0 {
+		return time.Time{}
+	}
+	return s.At.Add(-d)
 }
 
 // Points returns the endpoint's buckets, oldest first (nil when none). Do not modify them.
@@ -199,8 +221,12 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) Snapshot {
 	for _, pp := range p.projects {
 		n += len(pp.series)
 	}
-	snap := Snapshot{At: now, points: make(map[health.SeriesKey][]health.Point, n), errs: make(map[string]error, len(p.projects))}
+	snap := Snapshot{At: now, points: make(map[health.SeriesKey][]health.Point, n), errs: make(map[string]error, len(p.projects)),
+		delays: make(map[string]time.Duration, len(p.projects))}
 	for name, pp := range p.projects {
+		if pp.ingestDelay > 0 {
+			snap.delays[name] = pp.ingestDelay
+		}
 		if pp.err != nil {
 			snap.errs[name] = pp.err
 		}
@@ -238,7 +264,7 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	// ends and a re-read replaces the earlier read.
 	// The start is on the grid too, so the oldest bucket of a re-read is whole, not a partial
 	// one that would replace a whole earlier read; it is at or before now-span.
-	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment}
+	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment, Private: pp.private}
 
 	start := time.Now() // duration metric only; decisions use now
 	var (
@@ -280,12 +306,31 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	}
 	pp.err, pp.strikes = nil, 0
 	pp.lastSuccess = now
+	p.readTiming(ctx, pp, now)
 	p.m.lastSuccess.WithLabelValues(lbl).Set(float64(now.UnixNano()) / 1e9)
 
 	cutoff := now.Add(-pp.lookback)
 	for k, s := range pp.series {
 		pp.scratch = s.merge(res[k], cutoff, pp.scratch)
 	}
+}
+
+// readTiming reads the project's ingest delay from the metrics' descriptors when the source can
+// (TimingSource), at the first successful poll and every TimingRefresh. A failure keeps the last
+// value (unknown at first: every visible bucket counts) and is logged.
+func (p *Poller) readTiming(ctx context.Context, pp *projectPoll, now time.Time) {
+	ts, ok := p.src.(health.TimingSource)
+	if !ok || (!pp.timingAt.IsZero() && now.Sub(pp.timingAt) < TimingRefresh) {
+		return
+	}
+	pp.timingAt = now
+	d, err := ts.IngestDelay(ctx, pp.name)
+	if err != nil {
+		p.log.Warn("cannot read the metrics' ingest delay; judging every visible bucket",
+			zap.String("project", pp.name), zap.Error(err))
+		return
+	}
+	pp.ingestDelay = d
 }
 
 // wait sleeps d unless ctx ends first or its deadline is too close; it reports whether to retry.

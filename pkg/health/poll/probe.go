@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
+	"google.golang.org/api/idtoken"
 
 	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
@@ -30,15 +32,33 @@ const (
 	maxProbeBody = 4 << 10
 )
 
-// TokenSourceFunc returns the token source for a probe with google_auth: true.
-type TokenSourceFunc func(ctx context.Context, probeURL string) (oauth2.TokenSource, error)
+// TokenSourceFunc returns the token source for a probe: auth is config.ProbeAuthAccessToken or
+// config.ProbeAuthIDToken, audience the ID token's audience.
+type TokenSourceFunc func(ctx context.Context, auth, audience string) (oauth2.TokenSource, error)
 
-// GoogleAccessToken is the default TokenSourceFunc: an OAuth2 access token (scope
-// cloud-platform) from the application default credentials, which is what Vertex AI prediction
-// URLs (*.googleapis.com) accept. A target that needs an ID token (Cloud Run, IAP) can be served
-// by passing WithTokenSource with google.golang.org/api/idtoken.NewTokenSource.
-func GoogleAccessToken(ctx context.Context, _ string) (oauth2.TokenSource, error) {
-	return google.DefaultTokenSource(ctx, "https://www.googleapis.com/auth/cloud-platform")
+// GoogleTokenSource is the default TokenSourceFunc, from the application default credentials:
+// an OAuth2 access token (scope cloud-platform), which Vertex AI prediction URLs
+// (*-aiplatform.googleapis.com) accept, or an OIDC ID token for audience, which Cloud Run and
+// IAP-protected targets require (they refuse access tokens).
+func GoogleTokenSource(ctx context.Context, auth, audience string) (oauth2.TokenSource, error) {
+	switch auth {
+	case config.ProbeAuthAccessToken:
+		return google.DefaultTokenSource(ctx, "https://www.googleapis.com/auth/cloud-platform")
+	case config.ProbeAuthIDToken:
+		return idtoken.NewTokenSource(ctx, audience)
+	}
+	return nil, fmt.Errorf("probe auth %q has no token", auth)
+}
+
+// probeAuth is the probe's credential kind (google_auth: true is access-token).
+func probeAuth(pr config.Probe) string {
+	if pr.Auth == "" && pr.GoogleAuth {
+		return config.ProbeAuthAccessToken
+	}
+	if pr.Auth == "" {
+		return config.ProbeAuthNone
+	}
+	return pr.Auth
 }
 
 // ProberOption configures a Prober.
@@ -47,7 +67,7 @@ type ProberOption func(*Prober)
 // WithHTTPClient replaces the prober's HTTP client.
 func WithHTTPClient(c *http.Client) ProberOption { return func(p *Prober) { p.client = c } }
 
-// WithTokenSource replaces how google_auth probes get their token.
+// WithTokenSource replaces how probes with auth access-token or id-token get their token.
 func WithTokenSource(f TokenSourceFunc) ProberOption { return func(p *Prober) { p.tokenFunc = f } }
 
 type probeTarget struct {
@@ -93,7 +113,7 @@ func NewProber(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, o
 	tr.IdleConnTimeout = time.Minute
 	p := &Prober{
 		client:    &http.Client{Transport: tr},
-		tokenFunc: GoogleAccessToken,
+		tokenFunc: GoogleTokenSource,
 		log:       log,
 		latest:    make(map[regionKey]*health.ProbeResult),
 	}
@@ -317,7 +337,7 @@ func (p *Prober) do(ctx context.Context, t *probeTarget) (status int, outcome st
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("User-Agent", "drwatchd-probe")
-	if t.cfg.GoogleAuth {
+	if probeAuth(t.cfg) != config.ProbeAuthNone {
 		tok, err := p.token(ctx, t)
 		if err != nil {
 			return 0, "error", err
@@ -347,10 +367,11 @@ func (p *Prober) token(ctx context.Context, t *probeTarget) (*oauth2.Token, erro
 	t.tsMu.Lock()
 	if t.ts == nil {
 		// The token source outlives this probe's context.
-		ts, err := p.tokenFunc(context.WithoutCancel(ctx), t.cfg.URL)
+		auth := probeAuth(t.cfg)
+		ts, err := p.tokenFunc(context.WithoutCancel(ctx), auth, t.cfg.Audience)
 		if err != nil {
 			t.tsMu.Unlock()
-			return nil, errors.New("google auth: " + err.Error())
+			return nil, errors.New("probe auth " + auth + ": " + err.Error())
 		}
 		t.ts = oauth2.ReuseTokenSource(nil, ts)
 	}
@@ -358,7 +379,7 @@ func (p *Prober) token(ctx context.Context, t *probeTarget) (*oauth2.Token, erro
 	t.tsMu.Unlock()
 	tok, err := ts.Token()
 	if err != nil {
-		return nil, errors.New("google auth token: " + err.Error())
+		return nil, errors.New("probe auth " + probeAuth(t.cfg) + " token: " + err.Error())
 	}
 	return tok, nil
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,8 +69,12 @@ func probeCfg(base string) *config.Config {
 
 func newTestProber(t *testing.T, base string) (*Prober, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	static := func(context.Context, string) (oauth2.TokenSource, error) {
-		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", TokenType: "Bearer"}), nil
+	static := func(_ context.Context, auth, audience string) (oauth2.TokenSource, error) {
+		tok := "tok"
+		if auth == config.ProbeAuthIDToken {
+			tok = "id-token-for:" + audience
+		}
+		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"}), nil
 	}
 	return NewProber(probeCfg(base), zaptest.NewLogger(t), reg, WithTokenSource(static)), reg
 }
@@ -179,5 +185,62 @@ func TestProberRunOnFakeClock(t *testing.T) {
 	clk.Advance(time.Minute) // wake the goroutines so that they see the cancellation
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A Cloud Run or IAP-protected target refuses access tokens: with auth id-token the probe sends
+// an ID token for its audience (issue 13, item 11); with none, no Authorization header at all.
+func TestProbeAuthKinds(t *testing.T) {
+	const aud = "https://fraud-abc-uc.a.run.app"
+	mux := http.NewServeMux()
+	mux.HandleFunc("/run", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer id-token-for:"+aud {
+			w.WriteHeader(http.StatusUnauthorized) // Cloud Run: an access token is not accepted
+		}
+	})
+	mux.HandleFunc("/open", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p := func(path, auth, audience string) *config.Probe {
+		return &config.Probe{URL: srv.URL + path, Method: "GET", Interval: dur(5 * time.Second), Timeout: dur(time.Second),
+			ExpectStatus: 200, FailuresToDown: 1, Auth: auth, Audience: audience}
+	}
+	cfg := &config.Config{Services: []config.Service{{Name: "s", Regions: []config.Region{
+		{Name: "id", Probe: p("/run", config.ProbeAuthIDToken, aud)},
+		{Name: "access", Probe: p("/run", config.ProbeAuthAccessToken, "")},
+		{Name: "none", Probe: p("/open", config.ProbeAuthNone, "")},
+	}}}}
+	var asked []string
+	var mu sync.Mutex
+	ts := func(_ context.Context, auth, audience string) (oauth2.TokenSource, error) {
+		mu.Lock()
+		asked = append(asked, auth+"|"+audience)
+		mu.Unlock()
+		tok := "access"
+		if auth == config.ProbeAuthIDToken {
+			tok = "id-token-for:" + audience
+		}
+		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"}), nil
+	}
+	pr := NewProber(cfg, zaptest.NewLogger(t), prometheus.NewRegistry(), WithTokenSource(ts))
+	pr.ProbeOnce(context.Background(), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	if got := pr.Latest("s", "id"); got == nil || !got.OK {
+		t.Errorf("id-token probe of a Cloud Run target = %+v, want OK", got)
+	}
+	if got := pr.Latest("s", "access"); got == nil || got.OK || got.Status != http.StatusUnauthorized {
+		t.Errorf("access-token probe of a Cloud Run target = %+v, want 401 (the server's answer shown)", got)
+	}
+	if got := pr.Latest("s", "none"); got == nil || !got.OK {
+		t.Errorf("auth none probe = %+v, want OK without a token", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(asked)
+	if want := []string{"access-token|", "id-token|" + aud}; !slices.Equal(asked, want) {
+		t.Errorf("token sources asked for %v, want %v (none asks for nothing)", asked, want)
 	}
 }

@@ -14,8 +14,14 @@
 //
 // Mutations need the current fingerprint (else HTTP 412 conditionNotMet, as the UrlMap
 // documentation states), validate weighted backends (weight 0..1000, a backend service named),
-// change the fingerprint, and return an Operation that is already DONE and can be fetched by
-// name (Writes logs every accepted one). Patch merges top-level fields; defaultRouteAction is merged one level down and its
+// and return an Operation that goes PENDING -> RUNNING -> DONE on the clock (OpPending, then
+// OpRunning; SetOpTiming), as Compute's global operations do. The URL map changes (new
+// fingerprint, OnChange called with the DONE time) only when the operation is DONE: a read
+// while it runs sees the old map, and a second mutation needs the old fingerprint. Operations
+// are settled on every request (and URLMap), so a client that polls sees DONE as soon as the
+// clock has passed it. FailNextOps makes operations end with an error (httpErrorStatusCode and
+// error set; the map unchanged). Writes logs every accepted mutation when it is accepted
+// (the policy's decision), with the weights it asks for. Patch merges top-level fields; defaultRouteAction is merged one level down and its
 // weightedBackendServices, like pathMatchers, are replaced wholesale when present.
 // Not implemented: insert, delete, list, validate, invalidateCache, and JSON null clearing.
 package fakecompute
@@ -47,6 +53,14 @@ const SelfLinkBase = "https://www.googleapis.com/compute/v1/"
 // MaxWeight is the largest weight of a weighted backend service.
 const MaxWeight = 1000
 
+// Default operation timing: PENDING for OpPending, then RUNNING for OpRunning, then DONE.
+// Compute's client polls a global operation with a 1, 2, 4 s backoff (Operation.Wait); URL map
+// patches are typically done within seconds (see pkg/sim/doc.go).
+const (
+	OpPending = 1 * time.Second
+	OpRunning = 4 * time.Second
+)
+
 // Server is the fake. Safe for concurrent use.
 type Server struct {
 	clk clock.Clock
@@ -59,6 +73,11 @@ type Server struct {
 	calls    map[string]int
 	seq      uint64
 	writes   []Write
+
+	pending, running time.Duration
+	inflight         []*inflight // operations not yet DONE, oldest first
+	failNext         int         // HTTP status the next operations end with (0: succeed)
+	failCount        int
 }
 
 // Write is one accepted URL map patch or update, as it reached the fake: the ground truth of
@@ -92,6 +111,14 @@ func lastSegment(ref string) string {
 	return ref
 }
 
+// inflight is a mutation waiting for its operation to be DONE.
+type inflight struct {
+	op             *computepb.Operation
+	project, name  string
+	next           *computepb.UrlMap
+	insert, doneAt time.Time
+}
+
 // New returns an empty server on clk.
 func New(clk clock.Clock) *Server {
 	return &Server{
@@ -99,6 +126,87 @@ func New(clk clock.Clock) *Server {
 		maps:  map[string]*computepb.UrlMap{},
 		ops:   map[string]*computepb.Operation{},
 		calls: map[string]int{},
+
+		pending: OpPending,
+		running: OpRunning,
+	}
+}
+
+// SetOpTiming sets how long new operations stay PENDING and then RUNNING (0, 0: DONE at once).
+func (s *Server) SetOpTiming(pending, running time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending, s.running = max(pending, 0), max(running, 0)
+}
+
+// FailNextOps makes the next n operations end DONE with an error of HTTP status code (e.g. 500,
+// 409) instead of applying their change.
+func (s *Server) FailNextOps(n, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failCount, s.failNext = n, code
+}
+
+// Settle completes every operation whose DONE time the clock has reached and applies its change.
+// Requests settle on their own; the world may call it to apply changes nobody polled for.
+func (s *Server) Settle() {
+	s.mu.Lock()
+	applied := s.settleLocked()
+	hooks := slices.Clone(s.onChange)
+	s.mu.Unlock()
+	s.fire(hooks, applied)
+}
+
+type change struct {
+	project, name string
+	um            *computepb.UrlMap
+	at            time.Time
+}
+
+// settleLocked advances the in-flight operations to the clock's time and returns the URL map
+// changes that took effect, in order.
+func (s *Server) settleLocked() []change {
+	now := s.clk.Now()
+	var out []change
+	keep := s.inflight[:0]
+	for _, f := range s.inflight {
+		switch {
+		case !now.Before(f.doneAt):
+			f.op.Status = computepb.Operation_DONE.Enum()
+			f.op.Progress = proto.Int32(100)
+			f.op.StartTime = proto.String(f.insert.Add(s.pending).Format(time.RFC3339Nano))
+			f.op.EndTime = proto.String(f.doneAt.Format(time.RFC3339Nano))
+			if f.op.HttpErrorStatusCode != nil {
+				continue // failed: the map is unchanged
+			}
+			cur, ok := s.maps[key(f.project, f.name)]
+			if !ok {
+				continue
+			}
+			f.next.Fingerprint = proto.String(s.fingerprintLocked(f.project, f.name))
+			f.next.Name, f.next.Id, f.next.CreationTimestamp, f.next.Kind, f.next.SelfLink = cur.Name, cur.Id, cur.CreationTimestamp, cur.Kind, cur.SelfLink
+			s.maps[key(f.project, f.name)] = f.next
+			out = append(out, change{f.project, f.name, proto.Clone(f.next).(*computepb.UrlMap), f.doneAt})
+		case !now.Before(f.insert.Add(s.pending)):
+			f.op.Status = computepb.Operation_RUNNING.Enum()
+			f.op.Progress = proto.Int32(50)
+			f.op.StartTime = proto.String(f.insert.Add(s.pending).Format(time.RFC3339Nano))
+			keep = append(keep, f)
+		default:
+			keep = append(keep, f)
+		}
+	}
+	clear(s.inflight[len(keep):])
+	s.inflight = keep
+	return out
+}
+
+// fire calls the OnChange hooks for changes, outside the lock.
+func (s *Server) fire(hooks []func(project, name string, um *computepb.UrlMap, at time.Time), changes []change) {
+	for _, c := range changes {
+		for _, h := range hooks {
+			h(c.project, c.name, proto.Clone(c.um).(*computepb.UrlMap), c.at)
+		}
 	}
 }
 
@@ -137,6 +245,7 @@ func (s *Server) PutURLMap(project string, um *computepb.UrlMap) {
 
 // URLMap returns a deep copy of a URL map.
 func (s *Server) URLMap(project, name string) (*computepb.UrlMap, bool) {
+	s.Settle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	um, ok := s.maps[key(project, name)]
@@ -271,6 +380,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("The requested URL %s %s was not found on this server.", r.Method, r.URL.Path))
 		return
 	}
+	s.Settle()
 	s.mu.Lock()
 	s.calls[method]++
 	f := s.fault
@@ -351,8 +461,6 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, method, project,
 		return
 	}
 	now := s.clk.Now()
-	next.Fingerprint = proto.String(s.fingerprintLocked(project, name))
-	s.maps[key(project, name)] = next
 	wr := Write{At: now, Project: project, URLMap: name, Weights: map[string]uint32{}}
 	for _, wb := range next.GetDefaultRouteAction().GetWeightedBackendServices() {
 		wr.Weights[lastSegment(wb.GetBackendService())] += wb.GetWeight()
@@ -373,23 +481,31 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, method, project,
 		OperationType: proto.String(opType),
 		TargetLink:    next.SelfLink,
 		TargetId:      next.Id,
-		Status:        computepb.Operation_DONE.Enum(),
-		Progress:      proto.Int32(100),
+		Status:        computepb.Operation_PENDING.Enum(),
+		Progress:      proto.Int32(0),
 		InsertTime:    proto.String(ts),
-		StartTime:     proto.String(ts),
-		EndTime:       proto.String(ts),
 		User:          proto.String("drwatchd@fake"),
 		SelfLink:      proto.String(SelfLinkBase + "projects/" + project + "/global/operations/" + opName),
 	}
+	if s.failCount > 0 {
+		s.failCount--
+		code := s.failNext
+		op.HttpErrorStatusCode = proto.Int32(int32(code))
+		op.HttpErrorMessage = proto.String(http.StatusText(code))
+		op.Error = &computepb.Error{Errors: []*computepb.Errors{{
+			Code:    proto.String("RESOURCE_OPERATION_FAILED"),
+			Message: proto.String(fmt.Sprintf("Operation %s on url map %s failed (injected).", opName, name)),
+		}}}
+	}
 	s.ops[key(project, opName)] = op
+	s.inflight = append(s.inflight, &inflight{op: op, project: project, name: name, next: next,
+		insert: now, doneAt: now.Add(s.pending + s.running)})
+	applied := s.settleLocked() // DONE at once when the timing is zero
 	out := proto.Clone(op).(*computepb.Operation)
-	snapshot := proto.Clone(next).(*computepb.UrlMap)
 	hooks := slices.Clone(s.onChange)
 	s.mu.Unlock()
 
-	for _, h := range hooks {
-		h(project, name, proto.Clone(snapshot).(*computepb.UrlMap), now)
-	}
+	s.fire(hooks, applied)
 	writeProto(w, out)
 }
 

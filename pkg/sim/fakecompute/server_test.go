@@ -100,18 +100,27 @@ func TestGetPatchWaitAndStaleFingerprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := op.Wait(wctx); err != nil {
-		t.Fatal(err)
+	// The operation goes PENDING -> RUNNING -> DONE on the clock; the map changes only at DONE.
+	if got := op.Proto().GetStatus(); got != computepb.Operation_PENDING || op.Done() {
+		t.Fatalf("operation right after the patch: %v, want PENDING", got)
 	}
-	if !op.Done() || op.Proto().GetTargetLink() != um.GetSelfLink() {
+	if mid, _ := srv.URLMap("proj", "lb"); mid.GetFingerprint() != um.GetFingerprint() {
+		t.Fatal("the map changed before its operation was done")
+	}
+	clk.Advance(fakecompute.OpPending)
+	if err := op.Poll(ctxT(t)); err != nil || op.Done() || op.Proto().GetStatus() != computepb.Operation_RUNNING {
+		t.Fatalf("after %s: %v (err %v), want RUNNING", fakecompute.OpPending, op.Proto().GetStatus(), err)
+	}
+	clk.Advance(fakecompute.OpRunning)
+	if err := op.Poll(ctxT(t)); err != nil || !op.Done() {
+		t.Fatalf("after %s more: %v (err %v), want DONE", fakecompute.OpRunning, op.Proto().GetStatus(), err)
+	}
+	if op.Proto().GetTargetLink() != um.GetSelfLink() {
 		t.Fatalf("operation = %v", op.Proto())
 	}
-	if srv.Calls("globalOperations.get") != 1 {
-		t.Fatalf("globalOperations.get calls = %d, want 1 (Wait polls once)", srv.Calls("globalOperations.get"))
+	if srv.Calls("globalOperations.get") != 2 {
+		t.Fatalf("globalOperations.get calls = %d, want 2", srv.Calls("globalOperations.get"))
 	}
-
 	// The same (now stale) fingerprint is refused with 412.
 	_, err = c.Patch(ctxT(t), &computepb.PatchUrlMapRequest{Project: "proj", UrlMap: "lb",
 		UrlMapResource: &computepb.UrlMap{Fingerprint: um.Fingerprint, DefaultRouteAction: weighted(0, 1000)}})
@@ -141,13 +150,13 @@ func TestGetPatchWaitAndStaleFingerprint(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(changes) != 1 || !changes[0].Equal(t0.Add(time.Second)) {
+	if len(changes) != 1 || !changes[0].Equal(t0.Add(time.Second+fakecompute.OpPending+fakecompute.OpRunning)) {
 		t.Fatalf("OnChange calls = %v", changes)
 	}
 }
 
 func TestUpdateValidationFaultsAndNotFound(t *testing.T) {
-	srv, _, c := start(t)
+	srv, clk, c := start(t)
 	um, _ := srv.URLMap("proj", "lb")
 
 	bad := []*computepb.UrlMap{
@@ -174,6 +183,7 @@ func TestUpdateValidationFaultsAndNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(fakecompute.OpPending + fakecompute.OpRunning)
 	if err := op.Wait(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +214,7 @@ func TestUpdateValidationFaultsAndNotFound(t *testing.T) {
 }
 
 func TestGlobalOperationsClientAndUnknownPaths(t *testing.T) {
-	srv, _, c := start(t)
+	srv, clk, c := start(t)
 	um, _ := srv.URLMap("proj", "lb")
 	op, err := c.Patch(ctxT(t), &computepb.PatchUrlMapRequest{Project: "proj", UrlMap: "lb",
 		UrlMapResource: &computepb.UrlMap{Fingerprint: um.Fingerprint, DefaultRouteAction: weighted(500, 500)}})
@@ -218,6 +228,7 @@ func TestGlobalOperationsClientAndUnknownPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer oc.Close()
+	clk.Advance(fakecompute.OpPending + fakecompute.OpRunning)
 	got, err := oc.Wait(ctxT(t), &computepb.WaitGlobalOperationRequest{Project: "proj", Operation: op.Name()})
 	if err != nil || got.GetStatus() != computepb.Operation_DONE {
 		t.Fatalf("wait: %v, %v", got, err)
@@ -232,5 +243,26 @@ func TestGlobalOperationsClientAndUnknownPaths(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown path status = %d", resp.StatusCode)
+	}
+}
+
+// A failed operation ends DONE with httpErrorStatusCode and error set, and the map is unchanged;
+// the client's Poll reports the error.
+func TestFailedOperation(t *testing.T) {
+	srv, clk, c := start(t)
+	um, _ := srv.URLMap("proj", "lb")
+	srv.FailNextOps(1, http.StatusInternalServerError)
+	op, err := c.Patch(ctxT(t), &computepb.PatchUrlMapRequest{Project: "proj", UrlMap: "lb",
+		UrlMapResource: &computepb.UrlMap{Fingerprint: um.Fingerprint, DefaultRouteAction: weighted(0, 1000)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(fakecompute.OpPending + fakecompute.OpRunning)
+	err = op.Poll(ctxT(t))
+	if !op.Done() || err == nil || op.Proto().GetHttpErrorStatusCode() != 500 {
+		t.Fatalf("failed operation: done %v err %v op %v", op.Done(), err, op.Proto())
+	}
+	if after, _ := srv.URLMap("proj", "lb"); after.GetFingerprint() != um.GetFingerprint() {
+		t.Fatal("a failed operation changed the map")
 	}
 }

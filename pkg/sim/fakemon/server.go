@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -83,6 +84,8 @@ type Server struct {
 	fault    func(method string) error
 	calls    map[callKey]int
 	pageSize int
+	descs    map[string]*metricpb.MetricDescriptor // by metric type
+	scopes   map[string][]string                   // scoping project -> monitored projects
 }
 
 type callKey struct{ method, metricType string }
@@ -94,6 +97,59 @@ func New() *Server {
 		calls:    map[callKey]int{},
 		pageSize: DefaultPageSize,
 	}
+}
+
+// VertexDescriptors are the descriptors of the Vertex AI prediction metrics the world publishes,
+// with ingestDelay and samplePeriod as their metadata (Google documents Vertex AI's prediction
+// metrics as sampled every 60 s and visible after up to 360 s; the world's spec sets both).
+func VertexDescriptors(samplePeriod, ingestDelay time.Duration) []*metricpb.MetricDescriptor {
+	md := func(typ string, k metricpb.MetricDescriptor_MetricKind, v metricpb.MetricDescriptor_ValueType, unit string) *metricpb.MetricDescriptor {
+		return &metricpb.MetricDescriptor{Type: typ, MetricKind: k, ValueType: v, Unit: unit,
+			Metadata: &metricpb.MetricDescriptor_MetricDescriptorMetadata{
+				SamplePeriod: durationpb.New(samplePeriod), IngestDelay: durationpb.New(ingestDelay),
+			}}
+	}
+	return []*metricpb.MetricDescriptor{
+		md(MetricResponseCount, metricpb.MetricDescriptor_DELTA, metricpb.MetricDescriptor_INT64, "1"),
+		md(MetricErrorCount, metricpb.MetricDescriptor_DELTA, metricpb.MetricDescriptor_INT64, "1"),
+		md(MetricPredictionLatencies, metricpb.MetricDescriptor_DELTA, metricpb.MetricDescriptor_DISTRIBUTION, "ms"),
+		md(MetricPredictionCount, metricpb.MetricDescriptor_DELTA, metricpb.MetricDescriptor_INT64, "1"),
+		md(MetricReplicas, metricpb.MetricDescriptor_GAUGE, metricpb.MetricDescriptor_INT64, "1"),
+		md(MetricTargetReplicas, metricpb.MetricDescriptor_GAUGE, metricpb.MetricDescriptor_INT64, "1"),
+	}
+}
+
+// SetDescriptor registers a metric descriptor (with its metadata: ingest_delay,
+// sample_period), served by GetMetricDescriptor for every project, as the built-in
+// aiplatform.googleapis.com descriptors are.
+func (s *Server) SetDescriptor(d *metricpb.MetricDescriptor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.descs == nil {
+		s.descs = map[string]*metricpb.MetricDescriptor{}
+	}
+	s.descs[d.GetType()] = proto.Clone(d).(*metricpb.MetricDescriptor)
+}
+
+// GetMetricDescriptor implements MetricService: name is
+// projects/P/metricDescriptors/TYPE; an unknown type is NOT_FOUND.
+func (s *Server) GetMetricDescriptor(ctx context.Context, req *monitoringpb.GetMetricDescriptorRequest) (*metricpb.MetricDescriptor, error) {
+	project, typ, ok := strings.Cut(strings.TrimPrefix(req.GetName(), "projects/"), "/metricDescriptors/")
+	if err := s.begin("GetMetricDescriptor", typ); err != nil {
+		return nil, err
+	}
+	if !ok || project == "" || typ == "" || !strings.HasPrefix(req.GetName(), "projects/") {
+		return nil, status.Errorf(codes.InvalidArgument, "name %q is not projects/PROJECT/metricDescriptors/TYPE", req.GetName())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, found := s.descs[typ]
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "Could not find descriptor for metric '%s'.", typ)
+	}
+	out := proto.Clone(d).(*metricpb.MetricDescriptor)
+	out.Name = req.GetName()
+	return out, nil
 }
 
 // Register registers the MetricService on g.
@@ -274,6 +330,33 @@ func projectOf(name string) (string, error) {
 	return p, nil
 }
 
+// SetMetricsScope makes scoping's metrics scope also hold the monitored projects: a
+// ListTimeSeries on projects/scoping returns their series too, as Cloud Monitoring does (a
+// query on a project reads its whole metrics scope).
+func (s *Server) SetMetricsScope(scoping string, monitored ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scopes == nil {
+		s.scopes = map[string][]string{}
+	}
+	s.scopes[scoping] = append([]string(nil), monitored...)
+}
+
+// inScope reports whether a series is in project p's metrics scope (p itself and the projects
+// it monitors). Series whose resource carries no project label (resource_container or
+// project_id) are visible from every project. Callers hold s.mu.
+func (s *Server) inScope(ts *monitoringpb.TimeSeries, p string) bool {
+	if inProject(ts, p) {
+		return true
+	}
+	for _, m := range s.scopes[p] {
+		if inProject(ts, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // inProject reports whether a series belongs to project p. Series whose resource carries no
 // project label (resource_container or project_id) are visible from every project.
 func inProject(ts *monitoringpb.TimeSeries, p string) bool {
@@ -378,7 +461,7 @@ func (s *Server) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeS
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.series))
 	for k, ts := range s.series {
-		if f.matches(ts) && inProject(ts, project) {
+		if f.matches(ts) && s.inScope(ts, project) {
 			keys = append(keys, k)
 		}
 	}

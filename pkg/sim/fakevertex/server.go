@@ -7,7 +7,9 @@
 // SetLocationDown makes every call on that location's resources fail with UNAVAILABLE.
 //
 // Implemented: GetEndpoint, ListEndpoints (paging), UpdateEndpoint (traffic_split,
-// display_name, description, labels; etag checked, ABORTED on mismatch as Vertex AI answers),
+// display_name, description, labels; etag checked, ABORTED on mismatch as Vertex AI answers;
+// FAILED_PRECONDITION for other conditions, e.g. SetBusy; SetOmitEtag serves endpoints without
+// an etag),
 // MutateDeployedModel (long-running; min/max replica counts; done once new replicas are ready
 // on the injected clock), and Operations Get/List/Wait/Delete/Cancel. Replicas: raising
 // min_replica_count provisions the missing replicas, ready after SetScaleUpTime plus the
@@ -79,6 +81,8 @@ type Server struct {
 	ops        map[string]*operation
 	opSeq      int
 	etagSeed   int
+	busy       map[string]string // endpoint name -> why it refuses writes (FAILED_PRECONDITION)
+	noEtag     bool
 }
 
 type endpoint struct {
@@ -396,6 +400,49 @@ func (s *Server) SetFault(f func(method string) error) {
 	s.fault = f
 }
 
+// SetBusy makes writes to an endpoint (UpdateEndpoint, MutateDeployedModel) fail with
+// FAILED_PRECONDITION and why in the message, as Vertex AI answers while another operation (a
+// model deployment by someone else) is in progress on the endpoint: a condition that is not an
+// etag mismatch. An empty why clears it.
+func (s *Server) SetBusy(project, location, endpointID, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy == nil {
+		s.busy = map[string]string{}
+	}
+	name := fmt.Sprintf("projects/%s/locations/%s/endpoints/%s", project, location, endpointID)
+	if why == "" {
+		delete(s.busy, name)
+		return
+	}
+	s.busy[name] = why
+}
+
+// SetOmitEtag makes GetEndpoint and ListEndpoints return endpoints without an etag (the field is
+// optional in the API); an UpdateEndpoint without an etag is then a blind overwrite.
+func (s *Server) SetOmitEtag(omit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noEtag = omit
+}
+
+// busyLocked returns the FAILED_PRECONDITION error of a busy endpoint, or nil.
+func (s *Server) busyLocked(name string) error {
+	if why, ok := s.busy[name]; ok {
+		return status.Errorf(codes.FailedPrecondition, "The Endpoint %s cannot be modified: %s.", name, why)
+	}
+	return nil
+}
+
+// outLocked is the copy of an endpoint a read returns.
+func (s *Server) outLocked(ep *endpoint) *aiplatformpb.Endpoint {
+	out := s.viewLocked(ep)
+	if s.noEtag {
+		out.Etag = ""
+	}
+	return out
+}
+
 // Calls counts calls per method name (EndpointService and Operations methods), failed ones
 // included.
 func (s *Server) Calls(method string) int {
@@ -528,7 +575,7 @@ func (s *Server) GetEndpoint(ctx context.Context, req *aiplatformpb.GetEndpointR
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Endpoint %s is not found.", req.GetName())
 	}
-	return s.viewLocked(ep), nil
+	return s.outLocked(ep), nil
 }
 
 // DefaultListPageSize is the ListEndpoints page size when the request leaves it at 0.
@@ -577,7 +624,7 @@ func (s *Server) ListEndpoints(ctx context.Context, req *aiplatformpb.ListEndpoi
 	stop := min(offset+size, len(names))
 	resp := &aiplatformpb.ListEndpointsResponse{}
 	for _, n := range names[offset:stop] {
-		resp.Endpoints = append(resp.Endpoints, s.viewLocked(s.eps[n]))
+		resp.Endpoints = append(resp.Endpoints, s.outLocked(s.eps[n]))
 	}
 	if stop < len(names) {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%s#%d", req.GetParent(), stop))
@@ -611,6 +658,9 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req *aiplatformpb.UpdateEnd
 	ep, ok := s.eps[in.GetName()]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Endpoint %s is not found.", in.GetName())
+	}
+	if err := s.busyLocked(in.GetName()); err != nil {
+		return nil, err
 	}
 	if in.GetEtag() != "" && in.GetEtag() != ep.pb.GetEtag() {
 		return nil, status.Errorf(codes.Aborted, "etag mismatch: specified etag %q does not match the current etag %q", in.GetEtag(), ep.pb.GetEtag())
@@ -687,6 +737,9 @@ func (s *Server) MutateDeployedModel(ctx context.Context, req *aiplatformpb.Muta
 	ep, ok := s.eps[req.GetEndpoint()]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Endpoint %s is not found.", req.GetEndpoint())
+	}
+	if err := s.busyLocked(req.GetEndpoint()); err != nil {
+		return nil, err
 	}
 	dm := findModel(ep.pb, in.GetId())
 	if dm == nil {

@@ -68,6 +68,10 @@ type Input struct {
 	ScaleReady bool
 	// ScaleErr: the pending ScaleOp failed (it is requested again).
 	ScaleErr string
+	// ShiftDone: the pending ShiftOp completed (the split is written). ShiftErr: it failed (the
+	// split is requested again).
+	ShiftDone bool
+	ShiftErr  string
 	// BaselineFloor: the baseline rule fails a target only above this error ratio (the
 	// service's health.error_ratio.degraded). Against a baseline of 0.1 %, twice the baseline
 	// is well inside sampling noise on a step that carries a tenth of the traffic.
@@ -372,8 +376,7 @@ func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
 		case Baking:
 			p, act, out = baking(p, in, now)
 		case Shifting, RollingBack:
-			// Waiting for Record: ask again (same absolute weights, harmless).
-			act = p.setWeights(in.Service)
+			p, act = awaitShift(p, in, now)
 		}
 		if act != nil {
 			acts = append(acts, act)
@@ -391,6 +394,32 @@ func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
 		acts = nil
 	}
 	return p, acts, out
+}
+
+// MaxShiftOpWait bounds how long a router operation may stay outstanding before the split is
+// requested again (the executor then finds it in place, or writes it anew).
+const MaxShiftOpWait = 5 * time.Minute
+
+// awaitShift handles Shifting and RollingBack: with no operation outstanding the split is asked
+// for again (same absolute weights, harmless); with one, the plan waits for it, confirms the
+// split when it is done, and asks again when it failed or took too long.
+func awaitShift(p Plan, in Input, now time.Time) (Plan, Action) {
+	if p.ShiftOp == "" {
+		return p, p.setWeights(in.Service)
+	}
+	switch {
+	case in.ShiftDone:
+		return confirm(p, p.pending(), now), nil
+	case in.ShiftErr != "":
+		p.Reason = fmt.Sprintf("writing %s failed: %s (retrying)", p.pending(), in.ShiftErr)
+	case now.Sub(p.Since) >= MaxShiftOpWait:
+		p.Reason = fmt.Sprintf("operation %s writing %s not done after %s (asking again)", p.ShiftOp, p.pending(), FormatDuration(MaxShiftOpWait))
+		p.Since = now
+	default:
+		return p, nil
+	}
+	p.ShiftOp = ""
+	return p, p.setWeights(in.Service)
 }
 
 // outcomeOf maps a plan's phase to its outcome.
@@ -436,6 +465,7 @@ func (p Plan) setWeights(service string) Action {
 // confirm records that the pending split w is in place.
 func confirm(p Plan, w Weights, now time.Time) Plan {
 	p.Applied = w.Clone()
+	p.ShiftOp = ""
 	switch p.Phase {
 	case Shifting:
 		p.Phase, p.Since = Propagating, now
@@ -679,13 +709,15 @@ func escalate(p Plan, emergency []int, now time.Time) Plan {
 		p.Target = p.split(p.Steps[p.Step])
 		p.Phase, p.Since = Shifting, now
 		p.Inconclusive = 0
+		p.ShiftOp = ""
 	}
 	p.Reason = fmt.Sprintf("source %s hard down: escalating to emergency steps %v", p.From, p.Steps[keep:])
 	return p
 }
 
 // Record applies the executor's results for the plan's actions. SetWeights ok: Applied is the
-// new split and Shifting moves to Propagating (RollingBack to RolledBack); Scale ok: ScaleOp is
+// new split and Shifting moves to Propagating (RollingBack to RolledBack) — or, when the router
+// returned an operation, ShiftOp is recorded and Advance confirms the split once it is done; Scale ok: ScaleOp is
 // recorded; a Conflict holds the plan; other errors keep the phase (the next Advance retries).
 // Results for other actions (another region's scale-down, stale weights) are ignored.
 func Record(p Plan, results []Result, now time.Time) Plan {
@@ -706,6 +738,10 @@ func Record(p Plan, results []Result, now time.Time) Plan {
 				p.Reason = fmt.Sprintf("split changed by someone else: want %s: %s", a.Expect, r.Err)
 			case r.Err != "":
 				p.Reason = fmt.Sprintf("set weights %s failed: %s (retrying)", a.Weights, r.Err)
+			case r.Op != "":
+				// Requested; the router's operation is polled across iterations (ShiftDone).
+				p.ShiftOp = r.Op
+				p.Reason = fmt.Sprintf("writing %s: waiting for operation %s", a.Weights, r.Op)
 			default:
 				p = confirm(p, a.Weights, now)
 			}

@@ -63,12 +63,60 @@ func names(acts []Action) []string {
 	return n
 }
 
+// ok reports every action done; op is the Scale actions' operation (splits are written within
+// the call).
 func ok(acts []Action, op string) []Result {
 	var rs []Result
 	for _, a := range acts {
-		rs = append(rs, Result{Action: a, Op: op})
+		r := Result{Action: a}
+		if _, scale := a.(Scale); scale {
+			r.Op = op
+		}
+		rs = append(rs, r)
 	}
 	return rs
+}
+
+// A router whose write is a long-running operation (a URL map patch): the plan records the
+// operation, does not re-issue the write while it runs, confirms the split when it is done, and
+// asks again when it failed or never finished (issue 13, item 6).
+func TestShiftOperationPolledAcrossTicks(t *testing.T) {
+	in := input()
+	p := newPlan([]int{50, 100}, false)
+	p.ScaleOp = "scale-1"
+	in.ScaleReady = true
+	p, acts, _ := advance(t, p, in, t0)
+	if got := names(acts); !reflect.DeepEqual(got, []string{"set-weights"}) || p.Phase != Shifting {
+		t.Fatalf("first shift: %v in %s", got, p.Phase)
+	}
+	p = Record(p, []Result{{Action: acts[0], Op: "operation-1"}}, t0)
+	if p.Phase != Shifting || p.ShiftOp != "operation-1" || p.Applied.Equal(p.Target) {
+		t.Fatalf("after the write was requested: phase %s op %q applied %s, want shifting on operation-1, not applied", p.Phase, p.ShiftOp, p.Applied)
+	}
+	// Still running: nothing is asked, the plan waits.
+	in.Observed = p.Applied.Clone()
+	q, acts, out := advance(t, p, in, t0.Add(10*time.Second))
+	if len(acts) != 0 || q.Phase != Shifting || q.ShiftOp != "operation-1" || out.Kind != OutcomeContinue {
+		t.Fatalf("operation running: %v in %s (op %q)", names(acts), q.Phase, q.ShiftOp)
+	}
+	// Failed: asked again, operation dropped.
+	in.ShiftErr = "HTTP 500: RESOURCE_OPERATION_FAILED"
+	q, acts, _ = advance(t, p, in, t0.Add(10*time.Second))
+	if got := names(acts); !reflect.DeepEqual(got, []string{"set-weights"}) || q.ShiftOp != "" || !strings.Contains(q.Reason, "RESOURCE_OPERATION_FAILED") {
+		t.Fatalf("operation failed: %v op %q reason %q", got, q.ShiftOp, q.Reason)
+	}
+	in.ShiftErr = ""
+	// Never done: asked again after MaxShiftOpWait.
+	q, acts, _ = advance(t, p, in, t0.Add(MaxShiftOpWait))
+	if got := names(acts); !reflect.DeepEqual(got, []string{"set-weights"}) || q.ShiftOp != "" {
+		t.Fatalf("operation stuck: %v op %q", got, q.ShiftOp)
+	}
+	// Done: the split is confirmed and propagation starts.
+	in.ShiftDone = true
+	q, acts, _ = advance(t, p, in, t0.Add(20*time.Second))
+	if len(acts) != 0 || q.Phase != Propagating || q.ShiftOp != "" || !q.Applied.Equal(q.Target) {
+		t.Fatalf("operation done: %v in %s op %q applied %s", names(acts), q.Phase, q.ShiftOp, q.Applied)
+	}
 }
 
 func TestNewSkipsStepsAtOrBelowCurrentShare(t *testing.T) {

@@ -46,6 +46,9 @@ type Plan struct {
 	Applied  Weights `json:"applied,omitempty"`
 	// ScaleOp is the pending scale-up operation's name ("" before requested).
 	ScaleOp string `json:"scale_op,omitempty"`
+	// ShiftOp is the router's long-running operation writing the pending split (Shifting or
+	// RollingBack), polled across iterations; "" when none is outstanding.
+	ShiftOp string `json:"shift_op,omitempty"`
 	// Baseline error ratio of the source before the incident (negative when unknown).
 	Baseline float64 `json:"baseline"`
 	// Spread: the split requested or applied at this step spreads the target's share over
@@ -98,6 +101,7 @@ type Result struct {
 	Err string
 	// Conflict: the split was changed by someone else (fingerprint or Expect mismatch).
 	Conflict bool
-	// Op: for Scale, the long-running operation to watch.
+	// Op: the long-running operation to watch: for Scale the scale-up; for SetWeights the
+	// router's write ("" when the split was written within the call).
 	Op string
 }
