@@ -26,8 +26,10 @@ import (
 // turns the plan into an emergency one: too few crash points to be worth sweeping.)
 const (
 	faultAt = 2*time.Minute + 30*time.Second
-	// horizon bounds each daemon lifetime in simulated time; a full failover takes about 6.
-	horizon = 15 * time.Minute
+	// horizon bounds each daemon lifetime in simulated time; a full failover takes about 6
+	// minutes, a re-targeted one (two plans, on the default world's jittered propagation and
+	// scale-up) up to about 15.
+	horizon = 30 * time.Minute
 	// settle: how long a failed-over service is watched for a second failover or a block.
 	settle = 2 * time.Minute
 	// latencyFault: seconds added to the primary's median latency.
@@ -123,7 +125,7 @@ func runToFailedOver(ctx context.Context, t *testing.T, env *simrun.Env, d *daem
 			return
 		}
 		if !env.Sim.World.Now().Before(end) {
-			t.Fatalf("%s: not failed over after %s of simulated time: state %s (%s)", when, horizon, st.State, st.Reason)
+			t.Fatalf("%s: not failed over after %s of simulated time: state %s, %d completed (%s)", when, horizon, st.State, st.Completed, st.Reason)
 		}
 		if err := env.Step(ctx, d); err != nil {
 			t.Fatalf("%s: iteration at %s: %v", when, env.Elapsed(), err)
