@@ -626,7 +626,7 @@ func (r *run) runPlan() {
 		TargetRegion: r.region(p.To),
 		SourceRegion: r.region(p.From),
 		Target:       r.health(p.To),
-		Source:       r.health(p.From),
+		Source:       r.planSource(p.From),
 		Observed:     r.observed(),
 		Helpers:      r.helpers(p),
 		ScaleReady:   r.obs.ScaleReady,

@@ -146,11 +146,24 @@ func (r *run) uncount(started time.Time) {
 
 // ---- re-target ------------------------------------------------------------------------------
 
+// planSource is a plan's source as the plan judges it (rollback or hold, re-target): degraded
+// with bad evaluations still coming is not recovered. A restarted daemon's evaluator starts its
+// hysteresis over, so a source that was unhealthy reads degraded on its first bad evaluations:
+// rolling back onto it would undo the failover for a region that is failing now.
+func (r *run) planSource(name string) health.RegionStatus {
+	h := r.health(name)
+	if h.Verdict == health.Degraded && h.Bad > 0 {
+		h.Verdict = health.Unhealthy
+		h.Reason = "degraded with bad evaluations: " + h.Reason
+	}
+	return h
+}
+
 // retarget hands an automatic failover whose target failed while the source is still unhealthy
 // to the next eligible standby (by the usual ranking, skipping the targets already tried), from
 // the current split. It reports false when none remains: the plan holds and a human is paged.
 func (r *run) retarget(p plan.Plan) bool {
-	if p.Kind != KindFailover || r.retargeted || r.health(p.From).Verdict != health.Unhealthy {
+	if p.Kind != KindFailover || r.retargeted || r.planSource(p.From).Verdict != health.Unhealthy {
 		return false
 	}
 	r.st.Tried = append(r.st.Tried, p.To)
