@@ -94,20 +94,20 @@ type scaleRow struct {
 	// From the subprocess run (bin/drwatchd run --sim): peak RSS and /metrics scrape.
 	// SelfRSS: peak RSS of this process (the daemon and the bench harness; the world is in the
 	// child) during this measurement; SelfHWMReset: the peak was reset before it.
-	SelfRSS      uint64
+	SelfRSS uint64
 	// At the end of the measurement: file-backed and anonymous resident bytes of this process,
 	// the Go runtime's total obtained from the OS, and GC cycles during the measured loops.
 	RSSFile, RSSAnon, GoSys uint64
 	// SetupHWM, WarmupHWM: the peak RSS after building the daemon (config, clients, parts) and
 	// after the warm-up iteration (the first poll backfills the lookback): where the peak is made.
 	SetupHWM, WarmupHWM uint64
-	NumGC                   uint32
-	SelfHWMReset bool
-	RSS          uint64
-	RSSLoops     int // loop iterations the subprocess had run when RSS was read
-	RSSNote      string
-	Scrape       time.Duration
-	ScrapeBytes  int
+	NumGC               uint32
+	SelfHWMReset        bool
+	RSS                 uint64
+	RSSLoops            int // loop iterations the subprocess had run when RSS was read
+	RSSNote             string
+	Scrape              time.Duration
+	ScrapeBytes         int
 }
 
 // loopEnv is a daemon in this process on a child world of n endpoints.
