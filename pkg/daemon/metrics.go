@@ -91,10 +91,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		warmAt: map[string]time.Time{},
 	}
 	m.svc = newServiceGauges()
-	m.failovers = newLabelCounters("drwatchd_failovers_total",
-		"Traffic shifts by kind (failover, failback) and result (started, completed, failed).", "service", "kind", "result")
-	m.rollbacks = newLabelCounters("drwatchd_rollbacks_total",
-		"Shifts rolled back or held because the target misbehaved.", "service", "reason")
+	m.failovers = newLabelCounters(prometheus.NewDesc("drwatchd_failovers_total",
+		"Traffic shifts by kind (failover, failback) and result (started, completed, failed).",
+		[]string{"service", "kind", "result"}, nil), 3)
+	m.rollbacks = newLabelCounters(prometheus.NewDesc("drwatchd_rollbacks_total",
+		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, nil), 2)
 	if reg != nil {
 		reg.MustRegister(m.svc, m.failovers, m.rollbacks)
 	}
@@ -267,9 +268,9 @@ type counterCell struct{ n atomic.Uint64 }
 // Inc adds one.
 func (c *counterCell) Inc() { c.n.Add(1) }
 
-func newLabelCounters(name, help string, labels ...string) *labelCounters {
-	return &labelCounters{desc: prometheus.NewDesc(name, help, labels, nil), labels: len(labels),
-		cells: make(map[counterKey]*counterCell)}
+// newLabelCounters: desc's variable labels number labels (2 or 3).
+func newLabelCounters(desc *prometheus.Desc, labels int) *labelCounters {
+	return &labelCounters{desc: desc, labels: labels, cells: make(map[counterKey]*counterCell)}
 }
 
 // WithLabelValues returns the series of these label values, creating it at 0. It panics on a
