@@ -137,13 +137,16 @@ func loopCount(body []byte) int {
 }
 
 // vmHWM is a process's peak resident set size in bytes.
-func vmHWM(pid int) (uint64, error) {
+func vmHWM(pid int) (uint64, error) { return procStatus(pid, "VmHWM") }
+
+// procStatus reads one size field (kB) of /proc/PID/status, in bytes.
+func procStatus(pid int, key string) (uint64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(l, key+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseUint(f[0], 10, 64)
@@ -151,7 +154,7 @@ func vmHWM(pid int) (uint64, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
 func freePort() (int, error) {

@@ -10,11 +10,19 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/scenario"
 )
 
-// Targets (DESIGN.md section 5).
+// Targets (DESIGN.md section 5, issue 15): loop CPU and the daemon's peak RSS by endpoint count.
+var targets = []struct {
+	endpoints int
+	cpu       time.Duration
+	rss       uint64 // bytes
+	rssText   string
+}{
+	{1000, 50 * time.Millisecond, 80 << 20, "80 MiB"},
+	{10000, 150 * time.Millisecond, 200 << 20, "200 MiB"},
+}
+
 const (
-	targetCPU        = 50 * time.Millisecond // loop CPU at 1,000 endpoints
-	targetRSS        = 100 << 20             // RSS at 1,000 endpoints
-	targetEndpoints  = 1000
+	targetEndpoints  = 1000 // the size whose subprocess RSS and scrape time are shown beside the targets
 	scrapeBudgetNote = "no target; Prometheus' default scrape timeout is 10 s"
 )
 
@@ -115,26 +123,32 @@ func (r *results) scaleTable(b *strings.Builder) {
 		minL, maxL, r.Scale[0].Endpoints, r.Scale[len(r.Scale)-1].Endpoints, verdict(minL == maxL))
 	p("| (pages of those calls: the fake serves 1,000 series per page; Cloud Monitoring pages up to 100,000) | %.0f .. %.0f requests | %s |\n",
 		minP, maxP, info(minP == maxP, "flat", "one more page per 1,000 series returned (endpoints with traffic) per metric type"))
-	var at *scaleRow
-	for i := range r.Scale {
-		if r.Scale[i].Endpoints == targetEndpoints {
-			at = &r.Scale[i]
+	for _, tg := range targets {
+		var at *scaleRow
+		for i := range r.Scale {
+			if r.Scale[i].Endpoints == tg.endpoints {
+				at = &r.Scale[i]
+			}
 		}
-	}
-	if at == nil {
-		p("| 1,000 endpoints: CPU < 50 ms / loop, RSS < 100 MB | not measured (1,000 not in -endpoints) | - |\n")
-	} else {
-		p("| 1,000 endpoints: loop CPU < 50 ms | %s | %s |\n", ms(at.CPUPerLoop), verdict(at.CPUPerLoop < targetCPU))
-		switch {
-		case at.SelfRSS > 0:
-			p("| 1,000 endpoints: RSS < 100 MB (the daemon) | %.1f MiB peak (daemon in the bench process, simulator in its child; heap after GC %.1f MiB) | %s |\n",
-				float64(at.SelfRSS)/(1<<20), float64(at.HeapInuse)/(1<<20), verdict(at.SelfRSS < targetRSS))
-		default:
-			p("| 1,000 endpoints: RSS < 100 MB (the daemon) | not measured | - |\n")
+		if at == nil {
+			p("| %s endpoints: CPU < %s / loop, RSS < %s | not measured (%d not in -endpoints) | - |\n",
+				thousands(tg.endpoints), ms(tg.cpu), tg.rssText, tg.endpoints)
+			continue
+		}
+		p("| %s endpoints: loop CPU < %s | %s | %s |\n", thousands(tg.endpoints), ms(tg.cpu), ms(at.CPUPerLoop), verdict(at.CPUPerLoop < tg.cpu))
+		if at.SelfRSS > 0 {
+			p("| %s endpoints: peak RSS < %s (the daemon) | %.1f MiB peak (daemon in the bench process, simulator in its child; at the end %.0f MiB file-backed, %.0f MiB anonymous; heap after GC %.1f MiB) | %s |\n",
+				thousands(tg.endpoints), tg.rssText, float64(at.SelfRSS)/(1<<20), float64(at.RSSFile)/(1<<20), float64(at.RSSAnon)/(1<<20),
+				float64(at.HeapInuse)/(1<<20), verdict(at.SelfRSS < tg.rss))
+		} else {
+			p("| %s endpoints: peak RSS < %s (the daemon) | not measured | - |\n", thousands(tg.endpoints), tg.rssText)
+		}
+		if tg.endpoints != targetEndpoints {
+			continue
 		}
 		if at.RSS > 0 {
 			p("| (the `drwatchd run --sim` process, simulator included) | %.1f MiB peak | info: %s |\n",
-				float64(at.RSS)/(1<<20), map[bool]string{true: "under 100 MB even with the simulator", false: "over 100 MB with the simulator's memory included"}[at.RSS < targetRSS])
+				float64(at.RSS)/(1<<20), map[bool]string{true: "under the target even with the simulator", false: "over the target with the simulator's memory included"}[at.RSS < tg.rss])
 		} else if at.RSSNote != "" {
 			p("| (the `drwatchd run --sim` process) | not measured: %s | - |\n", oneLine(at.RSSNote))
 		}
@@ -375,4 +389,13 @@ func oneLine(s string) string {
 		s = s[:300] + "..."
 	}
 	return s
+}
+
+// thousands formats n with a comma every three digits (1000 -> "1,000").
+func thousands(n int) string {
+	d := fmt.Sprint(n)
+	for i := len(d) - 3; i > 0; i -= 3 {
+		d = d[:i] + "," + d[i:]
+	}
+	return d
 }

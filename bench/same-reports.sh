@@ -12,7 +12,8 @@ base=${1:?usage: bench/same-reports.sh BASE_REV [NEW_REV]}
 new=${2:-}
 root=$(git rev-parse --show-toplevel)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# KEEP=1 keeps the builds and reports (the directory is printed) to look at a difference.
+if [ -n "${KEEP:-}" ]; then echo "same-reports: working in $tmp" >&2; else trap 'rm -rf "$tmp"' EXIT; fi
 
 # build REV DIR: build cmd/drwatchd at REV ("" = working tree) into DIR/drwatchd.
 build() {

@@ -69,6 +69,11 @@ func scaleConfig(n int, listen string) []byte {
 // cpuProfile, when set, is the prefix of CPU profile files of the loop measurements.
 var cpuProfile string
 
+// memProfile, when set, is the prefix of heap profile files written after the loop
+// measurements (after a GC: in-use space is what the daemon keeps; alloc space, what its loops
+// allocated since it started).
+var memProfile string
+
 // scaleRow is one endpoint count's figures.
 type scaleRow struct {
 	Endpoints, Services int
@@ -89,13 +94,20 @@ type scaleRow struct {
 	// From the subprocess run (bin/drwatchd run --sim): peak RSS and /metrics scrape.
 	// SelfRSS: peak RSS of this process (the daemon and the bench harness; the world is in the
 	// child) during this measurement; SelfHWMReset: the peak was reset before it.
-	SelfRSS      uint64
-	SelfHWMReset bool
-	RSS          uint64
-	RSSLoops     int // loop iterations the subprocess had run when RSS was read
-	RSSNote      string
-	Scrape       time.Duration
-	ScrapeBytes  int
+	SelfRSS uint64
+	// At the end of the measurement: file-backed and anonymous resident bytes of this process,
+	// the Go runtime's total obtained from the OS, and GC cycles during the measured loops.
+	RSSFile, RSSAnon, GoSys uint64
+	// SetupHWM, WarmupHWM: the peak RSS after building the daemon (config, clients, parts) and
+	// after the warm-up iteration (the first poll backfills the lookback): where the peak is made.
+	SetupHWM, WarmupHWM uint64
+	NumGC               uint32
+	SelfHWMReset        bool
+	RSS                 uint64
+	RSSLoops            int // loop iterations the subprocess had run when RSS was read
+	RSSNote             string
+	Scrape              time.Duration
+	ScrapeBytes         int
 }
 
 // loopEnv is a daemon in this process on a child world of n endpoints.
@@ -183,11 +195,13 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	}
 	defer e.close()
 	d := e.d
+	row.SetupHWM, _ = vmHWM(os.Getpid())
 	t0 := time.Now()
 	if err := d.Tick(ctx); err != nil {
 		return row, fmt.Errorf("warm-up tick: %w", err)
 	}
 	row.Warmup = time.Since(t0)
+	row.WarmupHWM, _ = vmHWM(os.Getpid())
 
 	if cpuProfile != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%d", cpuProfile, n))
@@ -244,11 +258,34 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	row.HeapInuse = ms.HeapInuse
+	if memProfile != "" {
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d", memProfile, n)); err != nil {
+			return row, err
+		}
+	}
 	if hwm, err := vmHWM(os.Getpid()); err == nil {
 		row.SelfRSS = hwm
 	}
+	// Where the resident bytes are at the end: file-backed pages (the binary's code and data
+	// touched so far) versus anonymous memory (heap, stacks, runtime), and the runtime's view.
+	row.RSSFile, _ = procStatus(os.Getpid(), "RssFile")
+	row.RSSAnon, _ = procStatus(os.Getpid(), "RssAnon")
+	row.GoSys = ms.Sys
+	row.NumGC = m1.NumGC - m0.NumGC
 	runtime.KeepAlive(d)
 	return row, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // apiCalls reads drwatchd_cloud_api_calls_total by method.

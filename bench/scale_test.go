@@ -80,9 +80,13 @@ func TestMarkdownMarksTargets(t *testing.T) {
 	r := results{Scale: []scaleRow{
 		{Endpoints: 10, Services: 5, Logical: 3, ListCalls: 3, CPUPerLoop: 1e6, SelfRSS: 50 << 20, SelfHWMReset: true},
 		{Endpoints: 1000, Services: 500, Logical: 3, ListCalls: 3, CPUPerLoop: 60e6, SelfRSS: 90 << 20, SelfHWMReset: true},
+		{Endpoints: 10000, Services: 5000, Logical: 3, ListCalls: 15, CPUPerLoop: 140e6, SelfRSS: 190 << 20, SelfHWMReset: true},
 	}}
 	md := r.markdown()
-	for _, w := range []string{"| Monitoring calls per loop flat", "**PASS**", "loop CPU < 50 ms | 60.0 ms | **FAIL**", "RSS < 100 MB (the daemon) | 90.0 MiB", "comparison table is produced by `make bench`"} {
+	for _, w := range []string{"| Monitoring calls per loop flat", "**PASS**",
+		"1,000 endpoints: loop CPU < 50.0 ms | 60.0 ms | **FAIL**", "1,000 endpoints: peak RSS < 80 MiB (the daemon) | 90.0 MiB",
+		"10,000 endpoints: loop CPU < 150.0 ms | 140.0 ms | **PASS**", "10,000 endpoints: peak RSS < 200 MiB (the daemon) | 190.0 MiB",
+		"comparison table is produced by `make bench`"} {
 		if !strings.Contains(md, w) {
 			t.Fatalf("markdown lacks %q:\n%s", w, md)
 		}

@@ -116,3 +116,49 @@ drwatchd_failback_failures{service="fraud"} 2
 		t.Fatalf("lint: %v %v", err, probs)
 	}
 }
+
+// TestLabelCounters: the failover and rollback counters are created at 0 per service by
+// initService and count Inc calls, as the CounterVecs they replaced did.
+func TestLabelCounters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	m.initService("a")
+	m.failovers.WithLabelValues("a", "failover", "started").Inc()
+	m.failovers.WithLabelValues("a", "failover", "started").Inc()
+	m.failovers.WithLabelValues("a", "failover", "completed").Inc()
+	m.rollbacks.WithLabelValues("a", "conflict").Inc()
+	m.rollbacks.WithLabelValues("b", "rolled-back").Inc() // a service initService did not see
+	want := `
+# HELP drwatchd_failovers_total Traffic shifts by kind (failover, failback) and result (started, completed, failed).
+# TYPE drwatchd_failovers_total counter
+drwatchd_failovers_total{kind="failback",result="cancelled",service="a"} 0
+drwatchd_failovers_total{kind="failback",result="completed",service="a"} 0
+drwatchd_failovers_total{kind="failback",result="failed",service="a"} 0
+drwatchd_failovers_total{kind="failback",result="started",service="a"} 0
+drwatchd_failovers_total{kind="failover",result="cancelled",service="a"} 0
+drwatchd_failovers_total{kind="failover",result="completed",service="a"} 1
+drwatchd_failovers_total{kind="failover",result="failed",service="a"} 0
+drwatchd_failovers_total{kind="failover",result="started",service="a"} 2
+drwatchd_failovers_total{kind="manual",result="cancelled",service="a"} 0
+drwatchd_failovers_total{kind="manual",result="completed",service="a"} 0
+drwatchd_failovers_total{kind="manual",result="failed",service="a"} 0
+drwatchd_failovers_total{kind="manual",result="started",service="a"} 0
+# HELP drwatchd_rollbacks_total Shifts rolled back or held because the target misbehaved.
+# TYPE drwatchd_rollbacks_total counter
+drwatchd_rollbacks_total{reason="conflict",service="a"} 1
+drwatchd_rollbacks_total{reason="rolled-back",service="a"} 0
+drwatchd_rollbacks_total{reason="rolled-back",service="b"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drwatchd_failovers_total", "drwatchd_rollbacks_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg, "drwatchd_failovers_total", "drwatchd_rollbacks_total"); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("WithLabelValues with a wrong number of values did not panic")
+		}
+	}()
+	m.rollbacks.WithLabelValues("a")
+}

@@ -277,7 +277,8 @@ type declared struct {
 var constructor = regexp.MustCompile(`^New(Counter|Gauge|Histogram|Summary)(Vec)?$`)
 
 // declaredMetrics parses every non-test Go file under pkg/ and cmd/ and returns the metrics
-// constructed there (`f.NewGaugeVec(prometheus.GaugeOpts{Name: "drwatchd_..."}, ...)`).
+// constructed there (`f.NewGaugeVec(prometheus.GaugeOpts{Name: "drwatchd_..."}, ...)`, or a
+// collector's `prometheus.NewDesc("drwatchd_...", ...)`).
 func declaredMetrics(t testing.TB) map[string]declared {
 	t.Helper()
 	out := map[string]declared{}
@@ -301,6 +302,22 @@ func declaredMetrics(t testing.TB) map[string]declared {
 				}
 				sel, ok := call.Fun.(*ast.SelectorExpr)
 				if !ok {
+					return true
+				}
+				if sel.Sel.Name == "NewDesc" {
+					// A collector's family (prometheus.NewDesc("drwatchd_...", help, labels, nil)):
+					// a Desc carries no type, so the naming rule gives it (_total: a counter).
+					if bl, ok := call.Args[0].(*ast.BasicLit); ok && bl.Kind == token.STRING {
+						name, err := strconv.Unquote(bl.Value)
+						if err == nil && strings.HasPrefix(name, "drwatchd_") {
+							kind := "Gauge"
+							if strings.HasSuffix(name, "_total") {
+								kind = "Counter"
+							}
+							rel, _ := filepath.Rel(repoRoot(t), fset.Position(bl.Pos()).Filename)
+							out[name] = declared{Name: name, Kind: kind, Vec: true, Pos: fmt.Sprintf("%s:%d", rel, fset.Position(bl.Pos()).Line)}
+						}
+					}
 					return true
 				}
 				m := constructor.FindStringSubmatch(sel.Sel.Name)

@@ -27,16 +27,45 @@ type Metrics struct {
 
 // regionRecord is one region's last observed figures.
 type regionRecord struct {
-	verdict    int // index in health.Verdicts
-	latency    float64
-	requests   float64
-	bad, good  float64
-	hardDown   float64
-	noLatency  float64
-	throttled  float64
-	ratio      map[time.Duration]float64 // by window
-	ratioLabel map[time.Duration]string  // window label, formatted once
-	burn       map[string]float64        // by window
+	verdict   int // index in health.Verdicts
+	latency   float64
+	requests  float64
+	bad, good float64
+	hardDown  float64
+	noLatency float64
+	throttled float64
+	ratio     []windowValue // by health window (one, unless a reload changed it)
+	burn      []windowValue // by burn-rate window
+}
+
+// windowValue is one window's figure; slices of these are smaller than maps for the one to
+// three windows a region has.
+type windowValue struct {
+	window time.Duration // error ratio only
+	label  string        // the window label value
+	v      float64
+}
+
+// setRatio sets the error ratio of health window w.
+func (r *regionRecord) setRatio(w time.Duration, v float64) {
+	for i := range r.ratio {
+		if r.ratio[i].window == w {
+			r.ratio[i].v = v
+			return
+		}
+	}
+	r.ratio = append(r.ratio, windowValue{window: w, label: health.FormatDuration(w), v: v})
+}
+
+// setBurn sets the burn rate of the burn-rate window labelled w.
+func (r *regionRecord) setBurn(w string, v float64) {
+	for i := range r.burn {
+		if r.burn[i].label == w {
+			r.burn[i].v = v
+			return
+		}
+	}
+	r.burn = append(r.burn, windowValue{label: w, v: v})
 }
 
 // NewMetrics registers the region health metrics on reg (nil: not registered).
@@ -99,11 +128,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.hardDown, prometheus.GaugeValue, r.hardDown, k.service, k.region)
 		ch <- prometheus.MustNewConstMetric(m.noLatency, prometheus.GaugeValue, r.noLatency, k.service, k.region)
 		ch <- prometheus.MustNewConstMetric(m.throttled, prometheus.GaugeValue, r.throttled, k.service, k.region)
-		for w, v := range r.ratio {
-			ch <- prometheus.MustNewConstMetric(m.errorRatio, prometheus.GaugeValue, v, k.service, k.region, r.ratioLabel[w])
+		for _, x := range r.ratio {
+			ch <- prometheus.MustNewConstMetric(m.errorRatio, prometheus.GaugeValue, x.v, k.service, k.region, x.label)
 		}
-		for w, v := range r.burn {
-			ch <- prometheus.MustNewConstMetric(m.burnRate, prometheus.GaugeValue, v, k.service, k.region, w)
+		for _, x := range r.burn {
+			ch <- prometheus.MustNewConstMetric(m.burnRate, prometheus.GaugeValue, x.v, k.service, k.region, x.label)
 		}
 	}
 }
@@ -138,18 +167,9 @@ func (m *Metrics) Observe(st health.RegionStatus, window time.Duration) {
 		r.noLatency = 1
 	}
 	r.throttled = st.Throttled
-	if _, ok := r.ratioLabel[window]; !ok {
-		if r.ratio == nil {
-			r.ratio, r.ratioLabel = make(map[time.Duration]float64, 1), make(map[time.Duration]string, 1)
-		}
-		r.ratioLabel[window] = health.FormatDuration(window)
-	}
-	r.ratio[window] = st.ErrorRatio
+	r.setRatio(window, st.ErrorRatio)
 	for w, v := range st.BurnRates {
-		if r.burn == nil {
-			r.burn = make(map[string]float64, len(st.BurnRates))
-		}
-		r.burn[w] = v
+		r.setBurn(w, v)
 	}
 }
 
