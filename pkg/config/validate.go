@@ -205,6 +205,7 @@ func (c *Config) validate() []*FieldError {
 		}
 		v.service(p, s)
 	}
+	v.errs = append(v.errs, durationFloors(c)...)
 	return v.errs
 }
 
