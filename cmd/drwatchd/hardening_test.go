@@ -21,7 +21,7 @@ func TestCheckConfigRejectsFractionsAndTinyDurations(t *testing.T) {
 	cfg := string(ex)
 	for old, repl := range map[string]string{
 		"\n  interval: 10s": "\n  interval: 1ns",
-		"production: 6":   "production: 4.5",
+		"production: 6":     "production: 4.5",
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("the example config no longer has %q", old)
