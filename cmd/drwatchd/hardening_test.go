@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -127,4 +129,71 @@ func TestMakeFuzzBoundsMinimisation(t *testing.T) {
 	if minimise*10 > total {
 		t.Fatalf("-fuzzminimizetime %s is more than a tenth of -fuzztime %s: one input's minimisation eats the run", minimise, total)
 	}
+}
+
+// The daemon refuses to start on a state file holding a state it does not know, naming the file
+// and the field (issue 16, item 4): before, it started, never evaluated the service again, and
+// said it was ready with every state gauge at 0.
+func TestRunRefusesUnknownStateName(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "drwatchd.yaml")
+	writeSimConfig(t, cfgPath, "5s")
+	statePath := filepath.Join(dir, "state.json")
+	doc := `{"token":0,"doc":{"version":1,"services":{"fraud-scorer":{"service":"fraud-scorer","state":"frobbed","primary":"us-central1","active":"us-central1"}}}}`
+	if err := os.WriteFile(statePath, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, errb := runExpectingRefusal(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json"})
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, errb)
+	}
+	for _, want := range []string{statePath, `services.fraud-scorer.state: unknown state \"frobbed\"`} {
+		if !strings.Contains(errb, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb)
+		}
+	}
+}
+
+// A second daemon on the same state file refuses to start, naming the file and the holder
+// (issue 16, item 7): two processes sharing one file both failed over.
+func TestRunRefusesSharedStateFile(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "drwatchd.yaml")
+	writeSimConfig(t, cfgPath, "5s")
+	first := startDaemon(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json"})
+	defer func() {
+		first.sigs <- syscall.SIGTERM
+		if code := <-first.done; code != 0 {
+			t.Errorf("first daemon exit %d:\n%s", code, first.stderr.String())
+		}
+	}()
+	code, errb := runExpectingRefusal(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json", listen: "127.0.0.1:0"})
+	if code != 1 {
+		t.Fatalf("second daemon on the same state file: exit %d, want 1:\n%s", code, errb)
+	}
+	want := "state file " + filepath.Join(dir, "state.json") + " is locked by another drwatchd (pid "
+	if !strings.Contains(errb, want) {
+		t.Fatalf("stderr lacks %q:\n%s", want, errb)
+	}
+}
+
+// runExpectingRefusal runs the daemon and returns its exit code and stderr when it refuses to
+// start. One that starts serving instead is stopped (SIGTERM) and reported as code -1.
+func runExpectingRefusal(t *testing.T, f runFlags) (int, string) {
+	t.Helper()
+	var out, errb syncBuffer
+	sigs, started, done := make(chan os.Signal, 1), make(chan string, 1), make(chan int, 1)
+	f.signals, f.started = sigs, started
+	go func() { done <- runDaemon(context.Background(), f, &out, &errb) }()
+	select {
+	case code := <-done:
+		return code, errb.String()
+	case <-started:
+		sigs <- syscall.SIGTERM
+		<-done
+		return -1, "started serving instead of refusing:\n" + errb.String()
+	case <-time.After(60 * time.Second):
+		t.Fatalf("neither refused nor started within 60s:\n%s", errb.String())
+	}
+	return -1, ""
 }

@@ -212,12 +212,40 @@ func (d *Daemon) readState(ctx context.Context) (document, []byte, error) {
 	}
 	var doc document
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return document{}, nil, fmt.Errorf("decode persisted state: %w", err)
+		return document{}, nil, fmt.Errorf("decode %s: %w", d.storeName(), err)
 	}
 	if doc.Version != 1 {
-		return document{}, nil, fmt.Errorf("persisted state has version %d; this build reads version 1", doc.Version)
+		return document{}, nil, fmt.Errorf("%s: version: %d; this build reads version 1", d.storeName(), doc.Version)
+	}
+	if err := checkDocument(doc); err != nil {
+		return document{}, nil, fmt.Errorf("%s cannot be resumed (fix or move it aside; it is not replaced automatically): %w", d.storeName(), err)
 	}
 	return doc, raw, nil
+}
+
+// checkDocument refuses a document with a state this build cannot act on: an unknown state name
+// would leave its service unevaluated, silently.
+func checkDocument(doc document) error {
+	names := make([]string, 0, len(doc.Services))
+	for name := range doc.Services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		for _, p := range failover.CheckPersisted(doc.Services[name]) {
+			errs = append(errs, fmt.Errorf("services.%s.%s", name, p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// storeName names the state store in messages (its file or object).
+func (d *Daemon) storeName() string {
+	if n, ok := d.parts.Store.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return "persisted state"
 }
 
 func (d *Daemon) logResume(name string, st failover.State) {
