@@ -82,8 +82,6 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 			desc = fmt.Sprintf("%s %s -> %s, step %d/%d, phase %s: %s", p.Kind, p.From, p.To, p.Step+1, len(p.Steps), p.Phase, st.Reason)
 		}
 		add(AlertFailoverInProgress, "ticket", "", fmt.Sprintf("%s: traffic shift in progress (%s)", service, st.State), desc)
-	case failover.FailedOver:
-		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
 	case failover.Blocked:
 		add(AlertBlocked, "page", "", fmt.Sprintf("%s is blocked: it should act but cannot; a human must decide", service), st.Reason)
 	case failover.Paused:
@@ -96,6 +94,13 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		add(AlertFailbackFailing, "page", st.Primary, fmt.Sprintf("%s: failback to %s failed %d times in a row; retrying with backoff",
 			service, st.Primary, st.FailbackFailures), fmt.Sprintf("next automatic try not before %s: %s",
 			st.FailbackRetryAt.UTC().Format(time.RFC3339), st.Reason))
+	}
+	// FailedOver is about where traffic is, not about the state's name: it fires while a standby
+	// is the active region, through Suspect or Blocked blips on it and during a failback, and
+	// resolves only when the primary serves again. Keyed on the state name, it resolved and
+	// re-fired on every blip.
+	if st.Active != "" && st.Primary != "" && st.Active != st.Primary {
+		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
 	}
 	if t, ok := a.rollback[service]; ok && now.Sub(t) < rollbackLingers {
 		add(AlertRolledBack, "ticket", "", fmt.Sprintf("%s: a traffic shift was rolled back or held", service), st.Reason)
