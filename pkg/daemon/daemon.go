@@ -112,7 +112,8 @@ type Daemon struct {
 	// (plan in progress, failover history, cooldown), and its own observer view is not that.
 	adopted      bool
 	adoptedToken int64
-	lastTick     time.Time // wall time the last iteration ended (watchdog)
+	lastTick     time.Time // wall time the last iteration ended (watchdog, liveness)
+	started      time.Time // wall time New returned
 	wake         chan struct{}
 }
 
@@ -164,6 +165,8 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 	if opts.WallClock == nil {
 		opts.WallClock = clock.Real{}
 	}
+	d.opts.WallClock = opts.WallClock
+	d.started = opts.WallClock.Now()
 	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
 	d.poller = poll.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
 	d.prober = poll.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, poll.WithHTTPClient(parts.ProbeClient))
@@ -467,7 +470,7 @@ func (d *Daemon) Tick(ctx context.Context) error {
 	d.alerts.flush(ctx, now)
 	d.mu.Lock()
 	d.ready = true
-	d.lastTick = time.Now()
+	d.lastTick = d.opts.WallClock.Now()
 	d.mu.Unlock()
 	d.m.loopDuration.Observe(time.Since(start).Seconds())
 	d.m.loopLast.Set(float64(now.UnixNano()) / 1e9)
@@ -835,5 +838,29 @@ func (d *Daemon) SinceLastTick() time.Duration {
 	if d.lastTick.IsZero() {
 		return 0
 	}
-	return time.Since(d.lastTick)
+	return d.opts.WallClock.Now().Sub(d.lastTick)
+}
+
+// LivenessBound is how long the loop may go without finishing an iteration before /healthz
+// fails: three intervals (a slow iteration or two) plus one iteration's timeout.
+func LivenessBound(cfg *config.Config) time.Duration {
+	return 3*cfg.Loop.Interval.D() + cfg.Loop.Timeout.D()
+}
+
+// Live reports an error when the loop is stuck: no iteration has ended (or none since start)
+// within LivenessBound of wall time. /healthz serves it, so that Cloud Run's liveness probe
+// restarts a wedged daemon as the systemd watchdog does.
+func (d *Daemon) Live() error {
+	d.mu.Lock()
+	last, cfg := d.lastTick, d.cfg
+	if last.IsZero() {
+		last = d.started
+	}
+	d.mu.Unlock()
+	bound := LivenessBound(cfg)
+	if since := d.opts.WallClock.Now().Sub(last); since > bound {
+		return fmt.Errorf("loop stalled: no iteration has ended for %s (bound %s: 3 x loop.interval + loop.timeout)",
+			since.Truncate(time.Second), bound)
+	}
+	return nil
 }

@@ -30,6 +30,12 @@ type Daemon interface {
 	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
 }
 
+// Liveness is implemented by a daemon that can tell whether its loop still progresses; /healthz
+// answers 503 with the reason when Live returns an error.
+type Liveness interface {
+	Live() error
+}
+
 // ErrUnknownService is returned by Submit for a service that is not configured.
 var ErrUnknownService = errors.New("unknown service")
 
@@ -42,6 +48,14 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		// Liveness: a daemon whose loop is stuck is not alive, whatever its HTTP server says.
+		if l, ok := d.(Liveness); ok {
+			if err := l.Live(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(err.Error() + "\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

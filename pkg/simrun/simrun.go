@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
@@ -113,6 +114,10 @@ type DaemonOptions struct {
 	Hook func(point string) error
 	// Config overrides the environment's config (e.g. a replica with another identity).
 	Config *config.Config
+	// WallClock overrides the daemon's wall clock (alert stamps, liveness); nil: real time.
+	WallClock clock.Clock
+	// Alerts receives the pushed alerts (nil: those of the config's Alertmanagers).
+	Alerts daemon.AlertSink
 }
 
 // Instance is one daemon running on the environment's clients.
@@ -153,8 +158,11 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 		_ = clients.Close()
 		return nil, err
 	}
+	if o.Alerts != nil {
+		parts.Alerts = o.Alerts
+	}
 	d, err := daemon.New(ctx, cfg, parts, daemon.Options{
-		Clock: e.Sim.World.Clock(), Log: o.Log, Registry: o.Registry, SyncProbes: true, Hook: o.Hook,
+		Clock: e.Sim.World.Clock(), WallClock: o.WallClock, Log: o.Log, Registry: o.Registry, SyncProbes: true, Hook: o.Hook,
 		// A wall-clock wait between Monitoring retries moves no simulated time.
 		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 	})
