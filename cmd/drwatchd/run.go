@@ -170,7 +170,8 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	}
 
 	var stopping atomic.Bool
-	ready := func() bool { return !stopping.Load() && d.Ready() }
+	// Not ready while state writes fail: the daemon acts, but a restart would lose its plan.
+	ready := func() bool { return !stopping.Load() && d.Ready() && d.StoreError() == "" }
 	listen := cfg.Server.Listen
 	if f.listen != "" {
 		listen = f.listen

@@ -13,12 +13,15 @@ import (
 
 // Status is the whole daemon's view, served at /status.
 type Status struct {
-	Version  string          `json:"version"`
-	Time     time.Time       `json:"time"`
-	Ready    bool            `json:"ready"`
-	Leader   bool            `json:"leader"`
-	Holder   string          `json:"leader_identity,omitempty"`
-	Services []ServiceStatus `json:"services"`
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	Ready   bool      `json:"ready"`
+	Leader  bool      `json:"leader"`
+	Holder  string    `json:"leader_identity,omitempty"`
+	// StateStoreError is the last state write's failure (empty when it succeeded): the daemon
+	// acts on its in-memory state, is not ready, and pages DrwatchdStateNotPersisted.
+	StateStoreError string          `json:"state_store_error,omitempty"`
+	Services        []ServiceStatus `json:"services"`
 }
 
 // ServiceStatus is one service's view.

@@ -32,6 +32,8 @@ const (
 	AlertRPOViolation       = "DrwatchdRPOViolation"
 	AlertPausedTooLong      = "DrwatchdPausedTooLong"
 	AlertFailbackFailing    = "DrwatchdFailbackFailing"
+	// AlertStateNotPersisted is about the daemon, not a service: its state writes fail.
+	AlertStateNotPersisted = "DrwatchdStateNotPersisted"
 
 	resendEvery      = time.Minute
 	rollbackLingers  = time.Hour
@@ -133,6 +135,38 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("service", service),
 			zap.String("region", k.region), zap.String("severity", al.Severity), zap.String("summary", al.Summary))
 	}
+}
+
+// evaluateStore fires AlertStateNotPersisted while state writes fail (storeErr non-empty). It
+// carries no service label: every service's state is in memory only.
+func (a *alerter) evaluateStore(store, storeErr string, since, now time.Time) {
+	if a.sink == nil {
+		return
+	}
+	k := alertKey{name: AlertStateNotPersisted}
+	old, firing := a.firing[k]
+	if storeErr == "" {
+		if firing {
+			delete(a.firing, k)
+			a.resolved = append(a.resolved, old.Resolved(a.wall()))
+			a.changed = true
+			a.log.Info("alert resolved", zap.String("alert", k.name))
+		}
+		return
+	}
+	al := notify.Alert{Name: AlertStateNotPersisted, Severity: "page",
+		Summary: fmt.Sprintf("drwatchd cannot persist its state to %s (for %s): it acts on its in-memory state; a restart would lose the plan in progress",
+			store, now.Sub(since).Truncate(time.Second)),
+		Description: storeErr}
+	if firing {
+		al.StartsAt = old.StartsAt
+		a.firing[k] = al
+		return
+	}
+	al.StartsAt = a.wall()
+	a.firing[k] = al
+	a.changed = true
+	a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("severity", al.Severity), zap.String("summary", al.Summary))
 }
 
 // flush pushes changes at once, and every firing alert again every resendEvery.

@@ -113,8 +113,12 @@ type Daemon struct {
 	adopted      bool
 	adoptedToken int64
 	lastTick     time.Time // wall time the last iteration ended (watchdog, liveness)
-	started      time.Time // wall time New returned
-	wake         chan struct{}
+	// storeErr is the last state write's failure ("" after a successful write): the daemon
+	// keeps acting on its in-memory state, pages, and is not ready until a write succeeds.
+	storeErr   string
+	storeSince time.Time // daemon clock: when writes started failing
+	started    time.Time // wall time New returned
+	wake       chan struct{}
 }
 
 type cachedWeights struct {
@@ -436,14 +440,20 @@ func (d *Daemon) Tick(ctx context.Context) error {
 	for i := range cfg.Services {
 		decs = append(decs, d.decide(ctx, &cfg.Services[i], snap, leader, now))
 	}
+	// Tell, whatever happens below: every service's state and the daemon's own problems are
+	// evaluated and pushed in this same iteration (an early return must not delay a page).
 	defer func() {
 		for _, dec := range decs {
 			final, _ := d.State(dec.svc.Name)
 			d.report(dec.svc, final, dec.obs, dec.events, dec.pausedTooLong, now)
 		}
+		d.mu.Lock()
+		storeErr, since := d.storeErr, d.storeSince
+		d.mu.Unlock()
+		d.alerts.evaluateStore(d.storeName(), storeErr, since, now)
+		d.alerts.flush(ctx, now)
 	}()
-	if err := d.commit(ctx, decs, token, leader); err != nil {
-		// Not persisted: acting now could not be resumed after a crash.
+	if err := d.commit(ctx, decs, token, leader); err != nil && !d.actWithoutStore(err) {
 		return err
 	}
 	var firstErr error
@@ -463,11 +473,10 @@ func (d *Daemon) Tick(ctx context.Context) error {
 		acted = true
 	}
 	if acted {
-		if err := d.commit(ctx, decs, token, leader); err != nil {
+		if err := d.commit(ctx, decs, token, leader); err != nil && !d.actWithoutStore(err) {
 			return err
 		}
 	}
-	d.alerts.flush(ctx, now)
 	d.mu.Lock()
 	d.ready = true
 	d.lastTick = d.opts.WallClock.Now()
@@ -660,11 +669,49 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 		}
 		d.m.stateWrites.WithLabelValues("error").Inc()
 		d.m.loopErrors.WithLabelValues("state").Inc()
+		d.m.stateWriteOK.Set(0)
+		d.mu.Lock()
+		if d.storeErr == "" {
+			d.storeSince = d.clk.Now()
+		}
+		d.storeErr = err.Error()
+		d.mu.Unlock()
 		return fmt.Errorf("persist state: %w", err)
 	}
 	d.m.stateWrites.WithLabelValues("ok").Inc()
+	d.m.stateWriteOK.Set(1)
+	d.mu.Lock()
+	if d.storeErr != "" {
+		d.log.Info("state writes succeed again", zap.String("store", d.storeName()))
+	}
+	d.storeErr = ""
+	d.mu.Unlock()
 	d.lastSaved, d.savedToken = raw, token
 	return d.hook("persisted")
+}
+
+// actWithoutStore decides what an iteration does when its state write failed: a fenced write
+// or a simulated crash stops the iteration; any other failure (a full or read-only disk, GCS
+// unreachable for the state object while the lease holds) does not. Refusing to act without a
+// persisted intent would leave traffic on a dead region for as long as the disk stays broken,
+// which is the outage drwatchd exists to end; acting keeps the state in memory (a restart in
+// that window resumes from the last persisted state and reconciles with the observed split, as
+// after any crash) while the write is retried every iteration, the daemon is not ready, and
+// DrwatchdStateNotPersisted pages in this iteration. See docs/state-store.md.
+func (d *Daemon) actWithoutStore(err error) bool {
+	if errors.Is(err, state.ErrFenced) || errors.Is(err, ErrCrash) {
+		return false
+	}
+	d.log.Error("state not persisted: acting on the state in memory; the write is retried every iteration",
+		zap.String("store", d.storeName()), zap.Error(err))
+	return true
+}
+
+// StoreError is the last state write's failure, "" when the last write succeeded.
+func (d *Daemon) StoreError() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.storeErr
 }
 
 func (d *Daemon) hook(point string) error {
@@ -817,7 +864,7 @@ func (d *Daemon) State(service string) (failover.State, bool) {
 func (d *Daemon) Status() api.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := api.Status{Version: version.Version, Time: d.clk.Now(), Ready: d.ready, Leader: d.leader}
+	out := api.Status{Version: version.Version, Time: d.clk.Now(), Ready: d.ready && d.storeErr == "", Leader: d.leader, StateStoreError: d.storeErr}
 	if d.parts.Lease != nil {
 		out.Holder = d.parts.Lease.Holder()
 	}
