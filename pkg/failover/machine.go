@@ -104,6 +104,7 @@ func Initial(svc *config.Service, now time.Time) State {
 // simulated to completion within the Step.
 func Step(svc *config.Service, st State, obs Observation, now time.Time) (State, []plan.Action, []Event) {
 	r := newRun(svc, st, obs, now)
+	r.rolesFromConfig()
 	r.updateBaselines()
 	r.pruneFailovers()
 	for _, c := range obs.Commands {
@@ -143,6 +144,29 @@ func Record(svc *config.Service, st State, results []plan.Result, now time.Time)
 	r.recordWarm(results)
 	s, _, evs := r.finish()
 	return s, evs
+}
+
+// rolesFromConfig makes the configured primary the state's: the configuration says which region
+// is home, the state only remembered it. After an operator swaps roles (the standby that took
+// over becomes the primary), a remembered primary would send an automatic failback to the
+// demoted region. A settled service takes the resting state of its new roles (Healthy when the
+// active region is now the primary, FailedOver otherwise); a plan in progress keeps its own
+// from/to and settles by the new roles when it ends.
+func (r *run) rolesFromConfig() {
+	p := primaryOf(r.svc)
+	if p == "" || p == r.st.Primary {
+		return
+	}
+	old := r.st.Primary
+	r.st.Primary = p
+	reason := fmt.Sprintf("configured primary is %s (was %s); active %s", p, old, r.st.Active)
+	r.event(EventReconciled, "roles-changed", p, reason)
+	switch {
+	case r.st.State == Healthy || r.st.State == FailedOver:
+		r.transition(r.home(), "roles-changed", reason)
+	case r.st.State == Paused && (r.st.PausedFrom == Healthy || r.st.PausedFrom == FailedOver):
+		r.st.PausedFrom = r.home()
+	}
 }
 
 // run is one Step's or Record's working state.
