@@ -340,11 +340,51 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	return nil
 }
 
-// Reload installs a new, already validated configuration between two iterations.
+// Reload installs a new, already validated configuration between two iterations. A
+// configuration that would orphan a plan in progress (or held) — its service or one of its
+// regions gone — is refused with the reason, and the configuration in force stays.
 func (d *Daemon) Reload(cfg *config.Config) error {
 	d.tickMu.Lock()
 	defer d.tickMu.Unlock()
+	if err := d.orphans(cfg); err != nil {
+		return err
+	}
 	return d.apply(cfg)
+}
+
+// orphans reports every plan in progress or held that cfg would leave without its service or
+// one of its regions: the executor would retry against a region it no longer knows until the
+// plan timed out and paged with a misleading reason.
+func (d *Daemon) orphans(cfg *config.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, 0, len(d.states))
+	for name := range d.states {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		p := d.states[name].Plan
+		if p == nil || p.Phase == plan.Done || p.Phase == plan.Failed || p.Phase == plan.RolledBack {
+			continue
+		}
+		what := fmt.Sprintf("%s plan %s -> %s (phase %s)", p.Kind, p.From, p.To, p.Phase)
+		svc := findService(cfg, name)
+		if svc == nil {
+			errs = append(errs, fmt.Errorf("services: %s is removed but has a %s in progress; finish or abort it (drwatchd abort %s) and reload again", name, what, name))
+			continue
+		}
+		for _, r := range []string{p.From, p.To} {
+			if svc.Region(r) == nil {
+				errs = append(errs, fmt.Errorf("services[%s].regions: %s is removed but the %s in progress uses it; finish or abort the plan and reload again", name, r, what))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reload refused, it would orphan a plan: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // Config returns the configuration in force.

@@ -9,7 +9,7 @@ import (
 )
 
 // planPhases are the phases a persisted plan may be in.
-var planPhases = []plan.Phase{plan.Scaling, plan.Shifting, plan.Propagating, plan.Baking, plan.RollingBack, plan.Held, plan.Done, plan.Failed}
+var planPhases = []plan.Phase{plan.Scaling, plan.Shifting, plan.Propagating, plan.Baking, plan.RollingBack, plan.RolledBack, plan.Held, plan.Done, plan.Failed}
 
 // CheckPersisted reports what in a persisted state this build cannot act on, each problem as
 // "field: what is wrong" (field relative to the state, e.g. "plan.phase"). A state the machine
