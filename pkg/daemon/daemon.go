@@ -57,9 +57,14 @@ type Options struct {
 	Clock    clock.Clock
 	Log      *zap.Logger
 	Registry prometheus.Registerer
-	// SyncProbes probes every region once per loop iteration instead of running probe
-	// goroutines: the simulator uses it on its virtual clock.
+	// SyncProbes probes every region once per loop iteration, in lockstep with the loop,
+	// instead of running probe goroutines (the scale benchmark uses it).
 	SyncProbes bool
+	// ScheduledProbes: the driver of a virtual clock runs the probes on their own schedule
+	// through ProbeDue, between iterations, as production's probe goroutines do; Tick and
+	// RunProbes do not probe. The simulation uses it, so that what a probe sees between two
+	// iterations (a blip) reaches the loop as it would in production.
+	ScheduledProbes bool
 	// WallClock stamps pushed alerts (Alertmanager lives on wall time); nil means real time.
 	// Only a simulation's daemon clock differs from it.
 	WallClock clock.Clock
@@ -403,11 +408,17 @@ func (d *Daemon) Ready() bool {
 
 // RunProbes runs the probe goroutines until ctx ends (not used with SyncProbes).
 func (d *Daemon) RunProbes(ctx context.Context) error {
-	if d.opts.SyncProbes {
+	if d.opts.SyncProbes || d.opts.ScheduledProbes {
 		<-ctx.Done()
 		return nil
 	}
 	return d.prober.Run(ctx, d.clk)
+}
+
+// ProbeDue runs the probes due at or before now (ScheduledProbes) and returns when the next is
+// due (zero: no probes).
+func (d *Daemon) ProbeDue(ctx context.Context, now time.Time) time.Time {
+	return d.prober.ProbeDue(ctx, now)
 }
 
 // Run iterates every loop interval until ctx ends. An iteration in progress when ctx ends is

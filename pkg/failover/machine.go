@@ -470,6 +470,45 @@ func (r *run) inShiftGrace() bool {
 	return ls != nil && ls.To == r.st.Active && r.now.Sub(ls.Completed) < grace
 }
 
+// suspectInGrace judges a suspect (or blocked) active region within the shift grace by fresh
+// signals only, as settled does: its windowed metrics still hold the shift itself (an emergency
+// target's scale-up overload), so an unhealthy verdict built on them says nothing about it now.
+// A probe blip made it suspect; the stale window must not then make it unhealthy (a Blocked page,
+// or a second failover off a healthy, fully scaled region). It fails over only on fresh
+// evidence: hard down, or its probe failing on its own long enough to be a verdict (twice
+// unhealthy_after consecutive failures, the evaluator's rule for a probe alone). Once no fresh
+// signal is bad it goes home.
+func (r *run) suspectInGrace(a health.RegionStatus) {
+	switch {
+	case freshUnhealthy(a, r.svc.Health.UnhealthyAfter):
+		r.decideFailover(fmt.Sprintf("active %s unhealthy within the post-shift grace (fresh signals): %s", r.st.Active, a.Reason))
+	case !freshFailing(a):
+		if r.st.State == Blocked {
+			r.st.Plan = nil // as blocked's recovery: a failed plan moved no traffic
+		}
+		r.transition(r.home(), "recovered", fmt.Sprintf("active %s: fresh signals good within the post-shift grace (its metric window still holds the shift): %s", r.st.Active, a.Reason))
+		r.again = true
+	}
+}
+
+// freshUnhealthy: fresh signals alone make the region unhealthy. With a probe, the probe decides
+// (failed 2 x unhealthy_after times in a row): hard down may rest on the window's stale error
+// ratio. Without one, only hard down is left.
+func freshUnhealthy(h health.RegionStatus, unhealthyAfter int) bool {
+	if h.Probe != nil {
+		return !h.Probe.OK && h.Probe.ConsecutiveFailures >= 2*max(unhealthyAfter, 1)
+	}
+	return h.HardDown
+}
+
+// freshFailing: the fresh signal says failing now (the probe when there is one, else hard down).
+func freshFailing(h health.RegionStatus) bool {
+	if h.Probe != nil {
+		return !h.Probe.OK
+	}
+	return h.HardDown
+}
+
 // freshBad: a signal that describes the region now says it is failing: its probe, or every
 // signal at once (hard down).
 func freshBad(h health.RegionStatus) bool {
@@ -478,6 +517,10 @@ func freshBad(h health.RegionStatus) bool {
 
 func (r *run) suspect() {
 	a := r.health(r.st.Active)
+	if r.inShiftGrace() {
+		r.suspectInGrace(a)
+		return
+	}
 	switch {
 	case a.Verdict == health.Unknown:
 		// Unknown never moves toward failover; nor does it prove recovery.
@@ -496,6 +539,10 @@ func (r *run) blocked() {
 		return
 	}
 	a := r.health(r.st.Active)
+	if r.inShiftGrace() {
+		r.suspectInGrace(a)
+		return
+	}
 	switch {
 	case a.Verdict == health.Unknown:
 	case unhealthyNow(a):

@@ -77,7 +77,7 @@ func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.I
 		return r, s, err
 	}
 	d, err := daemon.New(ctx, env.Config, parts, daemon.Options{
-		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, SyncProbes: true,
+		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, ScheduledProbes: true, // env.Step runs them
 		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 		// The executor's retries keep their number, not their wall-clock backoff: a Compute or
 		// Vertex AI outage would otherwise cost seconds of sleeping per loop iteration.
