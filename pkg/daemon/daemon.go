@@ -26,7 +26,6 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
-	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -104,7 +103,12 @@ type Daemon struct {
 	traffic   map[string]serviceTraffic
 	weights   map[string]cachedWeights // last split read per service
 	view      map[string]api.ServiceStatus
-	commands  map[string][]failover.Command
+	commands  map[string][]pendingCommand
+	// lastObs: each service's last observation, for validating commands at submission.
+	lastObs      map[string]failover.Observation
+	cmdSeq       uint64
+	outcomes     map[string]api.CommandResult // by command ID
+	outcomeOrder []string
 	leader    bool
 	ready     bool
 	lastSaved []byte
@@ -168,7 +172,9 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
 		weights:  map[string]cachedWeights{},
-		commands: map[string][]failover.Command{},
+		commands: map[string][]pendingCommand{},
+		lastObs:  map[string]failover.Observation{},
+		outcomes: map[string]api.CommandResult{},
 		wake:     make(chan struct{}, 1),
 	}
 	if opts.WallClock == nil {
@@ -595,8 +601,12 @@ func refreshOffset(service string) time.Duration {
 func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snapshot, leader bool, now time.Time) *decision {
 	d.mu.Lock()
 	st := d.states[svc.Name]
-	cmds := d.commands[svc.Name]
+	pending := d.commands[svc.Name]
 	delete(d.commands, svc.Name)
+	cmds := make([]failover.Command, len(pending))
+	for i, p := range pending {
+		cmds[i] = p.cmd
+	}
 	dec := &decision{svc: svc, tr: d.traffic[svc.Name], pausedTooLong: d.cfg.Alerting.PausedTooLong.D()}
 	cached, hasCached := d.weights[svc.Name]
 	d.mu.Unlock()
@@ -644,6 +654,12 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 
 	dec.next, dec.actions, dec.events = failover.Step(svc, st, obs, now)
 	dec.obs = obs
+	d.settle(pending, dec.events)
+	d.mu.Lock()
+	seen := obs
+	seen.Commands = nil
+	d.lastObs[svc.Name] = seen
+	d.mu.Unlock()
 	if svc.Failover.Mode == failover.ModeDryRun || !leader {
 		// Dry-run: the machine turns every action into a would-act event; none may leak.
 		// Not leading: the machine emits none; this is the belt to its braces.
@@ -867,31 +883,6 @@ func reasonCode(ev failover.Event) string {
 		return ev.Code
 	}
 	return string(ev.To)
-}
-
-// Submit queues an operator command for the next iteration and wakes the loop.
-func (d *Daemon) Submit(_ context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
-	cfg := d.Config()
-	svc := findService(cfg, service)
-	if svc == nil {
-		return api.CommandResult{}, fmt.Errorf("%w %q", server.ErrUnknownService, service)
-	}
-	if !slices.Contains(api.Verbs, verb) {
-		return api.CommandResult{}, fmt.Errorf("unknown verb %q", verb)
-	}
-	if cmd.Target != "" && svc.Region(cmd.Target) == nil {
-		return api.CommandResult{}, fmt.Errorf("service %s has no region %q", service, cmd.Target)
-	}
-	d.mu.Lock()
-	d.commands[service] = append(d.commands[service], failover.Command{
-		Verb: verb, Target: cmd.Target, Who: cmd.Who, Why: cmd.Why, At: d.clk.Now(),
-	})
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return api.CommandResult{Accepted: true, Message: fmt.Sprintf("%s queued for %s; applied at the next loop iteration", verb, service)}, nil
 }
 
 func findService(cfg *config.Config, name string) *config.Service {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +39,15 @@ type Liveness interface {
 
 // ErrUnknownService is returned by Submit for a service that is not configured.
 var ErrUnknownService = errors.New("unknown service")
+
+// ErrQueueFull is returned by Submit when the service's command queue is full (HTTP 429).
+var ErrQueueFull = errors.New("command queue full")
+
+// CommandResults is implemented by a daemon that reports a submitted command's outcome, served
+// at GET /v1/commands/{id}.
+type CommandResults interface {
+	CommandResult(id string) (api.CommandResult, bool)
+}
 
 // Public returns the handler of the public listener.
 func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.Logger) http.Handler {
@@ -111,12 +121,27 @@ func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
 		res, err := d.Submit(r.Context(), service, verb, cmd)
 		switch {
 		case errors.Is(err, ErrUnknownService):
-			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error()})
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
+		case errors.Is(err, ErrQueueFull):
+			writeJSON(w, http.StatusTooManyRequests, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
 		case err != nil:
-			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error()})
+			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
 		default:
 			writeJSON(w, http.StatusAccepted, res)
 		}
+	})
+	mux.HandleFunc("GET /v1/commands/{id}", func(w http.ResponseWriter, r *http.Request) {
+		cr, ok := d.(CommandResults)
+		if !ok {
+			writeJSON(w, http.StatusNotImplemented, api.CommandResult{Message: "this daemon does not report command outcomes"})
+			return
+		}
+		res, found := cr.CommandResult(r.PathValue("id"))
+		if !found {
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: "no command " + strconv.Quote(r.PathValue("id"))})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 	})
 	return authenticate(mux, want, log)
 }
