@@ -97,21 +97,21 @@ type Daemon struct {
 
 	tickMu sync.Mutex // one iteration at a time
 
-	mu        sync.Mutex // guards everything below
-	cfg       *config.Config
-	states    map[string]failover.State
-	traffic   map[string]serviceTraffic
-	weights   map[string]cachedWeights // last split read per service
-	view      map[string]api.ServiceStatus
-	commands  map[string][]pendingCommand
+	mu       sync.Mutex // guards everything below
+	cfg      *config.Config
+	states   map[string]failover.State
+	traffic  map[string]serviceTraffic
+	weights  map[string]cachedWeights // last split read per service
+	view     map[string]api.ServiceStatus
+	commands map[string][]pendingCommand
 	// lastObs: each service's last observation, for validating commands at submission.
 	lastObs      map[string]failover.Observation
 	cmdSeq       uint64
 	outcomes     map[string]api.CommandResult // by command ID
 	outcomeOrder []string
-	leader    bool
-	ready     bool
-	lastSaved []byte
+	leader       bool
+	ready        bool
+	lastSaved    []byte
 	// savedToken is the fencing token of the last successful save: a new token is always
 	// written before the first mutation under it, so the store fences the previous leader.
 	savedToken int64
