@@ -197,3 +197,32 @@ func runExpectingRefusal(t *testing.T, f runFlags) (int, string) {
 	}
 	return -1, ""
 }
+
+// A world-readable admin token file and a non-loopback admin listener (no TLS of its own) are
+// warned about at start (issue 16, item 9: both passed silently).
+func TestRunWarnsAboutExposedAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "drwatchd.yaml")
+	writeSimConfig(t, cfgPath, "5s")
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustRead(t, cfgPath)
+	if !strings.Contains(cfg, "admin:\n  enabled: false\n") {
+		t.Fatal("the demo config no longer has the admin section this test rewrites")
+	}
+	cfg = strings.Replace(cfg, "admin:\n  enabled: false\n", "admin:\n  enabled: true\n  listen: 0.0.0.0:0\n  token_file: "+tok+"\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errb := runExpectingRefusal(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json"})
+	for _, want := range []string{"admin.token_file is readable by other users (mode 0644)", "admin.listen is not a loopback address and the admin API has no TLS"} {
+		if !strings.Contains(errb, want) {
+			t.Errorf("no warning %q:\n%s", want, errb)
+		}
+	}
+}

@@ -187,6 +187,9 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	}
 	var admin *server.Listener
 	if cfg.Admin.Enabled {
+		for _, w := range adminWarnings(cfg.Admin) {
+			log.Warn(w, zap.String("listen", cfg.Admin.Listen), zap.String("token_file", cfg.Admin.TokenFile))
+		}
 		tok, err := os.ReadFile(cfg.Admin.TokenFile)
 		if err != nil || strings.TrimSpace(string(tok)) == "" {
 			log.Error("admin.token_file: cannot read a non-empty token", zap.String("path", cfg.Admin.TokenFile), zap.Error(err))
@@ -329,4 +332,22 @@ func systemdNotify(ctx context.Context, d *daemon.Daemon, cfg *config.Config, lo
 			}
 		}
 	}
+}
+
+// adminWarnings names what exposes the admin token: a token file other users can read, and an
+// admin listener off loopback (the API has no TLS of its own: the bearer token would cross the
+// network in clear unless a TLS proxy fronts it).
+func adminWarnings(a config.Admin) []string {
+	var out []string
+	if fi, err := os.Stat(a.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		out = append(out, fmt.Sprintf("admin.token_file is readable by other users (mode %04o): anyone on the host can run admin commands; chmod 600 it", fi.Mode().Perm()))
+	}
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err == nil {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			out = append(out, "admin.listen is not a loopback address and the admin API has no TLS: the bearer token crosses the network in clear; bind 127.0.0.1 or put a TLS proxy in front")
+		}
+	}
+	return out
 }

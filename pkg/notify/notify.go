@@ -157,12 +157,18 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 	for i, am := range cfg.Alertmanagers {
 		u, err := url.Parse(am.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("alerting.alertmanagers[%d].url: %q is not an absolute http(s) URL", i, am.URL))
+			shown := "(unparsable)"
+			if err == nil {
+				shown = Redact(u)
+			}
+			errs = append(errs, fmt.Errorf("alerting.alertmanagers[%d].url: %q is not an absolute http(s) URL", i, shown))
 			continue
 		}
 		t := &target{
-			url:     strings.TrimRight(am.URL, "/") + "/api/v2/alerts",
-			label:   am.URL,
+			url: strings.TrimRight(am.URL, "/") + "/api/v2/alerts",
+			// The label (a metric label on the unauthenticated /metrics, and every log and
+			// error about this Alertmanager) never carries basic-auth credentials.
+			label:   Redact(u),
 			timeout: am.Timeout.D(),
 			wake:    make(chan struct{}, 1),
 		}
@@ -366,15 +372,23 @@ func (n *Notifier) send(ctx context.Context, t *target, batch []apiAlert) error 
 			return nil
 		}
 		if !retry || attempt >= n.opts.MaxRetries || ctx.Err() != nil {
-			return fmt.Errorf("post %d alerts to %s (attempt %d): %w", len(batch), t.url, attempt+1, err)
+			return fmt.Errorf("post %d alerts to %s (attempt %d): %w", len(batch), t.label, attempt+1, err)
 		}
 		n.m.retries.WithLabelValues(t.label).Inc()
 		n.log.Debug("retrying alertmanager", zap.String("alertmanager", t.label), zap.Int("attempt", attempt+1), zap.Error(err))
 		if err := n.opts.Sleep(ctx, delay); err != nil {
-			return fmt.Errorf("post %d alerts to %s: %w", len(batch), t.url, err)
+			return fmt.Errorf("post %d alerts to %s: %w", len(batch), t.label, err)
 		}
 		delay *= 2
 	}
+}
+
+// Redact returns u without its user information (basic-auth credentials), for labels, logs and
+// messages; the request itself still uses them.
+func Redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
 }
 
 // post makes one attempt; retry reports whether the failure is worth retrying.
