@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -223,6 +224,77 @@ func TestRunWarnsAboutExposedAdminToken(t *testing.T) {
 	for _, want := range []string{"admin.token_file is readable by other users (mode 0644)", "admin.listen is not a loopback address and the admin API has no TLS"} {
 		if !strings.Contains(errb, want) {
 			t.Errorf("no warning %q:\n%s", want, errb)
+		}
+	}
+}
+
+// SIGHUP applies what it can — the admin token file (a leaked token is rotated without a
+// restart), the log level — and reports "restart required" (log and metric) for what it cannot,
+// here the public listen address, instead of claiming success (issue 16, item 5).
+func TestReloadRotatesTokenAndReportsRestartRequired(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "drwatchd.yaml")
+	writeSimConfig(t, cfgPath, "5s")
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("old-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "log:\n  level: info\n" + strings.Replace(mustRead(t, cfgPath), "admin:\n  enabled: false\n", "admin:\n  enabled: true\n  listen: 127.0.0.1:0\n  token_file: "+tok+"\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startDaemon(t, runFlags{config: cfgPath, sim: true, speed: 50, logFormat: "json"})
+	defer func() {
+		r.sigs <- syscall.SIGTERM
+		<-r.done
+	}()
+	m := regexp.MustCompile(`"admin API listening","addr":"([^"]+)"`).FindStringSubmatch(r.stderr.String())
+	if m == nil {
+		t.Fatalf("admin address not logged:\n%s", r.stderr.String())
+	}
+	adminStatus := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+m[1]+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if adminStatus("old-token") != http.StatusOK {
+		t.Fatal("old token refused before the rotation")
+	}
+	// Rotate the token, raise the log level, move the public listener.
+	if err := os.WriteFile(tok, []byte("new-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(base, "listen: 127.0.0.1:0\n", "listen: 127.0.0.1:18099\n", 1) // server.listen (first)
+	next = strings.Replace(next, "level: info", "level: debug", 1)
+	if next == base || !strings.Contains(next, "level: debug") {
+		t.Fatal("the demo config no longer has the lines this test rewrites")
+	}
+	if err := os.WriteFile(cfgPath, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.sigs <- syscall.SIGHUP
+	pub := "http://" + r.addr
+	waitFor(t, 20*time.Second, "reload counted", func() bool {
+		return strings.Contains(get(t, pub+"/metrics"), `drwatchd_config_reloads_total{result="success"} 1`)
+	})
+	if c := adminStatus("old-token"); c != http.StatusUnauthorized {
+		t.Errorf("old token after the reload: %d, want 401", c)
+	}
+	if c := adminStatus("new-token"); c != http.StatusOK {
+		t.Errorf("new token after the reload: %d, want 200", c)
+	}
+	if !strings.Contains(get(t, pub+"/metrics"), "drwatchd_config_restart_required 1") {
+		t.Error("drwatchd_config_restart_required is not 1 after a changed server.listen")
+	}
+	logs := r.stderr.String()
+	for _, want := range []string{`"restart_required":["server.listen"]`, `"log.level"`, `"admin.token_file"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
 		}
 	}
 }

@@ -77,11 +77,38 @@ type Options struct {
 
 // Notifier pushes alerts to every configured Alertmanager.
 type Notifier struct {
-	log      *zap.Logger
-	opts     Options
+	log  *zap.Logger
+	opts Options
+	m    *metrics
+
+	mu       sync.Mutex // guards external and ams (Update replaces them)
 	external string
 	ams      []*target
-	m        *metrics
+	changed  chan struct{} // Update tells Run to restart its workers
+}
+
+// Update installs a reloaded alerting configuration: the Alertmanagers and the external URL.
+// A running Run flushes the old targets' queues (bounded by ShutdownGrace) and starts workers
+// for the new ones. On error nothing changes.
+func (n *Notifier) Update(cfg config.Alerting) error {
+	ams, err := n.targets(cfg)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.ams, n.external = ams, strings.TrimRight(cfg.ExternalURL, "/")
+	n.mu.Unlock()
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (n *Notifier) snapshot() []*target {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ams
 }
 
 type target struct {
@@ -152,7 +179,19 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 2 * time.Second
 	}
-	n := &Notifier{log: log.Named("notify"), opts: o, external: strings.TrimRight(cfg.ExternalURL, "/"), m: newMetrics(reg)}
+	n := &Notifier{log: log.Named("notify"), opts: o, external: strings.TrimRight(cfg.ExternalURL, "/"), m: newMetrics(reg),
+		changed: make(chan struct{}, 1)}
+	ams, err := n.targets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.ams = ams
+	return n, nil
+}
+
+// targets builds the Alertmanager targets of cfg.
+func (n *Notifier) targets(cfg config.Alerting) ([]*target, error) {
+	var out []*target
 	var errs []error
 	for i, am := range cfg.Alertmanagers {
 		u, err := url.Parse(am.URL)
@@ -175,7 +214,7 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 		if t.timeout <= 0 {
 			t.timeout = DefaultTimeout
 		}
-		n.ams = append(n.ams, t)
+		out = append(out, t)
 		n.m.queue.WithLabelValues(t.label).Set(0)
 		// Counters start at 0 so that increase() in alert rules sees the first failure.
 		n.m.sent.WithLabelValues(t.label)
@@ -186,7 +225,7 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return n, nil
+	return out, nil
 }
 
 // apiAlert is the Alertmanager v2 postable alert.
@@ -229,8 +268,11 @@ func (n *Notifier) toAPI(a Alert) apiAlert {
 	if !a.EndsAt.IsZero() {
 		out.EndsAt = a.EndsAt.UTC().Format(time.RFC3339Nano)
 	}
-	if n.external != "" {
-		out.GeneratorURL = n.external + "/status"
+	n.mu.Lock()
+	external := n.external
+	n.mu.Unlock()
+	if external != "" {
+		out.GeneratorURL = external + "/status"
 		if a.Service != "" {
 			out.GeneratorURL += "?service=" + url.QueryEscape(a.Service)
 		}
@@ -257,7 +299,7 @@ func (n *Notifier) Notify(_ context.Context, alerts ...Alert) {
 	for i, a := range alerts {
 		batch[i] = n.toAPI(a)
 	}
-	for _, t := range n.ams {
+	for _, t := range n.snapshot() {
 		t.mu.Lock()
 		t.queue = append(t.queue, batch...)
 		if over := len(t.queue) - n.opts.QueueSize; over > 0 {
@@ -277,16 +319,26 @@ func (n *Notifier) Notify(_ context.Context, alerts ...Alert) {
 // Run sends queued alerts until ctx ends, one worker per Alertmanager; then it makes a last
 // attempt, bounded by Options.ShutdownGrace, to flush what is left.
 func (n *Notifier) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, t := range n.ams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.worker(ctx, t)
-		}()
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, t := range n.snapshot() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.worker(wctx, t)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-n.changed:
+		}
+		cancel() // workers flush what they hold, bounded by ShutdownGrace
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
-	wg.Wait()
-	return nil
 }
 
 func (n *Notifier) worker(ctx context.Context, t *target) {
@@ -331,9 +383,10 @@ func (n *Notifier) Send(ctx context.Context, alerts ...Alert) error {
 	for i, a := range alerts {
 		batch[i] = n.toAPI(a)
 	}
-	errs := make([]error, len(n.ams))
+	ams := n.snapshot()
+	errs := make([]error, len(ams))
 	var wg sync.WaitGroup
-	for i, t := range n.ams {
+	for i, t := range ams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,8 +90,29 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 // Admin returns the handler of the admin listener. token is the bearer token; every request
 // without it is refused with 401. Commands are logged with who, why and the peer address.
 func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
+	return AdminWithToken(d, NewToken(token), log)
+}
+
+// Token is the admin bearer token, replaceable while serving (a config reload re-reads the
+// token file: a leaked token is rotated without a restart). Only its hash is kept.
+type Token struct{ h atomic.Pointer[[32]byte] }
+
+// NewToken returns a Token holding tok.
+func NewToken(tok string) *Token {
+	t := &Token{}
+	t.Set(tok)
+	return t
+}
+
+// Set replaces the token; requests from then on need the new one.
+func (t *Token) Set(tok string) {
+	h := sha256.Sum256([]byte(tok))
+	t.h.Store(&h)
+}
+
+// AdminWithToken is Admin with a replaceable token.
+func AdminWithToken(d Daemon, token *Token, log *zap.Logger) http.Handler {
 	log = log.Named("admin")
-	want := sha256.Sum256([]byte(token))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
@@ -143,11 +165,12 @@ func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, res)
 	})
-	return authenticate(mux, want, log)
+	return authenticate(mux, token, log)
 }
 
-func authenticate(next http.Handler, want [32]byte, log *zap.Logger) http.Handler {
+func authenticate(next http.Handler, token *Token, log *zap.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := *token.h.Load()
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		// Compare hashes in constant time: neither the token's content nor its length leaks.
 		sum := sha256.Sum256([]byte(got))

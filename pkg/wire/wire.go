@@ -106,13 +106,12 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		}
 		p.Lease = state.NoLease{Identity: identity}
 	}
-	if len(cfg.Alerting.Alertmanagers) > 0 {
-		n, err := notify.NewNotifier(cfg.Alerting, log.Named("notify"), reg)
-		if err != nil {
-			return daemon.Parts{}, fmt.Errorf("alerting: %w", err)
-		}
-		p.Alerts = n
+	// Always a notifier, even with no Alertmanager yet: a reload may add some (Update).
+	n, err := notify.NewNotifier(cfg.Alerting, log.Named("notify"), reg)
+	if err != nil {
+		return daemon.Parts{}, fmt.Errorf("alerting: %w", err)
 	}
+	p.Alerts = n
 	return p, nil
 }
 
