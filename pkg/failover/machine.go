@@ -703,7 +703,8 @@ func (r *run) runPlan() {
 		ScaleErr:     r.obs.ScaleErr,
 		DryRun:       r.dryRun(),
 
-		BaselineFloor: r.svc.Health.ErrorRatio.Degraded,
+		BaselineFloor:  r.svc.Health.ErrorRatio.Degraded,
+		UnhealthyAfter: r.svc.Health.UnhealthyAfter,
 	}
 	var acts []plan.Action
 	var out plan.Outcome
