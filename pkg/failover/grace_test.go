@@ -46,7 +46,7 @@ func TestPostShiftGraceHoldsThroughSuspect(t *testing.T) {
 		for i := 1; i <= 6; i++ {
 			now = now.Add(10 * time.Second)
 			p := &health.ProbeResult{OK: false, ConsecutiveFailures: i, At: now, Error: "status 503"}
-			next, _, evs = step(t, svc, next, obs(overloaded(p)), now)
+			next, _, _ = step(t, svc, next, obs(overloaded(p)), now)
 		}
 		if cooldown == time.Minute && next.State != FailingOver {
 			t.Fatalf("probe failing 6x in the grace, cooldown over: state %s (%s), want failing-over", next.State, next.Reason)
