@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
 )
@@ -75,7 +76,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		for _, r := range s.Regions {
 			w = append(w, fmt.Sprintf("%s=%d", r.Name, r.Weight))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.State.State, s.State.Active, strings.Join(w, ","), s.State.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.State.State, s.State.Active, strings.Join(w, ","), printable(s.State.Reason))
 	}
 	_ = tw.Flush()
 	return 0
@@ -89,6 +90,7 @@ func adminVerb(verb string) func(args []string, stdout, stderr io.Writer) int {
 		cf.register(fs)
 		why := fs.String("why", "", "why (required; logged with the command)")
 		who := fs.String("who", envOr("USER", "unknown"), "who issues the command")
+		wait := fs.Duration("wait", time.Minute, "wait this long for the command's outcome (applied or refused at the daemon's next iteration); 0: return once queued")
 		var to *string
 		if verb == "failover" {
 			to = fs.String("to", "", "target region (default: the best eligible standby)")
@@ -118,7 +120,40 @@ func adminVerb(verb string) func(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "drwatchd %s: %v\n", verb, err)
 			return 1
 		}
-		fmt.Fprintln(stdout, res.Message)
+		fmt.Fprintln(stdout, printable(res.Message))
+		if *wait <= 0 || res.Status != api.CommandPending || res.ID == "" {
+			return exitFor(res)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *wait)
+		defer cancel()
+		res, err = c.Wait(ctx, res.ID, 500*time.Millisecond)
+		if err != nil {
+			fmt.Fprintf(stderr, "drwatchd %s: no outcome within %s (the command may still apply; see drwatchd status): %v\n", verb, *wait, err)
+			return 1
+		}
+		if res.Status == api.CommandRefused {
+			fmt.Fprintf(stderr, "drwatchd %s: refused: %s\n", verb, printable(res.Message))
+			return 1
+		}
+		fmt.Fprintln(stdout, printable(res.Message))
 		return 0
 	}
+}
+
+// exitFor is the exit code of a result that is not waited for.
+func exitFor(res api.CommandResult) int {
+	if res.Status == api.CommandRefused {
+		return 1
+	}
+	return 0
+}
+
+// printable replaces control characters: a reason can quote an operator's free text.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -36,7 +36,7 @@ func cloudParts(ctx context.Context, opts gcp.Options, cfg *config.Config, log *
 		_ = clients.Close()
 		return daemon.Parts{}, nil, err
 	}
-	return p, func() { _ = clients.Close() }, nil
+	return p, func() { wire.CloseStore(p); _ = clients.Close() }, nil
 }
 
 // simEnv is the embedded simulated cloud of `run --sim`.

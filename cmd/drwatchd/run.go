@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -72,6 +73,7 @@ type daemonMetrics struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 	reloads    *prometheus.CounterVec
+	restart    prometheus.Gauge
 }
 
 func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
@@ -88,6 +90,10 @@ func newDaemonMetrics(reg prometheus.Registerer) *daemonMetrics {
 		reloadTime: f.NewGauge(prometheus.GaugeOpts{
 			Name: "drwatchd_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully (wall clock).",
+		}),
+		restart: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_config_restart_required",
+			Help: "1 when the configuration in force changes settings a reload cannot apply (listen addresses, state store, leader election, log format): restart to apply them.",
 		}),
 		reloads: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_config_reloads_total",
@@ -130,7 +136,7 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	} else if f.sim {
 		format = "console"
 	}
-	log, err := logging.New(stderr, level, format)
+	log, logLevel, err := logging.NewLevel(stderr, level, format)
 	if err != nil {
 		fmt.Fprintln(stderr, "drwatchd:", err)
 		return 2
@@ -170,7 +176,8 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	}
 
 	var stopping atomic.Bool
-	ready := func() bool { return !stopping.Load() && d.Ready() }
+	// Not ready while state writes fail: the daemon acts, but a restart would lose its plan.
+	ready := func() bool { return !stopping.Load() && d.Ready() && d.StoreError() == "" }
 	listen := cfg.Server.Listen
 	if f.listen != "" {
 		listen = f.listen
@@ -185,13 +192,18 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var admin *server.Listener
+	var adminToken *server.Token
 	if cfg.Admin.Enabled {
+		for _, w := range adminWarnings(cfg.Admin) {
+			log.Warn(w, zap.String("listen", cfg.Admin.Listen), zap.String("token_file", cfg.Admin.TokenFile))
+		}
 		tok, err := os.ReadFile(cfg.Admin.TokenFile)
 		if err != nil || strings.TrimSpace(string(tok)) == "" {
 			log.Error("admin.token_file: cannot read a non-empty token", zap.String("path", cfg.Admin.TokenFile), zap.Error(err))
 			return 1
 		}
-		admin, err = server.Listen(cfg.Admin.Listen, server.Admin(d, strings.TrimSpace(string(tok)), log))
+		adminToken = server.NewToken(strings.TrimSpace(string(tok)))
+		admin, err = server.Listen(cfg.Admin.Listen, server.AdminWithToken(d, adminToken, log))
 		if err != nil {
 			log.Error("admin listener", zap.Error(err))
 			return 1
@@ -223,7 +235,7 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 					return nil
 				case s := <-sigs:
 					if s == syscall.SIGHUP {
-						reload(f, lookup, d, dm, log)
+						reload(f, lookup, d, dm, log, live{started: cfg, level: logLevel, token: adminToken, alerts: parts.Alerts})
 						continue
 					}
 					log.Info("shutting down", zap.String("signal", s.String()))
@@ -275,22 +287,105 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// reload loads the config again; a bad one is rejected, logged and counted, and the old stays.
-func reload(f runFlags, lookup func(string) (string, bool), d *daemon.Daemon, dm *daemonMetrics, log *zap.Logger) {
-	cfg, err := loadConfig(f, lookup)
-	if err == nil {
-		err = d.Reload(cfg)
-	}
-	if err != nil {
+// live is what a reload can change besides the daemon's own config: the log level, the admin
+// token, the Alertmanagers; started is the config the process started with (listeners, state
+// store, leader election and log format are bound to it until a restart).
+type live struct {
+	started *config.Config
+	level   zap.AtomicLevel
+	token   *server.Token // nil: admin API off
+	alerts  daemon.AlertSink
+}
+
+// reload loads the config again and applies every setting it can: services and loop (the
+// daemon), log level, admin token file, Alertmanagers and external URL. Settings bound to the
+// process (listen addresses, state store, leader election, log format) are reported as
+// "restart required" (log and drwatchd_config_restart_required), never claimed applied. A bad
+// config, an unreadable token file or a refused daemon reload is rejected, logged and counted,
+// and the old config stays.
+func reload(f runFlags, lookup func(string) (string, bool), d *daemon.Daemon, dm *daemonMetrics, log *zap.Logger, l live) {
+	fail := func(err error) {
 		dm.reloads.WithLabelValues("failure").Inc()
 		dm.reloadOK.Set(0)
 		log.Error("config reload rejected; the previous config stays in force", zap.String("path", f.config), zap.Error(err))
+	}
+	cfg, err := loadConfig(f, lookup)
+	if err != nil {
+		fail(err)
 		return
+	}
+	var tok string
+	if l.token != nil && cfg.Admin.Enabled {
+		b, err := os.ReadFile(cfg.Admin.TokenFile)
+		if err != nil || strings.TrimSpace(string(b)) == "" {
+			fail(fmt.Errorf("admin.token_file: cannot read a non-empty token from %s: %v", cfg.Admin.TokenFile, err))
+			return
+		}
+		tok = strings.TrimSpace(string(b))
+		for _, w := range adminWarnings(cfg.Admin) {
+			log.Warn(w, zap.String("listen", cfg.Admin.Listen), zap.String("token_file", cfg.Admin.TokenFile))
+		}
+	}
+	if err := d.Reload(cfg); err != nil {
+		fail(err)
+		return
+	}
+	applied := []string{"services", "loop", "alerting.paused_too_long"}
+	if f.logLevel == "" { // the flag wins over the file
+		if lvl, err := logging.ParseLevel(cfg.Log.Level); err == nil && lvl != l.level.Level() {
+			l.level.SetLevel(lvl)
+			applied = append(applied, "log.level")
+		}
+	}
+	if tok != "" {
+		l.token.Set(tok)
+		applied = append(applied, "admin.token_file")
+	}
+	if n, ok := l.alerts.(interface{ Update(config.Alerting) error }); ok {
+		if err := n.Update(cfg.Alerting); err != nil {
+			log.Error("alerting: the new Alertmanagers could not be installed; the previous ones stay", zap.Error(err))
+		} else {
+			applied = append(applied, "alerting.alertmanagers", "alerting.external_url")
+		}
 	}
 	dm.reloads.WithLabelValues("success").Inc()
 	dm.reloadOK.Set(1)
 	dm.reloadTime.SetToCurrentTime()
-	log.Info("config reloaded", zap.String("path", f.config), zap.Int("services", len(cfg.Services)))
+	restart := restartRequired(l.started, cfg, f)
+	if len(restart) > 0 {
+		dm.restart.Set(1)
+		log.Warn("config reloaded, but some settings need a restart to apply; they keep their values from the start",
+			zap.String("path", f.config), zap.Strings("restart_required", restart))
+	} else {
+		dm.restart.Set(0)
+	}
+	log.Info("config reloaded", zap.String("path", f.config), zap.Int("services", len(cfg.Services)), zap.Strings("applied", applied))
+}
+
+// restartRequired lists the settings of cfg that differ from those the process started with
+// and that only a restart applies (flags that override them are not reported).
+func restartRequired(started, cfg *config.Config, f runFlags) []string {
+	var out []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, name)
+		}
+	}
+	if f.listen == "" {
+		diff("server.listen", started.Server.Listen, cfg.Server.Listen)
+	}
+	diff("server.shutdown_timeout", started.Server.ShutdownTimeout, cfg.Server.ShutdownTimeout)
+	diff("admin.enabled", started.Admin.Enabled, cfg.Admin.Enabled)
+	diff("admin.listen", started.Admin.Listen, cfg.Admin.Listen)
+	if !started.Admin.Enabled {
+		diff("admin.token_file", started.Admin.TokenFile, cfg.Admin.TokenFile)
+	}
+	diff("state", started.State, cfg.State)
+	diff("leader", started.Leader, cfg.Leader)
+	if f.logFormat == "" {
+		diff("log.format", started.Log.Format, cfg.Log.Format)
+	}
+	return out
 }
 
 func systemdNotify(ctx context.Context, d *daemon.Daemon, cfg *config.Config, log *zap.Logger) error {
@@ -328,4 +423,22 @@ func systemdNotify(ctx context.Context, d *daemon.Daemon, cfg *config.Config, lo
 			}
 		}
 	}
+}
+
+// adminWarnings names what exposes the admin token: a token file other users can read, and an
+// admin listener off loopback (the API has no TLS of its own: the bearer token would cross the
+// network in clear unless a TLS proxy fronts it).
+func adminWarnings(a config.Admin) []string {
+	var out []string
+	if fi, err := os.Stat(a.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		out = append(out, fmt.Sprintf("admin.token_file is readable by other users (mode %04o): anyone on the host can run admin commands; chmod 600 it", fi.Mode().Perm()))
+	}
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err == nil {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			out = append(out, "admin.listen is not a loopback address and the admin API has no TLS: the bearer token crosses the network in clear; bind 127.0.0.1 or put a TLS proxy in front")
+		}
+	}
+	return out
 }

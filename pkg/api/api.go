@@ -13,12 +13,15 @@ import (
 
 // Status is the whole daemon's view, served at /status.
 type Status struct {
-	Version  string          `json:"version"`
-	Time     time.Time       `json:"time"`
-	Ready    bool            `json:"ready"`
-	Leader   bool            `json:"leader"`
-	Holder   string          `json:"leader_identity,omitempty"`
-	Services []ServiceStatus `json:"services"`
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	Ready   bool      `json:"ready"`
+	Leader  bool      `json:"leader"`
+	Holder  string    `json:"leader_identity,omitempty"`
+	// StateStoreError is the last state write's failure (empty when it succeeded): the daemon
+	// acts on its in-memory state, is not ready, and pages DrwatchdStateNotPersisted.
+	StateStoreError string          `json:"state_store_error,omitempty"`
+	Services        []ServiceStatus `json:"services"`
 }
 
 // ServiceStatus is one service's view.
@@ -53,11 +56,25 @@ type Command struct {
 	Who string `json:"who"`
 }
 
-// CommandResult answers a command.
+// CommandResult answers a command: at submission (pending, or refused with the reason, HTTP
+// 409; 429 when the service's queue is full), then at GET /v1/commands/{id} with its outcome.
 type CommandResult struct {
 	Accepted bool   `json:"accepted"`
 	Message  string `json:"message"`
+	// ID names the command for GET /v1/commands/{id}.
+	ID string `json:"id,omitempty"`
+	// Status: pending (queued for the next iteration), applied, refused.
+	Status string `json:"status,omitempty"`
+	// Coalesced: an identical command was already queued; ID is that command's.
+	Coalesced bool `json:"coalesced,omitempty"`
 }
+
+// Command statuses.
+const (
+	CommandPending = "pending"
+	CommandApplied = "applied"
+	CommandRefused = "refused"
+)
 
 // Verbs the admin API accepts.
 var Verbs = []string{"pause", "resume", "failover", "failback", "abort"}

@@ -38,6 +38,34 @@ func (c *Client) Submit(ctx context.Context, service, verb string, cmd Command) 
 	return res, err
 }
 
+// Result reads GET /v1/commands/{id}: a submitted command's outcome.
+func (c *Client) Result(ctx context.Context, id string) (CommandResult, error) {
+	var res CommandResult
+	err := c.do(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id), nil, &res)
+	return res, err
+}
+
+// Wait polls a command's result every poll until it is no longer pending or ctx ends (then the
+// last result and ctx's error).
+func (c *Client) Wait(ctx context.Context, id string, poll time.Duration) (CommandResult, error) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		res, err := c.Result(ctx, id)
+		if err == nil && res.Status != CommandPending {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+			return res, err
+		case <-t.C:
+		}
+	}
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {

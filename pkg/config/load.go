@@ -39,10 +39,19 @@ func newOptions(opts []Option) options {
 }
 
 // Load reads the configuration file at path; see Parse.
+// A file larger than MaxConfigBytes is refused without being read whole.
 func Load(path string, opts ...Option) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, &FieldError{Msg: fmt.Sprintf("config file %s is larger than %d bytes; a drwatchd config is a few kilobytes: check the path", path, MaxConfigBytes)}
 	}
 	return Parse(data, opts...)
 }
@@ -52,6 +61,9 @@ func Load(path string, opts ...Option) (*Config, error) {
 // problem found is reported, each as a *FieldError carrying its field path, joined with
 // errors.Join; on error the returned config is nil. A YAML syntax error is returned alone.
 func Parse(data []byte, opts ...Option) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, &FieldError{Msg: fmt.Sprintf("the configuration is %d bytes, larger than %d; a drwatchd config is a few kilobytes", len(data), MaxConfigBytes)}
+	}
 	o := newOptions(opts)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -334,6 +346,11 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind != yaml.ScalarNode {
 		d.fail(path, n, "expected %s, got %s", want, kindName(n))
+		return
+	}
+	if want == "an integer" && n.ShortTag() == "!!float" {
+		// yaml.v3 would truncate 4.5 to 4 without a word: a count is whole or it is a mistake.
+		d.fail(path, n, "expected an integer, got %s (a fraction); want a whole number", n.Value)
 		return
 	}
 	tmp := reflect.New(v.Type())

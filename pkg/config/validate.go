@@ -98,6 +98,11 @@ func (v *validator) hostPort(path, s string) {
 func (v *validator) httpURL(path, s string) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err == nil && u.User != nil {
+			c := *u
+			c.User = url.User("xxxxx") // never print credentials
+			s = c.String()
+		}
 		v.add(path, "%q is not an absolute http(s) URL; want e.g. \"https://host:port/path\"", s)
 	}
 }
@@ -206,6 +211,7 @@ func (c *Config) validate() []*FieldError {
 		v.service(p, s)
 	}
 	v.crossField(c)
+	v.errs = append(v.errs, durationFloors(c)...)
 	return v.errs
 }
 

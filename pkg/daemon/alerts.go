@@ -32,6 +32,8 @@ const (
 	AlertRPOViolation       = "DrwatchdRPOViolation"
 	AlertPausedTooLong      = "DrwatchdPausedTooLong"
 	AlertFailbackFailing    = "DrwatchdFailbackFailing"
+	// AlertStateNotPersisted is about the daemon, not a service: its state writes fail.
+	AlertStateNotPersisted = "DrwatchdStateNotPersisted"
 
 	resendEvery      = time.Minute
 	rollbackLingers  = time.Hour
@@ -82,8 +84,6 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 			desc = fmt.Sprintf("%s %s -> %s, step %d/%d, phase %s: %s", p.Kind, p.From, p.To, p.Step+1, len(p.Steps), p.Phase, st.Reason)
 		}
 		add(AlertFailoverInProgress, "ticket", "", fmt.Sprintf("%s: traffic shift in progress (%s)", service, st.State), desc)
-	case failover.FailedOver:
-		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
 	case failover.Blocked:
 		add(AlertBlocked, "page", "", fmt.Sprintf("%s is blocked: it should act but cannot; a human must decide", service), st.Reason)
 	case failover.Paused:
@@ -96,6 +96,13 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		add(AlertFailbackFailing, "page", st.Primary, fmt.Sprintf("%s: failback to %s failed %d times in a row; retrying with backoff",
 			service, st.Primary, st.FailbackFailures), fmt.Sprintf("next automatic try not before %s: %s",
 			st.FailbackRetryAt.UTC().Format(time.RFC3339), st.Reason))
+	}
+	// FailedOver is about where traffic is, not about the state's name: it fires while a standby
+	// is the active region, through Suspect or Blocked blips on it and during a failback, and
+	// resolves only when the primary serves again. Keyed on the state name, it resolved and
+	// re-fired on every blip.
+	if st.Active != "" && st.Primary != "" && st.Active != st.Primary {
+		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
 	}
 	if t, ok := a.rollback[service]; ok && now.Sub(t) < rollbackLingers {
 		add(AlertRolledBack, "ticket", "", fmt.Sprintf("%s: a traffic shift was rolled back or held", service), st.Reason)
@@ -128,6 +135,38 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 		a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("service", service),
 			zap.String("region", k.region), zap.String("severity", al.Severity), zap.String("summary", al.Summary))
 	}
+}
+
+// evaluateStore fires AlertStateNotPersisted while state writes fail (storeErr non-empty). It
+// carries no service label: every service's state is in memory only.
+func (a *alerter) evaluateStore(store, storeErr string, since, now time.Time) {
+	if a.sink == nil {
+		return
+	}
+	k := alertKey{name: AlertStateNotPersisted}
+	old, firing := a.firing[k]
+	if storeErr == "" {
+		if firing {
+			delete(a.firing, k)
+			a.resolved = append(a.resolved, old.Resolved(a.wall()))
+			a.changed = true
+			a.log.Info("alert resolved", zap.String("alert", k.name))
+		}
+		return
+	}
+	al := notify.Alert{Name: AlertStateNotPersisted, Severity: "page",
+		Summary: fmt.Sprintf("drwatchd cannot persist its state to %s (for %s): it acts on its in-memory state; a restart would lose the plan in progress",
+			store, now.Sub(since).Truncate(time.Second)),
+		Description: storeErr}
+	if firing {
+		al.StartsAt = old.StartsAt
+		a.firing[k] = al
+		return
+	}
+	al.StartsAt = a.wall()
+	a.firing[k] = al
+	a.changed = true
+	a.log.Warn("alert firing", zap.String("alert", k.name), zap.String("severity", al.Severity), zap.String("summary", al.Summary))
 }
 
 // flush pushes changes at once, and every firing alert again every resendEvery.

@@ -75,8 +75,9 @@ func TestAlerterLifecycle(t *testing.T) {
 		t.Fatalf("resend: %d pushes, %+v", len(s.sent), s.last())
 	}
 
-	// Back to healthy with a rollback event: failed-over resolves, the rollback alert fires.
-	st.State = failover.Healthy
+	// Back to healthy (on the primary) with a rollback event: failed-over resolves, the
+	// rollback alert fires.
+	st.State, st.Active = failover.Healthy, "us-central1"
 	a.evaluate("fraud", st, nil, []failover.Event{{Kind: "rolled-back"}}, 0, virt.Add(2*time.Minute))
 	a.flush(ctx, virt.Add(2*time.Minute))
 	last := s.last()
@@ -150,5 +151,39 @@ func TestFailbackFailingPagesOncePerEpisode(t *testing.T) {
 	a.flush(ctx, virt.Add(5*time.Hour))
 	if r := find(s.last(), AlertFailbackFailing); r == nil || r.EndsAt.IsZero() {
 		t.Fatalf("not resolved after the episode: %+v", s.last())
+	}
+}
+
+// A Suspect or Blocked blip on the standby that serves, and the failback itself, do not resolve
+// and re-fire the FailedOver page (issue 16, item 10: three times in 13 s); it resolves once the
+// primary serves again.
+func TestFailedOverPageDoesNotFlap(t *testing.T) {
+	wall := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := &sink{}
+	a := newAlerter(s, func() time.Time { return wall }, zaptest.NewLogger(t))
+	ctx := context.Background()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	away := failover.State{Primary: "us-central1", Active: "us-east1"}
+	var resolvedAt []int
+	for i, name := range []failover.StateName{failover.FailedOver, failover.Suspect, failover.FailedOver, failover.Blocked,
+		failover.FailedOver, failover.Suspect, failover.FailedOver, failover.FailingBack} {
+		st := away
+		st.State = name
+		a.evaluate("fraud", st, nil, nil, 0, now)
+		a.flush(ctx, now)
+		got := find(s.last(), AlertFailedOver)
+		if got == nil || !got.EndsAt.IsZero() {
+			resolvedAt = append(resolvedAt, i)
+		}
+		now = now.Add(2 * time.Second)
+		wall = wall.Add(2 * time.Second)
+	}
+	if len(resolvedAt) > 0 {
+		t.Fatalf("FailedOver absent or resolved at steps %v while a standby served", resolvedAt)
+	}
+	a.evaluate("fraud", failover.State{State: failover.Healthy, Primary: "us-central1", Active: "us-central1"}, nil, nil, 0, now)
+	a.flush(ctx, now)
+	if got := find(s.last(), AlertFailedOver); got == nil || got.EndsAt.IsZero() {
+		t.Fatalf("FailedOver not resolved once the primary serves: %+v", got)
 	}
 }

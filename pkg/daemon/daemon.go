@@ -26,7 +26,6 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
-	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -57,9 +56,14 @@ type Options struct {
 	Clock    clock.Clock
 	Log      *zap.Logger
 	Registry prometheus.Registerer
-	// SyncProbes probes every region once per loop iteration instead of running probe
-	// goroutines: the simulator uses it on its virtual clock.
+	// SyncProbes probes every region once per loop iteration, in lockstep with the loop,
+	// instead of running probe goroutines (the scale benchmark uses it).
 	SyncProbes bool
+	// ScheduledProbes: the driver of a virtual clock runs the probes on their own schedule
+	// through ProbeDue, between iterations, as production's probe goroutines do; Tick and
+	// RunProbes do not probe. The simulation uses it, so that what a probe sees between two
+	// iterations (a blip) reaches the loop as it would in production.
+	ScheduledProbes bool
 	// WallClock stamps pushed alerts (Alertmanager lives on wall time); nil means real time.
 	// Only a simulation's daemon clock differs from it.
 	WallClock clock.Clock
@@ -93,16 +97,21 @@ type Daemon struct {
 
 	tickMu sync.Mutex // one iteration at a time
 
-	mu        sync.Mutex // guards everything below
-	cfg       *config.Config
-	states    map[string]failover.State
-	traffic   map[string]serviceTraffic
-	weights   map[string]cachedWeights // last split read per service
-	view      map[string]api.ServiceStatus
-	commands  map[string][]failover.Command
-	leader    bool
-	ready     bool
-	lastSaved []byte
+	mu       sync.Mutex // guards everything below
+	cfg      *config.Config
+	states   map[string]failover.State
+	traffic  map[string]serviceTraffic
+	weights  map[string]cachedWeights // last split read per service
+	view     map[string]api.ServiceStatus
+	commands map[string][]pendingCommand
+	// lastObs: each service's last observation, for validating commands at submission.
+	lastObs      map[string]failover.Observation
+	cmdSeq       uint64
+	outcomes     map[string]api.CommandResult // by command ID
+	outcomeOrder []string
+	leader       bool
+	ready        bool
+	lastSaved    []byte
 	// savedToken is the fencing token of the last successful save: a new token is always
 	// written before the first mutation under it, so the store fences the previous leader.
 	savedToken int64
@@ -112,8 +121,13 @@ type Daemon struct {
 	// (plan in progress, failover history, cooldown), and its own observer view is not that.
 	adopted      bool
 	adoptedToken int64
-	lastTick     time.Time // wall time the last iteration ended (watchdog)
-	wake         chan struct{}
+	lastTick     time.Time // wall time the last iteration ended (watchdog, liveness)
+	// storeErr is the last state write's failure ("" after a successful write): the daemon
+	// keeps acting on its in-memory state, pages, and is not ready until a write succeeds.
+	storeErr   string
+	storeSince time.Time // daemon clock: when writes started failing
+	started    time.Time // wall time New returned
+	wake       chan struct{}
 }
 
 type cachedWeights struct {
@@ -158,12 +172,16 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
 		weights:  map[string]cachedWeights{},
-		commands: map[string][]failover.Command{},
+		commands: map[string][]pendingCommand{},
+		lastObs:  map[string]failover.Observation{},
+		outcomes: map[string]api.CommandResult{},
 		wake:     make(chan struct{}, 1),
 	}
 	if opts.WallClock == nil {
 		opts.WallClock = clock.Real{}
 	}
+	d.opts.WallClock = opts.WallClock
+	d.started = opts.WallClock.Now()
 	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
 	d.poller = poll.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
 	d.prober = poll.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, poll.WithHTTPClient(parts.ProbeClient))
@@ -212,12 +230,40 @@ func (d *Daemon) readState(ctx context.Context) (document, []byte, error) {
 	}
 	var doc document
 	if err := json.Unmarshal(raw, &doc); err != nil {
-		return document{}, nil, fmt.Errorf("decode persisted state: %w", err)
+		return document{}, nil, fmt.Errorf("decode %s: %w", d.storeName(), err)
 	}
 	if doc.Version != 1 {
-		return document{}, nil, fmt.Errorf("persisted state has version %d; this build reads version 1", doc.Version)
+		return document{}, nil, fmt.Errorf("%s: version: %d; this build reads version 1", d.storeName(), doc.Version)
+	}
+	if err := checkDocument(doc); err != nil {
+		return document{}, nil, fmt.Errorf("%s cannot be resumed (fix or move it aside; it is not replaced automatically): %w", d.storeName(), err)
 	}
 	return doc, raw, nil
+}
+
+// checkDocument refuses a document with a state this build cannot act on: an unknown state name
+// would leave its service unevaluated, silently.
+func checkDocument(doc document) error {
+	names := make([]string, 0, len(doc.Services))
+	for name := range doc.Services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		for _, p := range failover.CheckPersisted(doc.Services[name]) {
+			errs = append(errs, fmt.Errorf("services.%s.%s", name, p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// storeName names the state store in messages (its file or object).
+func (d *Daemon) storeName() string {
+	if n, ok := d.parts.Store.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return "persisted state"
 }
 
 func (d *Daemon) logResume(name string, st failover.State) {
@@ -305,11 +351,51 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	return nil
 }
 
-// Reload installs a new, already validated configuration between two iterations.
+// Reload installs a new, already validated configuration between two iterations. A
+// configuration that would orphan a plan in progress (or held) — its service or one of its
+// regions gone — is refused with the reason, and the configuration in force stays.
 func (d *Daemon) Reload(cfg *config.Config) error {
 	d.tickMu.Lock()
 	defer d.tickMu.Unlock()
+	if err := d.orphans(cfg); err != nil {
+		return err
+	}
 	return d.apply(cfg)
+}
+
+// orphans reports every plan in progress or held that cfg would leave without its service or
+// one of its regions: the executor would retry against a region it no longer knows until the
+// plan timed out and paged with a misleading reason.
+func (d *Daemon) orphans(cfg *config.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, 0, len(d.states))
+	for name := range d.states {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		p := d.states[name].Plan
+		if p == nil || p.Phase == plan.Done || p.Phase == plan.Failed || p.Phase == plan.RolledBack {
+			continue
+		}
+		what := fmt.Sprintf("%s plan %s -> %s (phase %s)", p.Kind, p.From, p.To, p.Phase)
+		svc := findService(cfg, name)
+		if svc == nil {
+			errs = append(errs, fmt.Errorf("services: %s is removed but has a %s in progress; finish or abort it (drwatchd abort %s) and reload again", name, what, name))
+			continue
+		}
+		for _, r := range []string{p.From, p.To} {
+			if svc.Region(r) == nil {
+				errs = append(errs, fmt.Errorf("services[%s].regions: %s is removed but the %s in progress uses it; finish or abort the plan and reload again", name, r, what))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("reload refused, it would orphan a plan: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 // Config returns the configuration in force.
@@ -328,11 +414,17 @@ func (d *Daemon) Ready() bool {
 
 // RunProbes runs the probe goroutines until ctx ends (not used with SyncProbes).
 func (d *Daemon) RunProbes(ctx context.Context) error {
-	if d.opts.SyncProbes {
+	if d.opts.SyncProbes || d.opts.ScheduledProbes {
 		<-ctx.Done()
 		return nil
 	}
 	return d.prober.Run(ctx, d.clk)
+}
+
+// ProbeDue runs the probes due at or before now (ScheduledProbes) and returns when the next is
+// due (zero: no probes).
+func (d *Daemon) ProbeDue(ctx context.Context, now time.Time) time.Time {
+	return d.prober.ProbeDue(ctx, now)
 }
 
 // Run iterates every loop interval until ctx ends. An iteration in progress when ctx ends is
@@ -405,14 +497,20 @@ func (d *Daemon) Tick(ctx context.Context) error {
 	for i := range cfg.Services {
 		decs = append(decs, d.decide(ctx, &cfg.Services[i], snap, leader, now))
 	}
+	// Tell, whatever happens below: every service's state and the daemon's own problems are
+	// evaluated and pushed in this same iteration (an early return must not delay a page).
 	defer func() {
 		for _, dec := range decs {
 			final, _ := d.State(dec.svc.Name)
 			d.report(dec.svc, final, dec.obs, dec.events, dec.pausedTooLong, now)
 		}
+		d.mu.Lock()
+		storeErr, since := d.storeErr, d.storeSince
+		d.mu.Unlock()
+		d.alerts.evaluateStore(d.storeName(), storeErr, since, now)
+		d.alerts.flush(ctx, now)
 	}()
-	if err := d.commit(ctx, decs, token, leader); err != nil {
-		// Not persisted: acting now could not be resumed after a crash.
+	if err := d.commit(ctx, decs, token, leader); err != nil && !d.actWithoutStore(err) {
 		return err
 	}
 	var firstErr error
@@ -432,14 +530,13 @@ func (d *Daemon) Tick(ctx context.Context) error {
 		acted = true
 	}
 	if acted {
-		if err := d.commit(ctx, decs, token, leader); err != nil {
+		if err := d.commit(ctx, decs, token, leader); err != nil && !d.actWithoutStore(err) {
 			return err
 		}
 	}
-	d.alerts.flush(ctx, now)
 	d.mu.Lock()
 	d.ready = true
-	d.lastTick = time.Now()
+	d.lastTick = d.opts.WallClock.Now()
 	d.mu.Unlock()
 	d.m.loopDuration.Observe(time.Since(start).Seconds())
 	d.m.loopLast.Set(float64(now.UnixNano()) / 1e9)
@@ -504,8 +601,12 @@ func refreshOffset(service string) time.Duration {
 func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snapshot, leader bool, now time.Time) *decision {
 	d.mu.Lock()
 	st := d.states[svc.Name]
-	cmds := d.commands[svc.Name]
+	pending := d.commands[svc.Name]
 	delete(d.commands, svc.Name)
+	cmds := make([]failover.Command, len(pending))
+	for i, p := range pending {
+		cmds[i] = p.cmd
+	}
 	dec := &decision{svc: svc, tr: d.traffic[svc.Name], pausedTooLong: d.cfg.Alerting.PausedTooLong.D()}
 	cached, hasCached := d.weights[svc.Name]
 	d.mu.Unlock()
@@ -567,6 +668,12 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 
 	dec.next, dec.actions, dec.events = failover.Step(svc, st, obs, now)
 	dec.obs = obs
+	d.settle(pending, dec.events)
+	d.mu.Lock()
+	seen := obs
+	seen.Commands = nil
+	d.lastObs[svc.Name] = seen
+	d.mu.Unlock()
 	if svc.Failover.Mode == failover.ModeDryRun || !leader {
 		// Dry-run: the machine turns every action into a would-act event; none may leak.
 		// Not leading: the machine emits none; this is the belt to its braces.
@@ -643,11 +750,49 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 		}
 		d.m.stateWrites.WithLabelValues("error").Inc()
 		d.m.loopErrors.WithLabelValues("state").Inc()
+		d.m.stateWriteOK.Set(0)
+		d.mu.Lock()
+		if d.storeErr == "" {
+			d.storeSince = d.clk.Now()
+		}
+		d.storeErr = err.Error()
+		d.mu.Unlock()
 		return fmt.Errorf("persist state: %w", err)
 	}
 	d.m.stateWrites.WithLabelValues("ok").Inc()
+	d.m.stateWriteOK.Set(1)
+	d.mu.Lock()
+	if d.storeErr != "" {
+		d.log.Info("state writes succeed again", zap.String("store", d.storeName()))
+	}
+	d.storeErr = ""
+	d.mu.Unlock()
 	d.lastSaved, d.savedToken = raw, token
 	return d.hook("persisted")
+}
+
+// actWithoutStore decides what an iteration does when its state write failed: a fenced write
+// or a simulated crash stops the iteration; any other failure (a full or read-only disk, GCS
+// unreachable for the state object while the lease holds) does not. Refusing to act without a
+// persisted intent would leave traffic on a dead region for as long as the disk stays broken,
+// which is the outage drwatchd exists to end; acting keeps the state in memory (a restart in
+// that window resumes from the last persisted state and reconciles with the observed split, as
+// after any crash) while the write is retried every iteration, the daemon is not ready, and
+// DrwatchdStateNotPersisted pages in this iteration. See docs/state-store.md.
+func (d *Daemon) actWithoutStore(err error) bool {
+	if errors.Is(err, state.ErrFenced) || errors.Is(err, ErrCrash) {
+		return false
+	}
+	d.log.Error("state not persisted: acting on the state in memory; the write is retried every iteration",
+		zap.String("store", d.storeName()), zap.Error(err))
+	return true
+}
+
+// StoreError is the last state write's failure, "" when the last write succeeded.
+func (d *Daemon) StoreError() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.storeErr
 }
 
 func (d *Daemon) hook(point string) error {
@@ -754,31 +899,6 @@ func reasonCode(ev failover.Event) string {
 	return string(ev.To)
 }
 
-// Submit queues an operator command for the next iteration and wakes the loop.
-func (d *Daemon) Submit(_ context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
-	cfg := d.Config()
-	svc := findService(cfg, service)
-	if svc == nil {
-		return api.CommandResult{}, fmt.Errorf("%w %q", server.ErrUnknownService, service)
-	}
-	if !slices.Contains(api.Verbs, verb) {
-		return api.CommandResult{}, fmt.Errorf("unknown verb %q", verb)
-	}
-	if cmd.Target != "" && svc.Region(cmd.Target) == nil {
-		return api.CommandResult{}, fmt.Errorf("service %s has no region %q", service, cmd.Target)
-	}
-	d.mu.Lock()
-	d.commands[service] = append(d.commands[service], failover.Command{
-		Verb: verb, Target: cmd.Target, Who: cmd.Who, Why: cmd.Why, At: d.clk.Now(),
-	})
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return api.CommandResult{Accepted: true, Message: fmt.Sprintf("%s queued for %s; applied at the next loop iteration", verb, service)}, nil
-}
-
 func findService(cfg *config.Config, name string) *config.Service {
 	for i := range cfg.Services {
 		if cfg.Services[i].Name == name {
@@ -800,7 +920,7 @@ func (d *Daemon) State(service string) (failover.State, bool) {
 func (d *Daemon) Status() api.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := api.Status{Version: version.Version, Time: d.clk.Now(), Ready: d.ready, Leader: d.leader}
+	out := api.Status{Version: version.Version, Time: d.clk.Now(), Ready: d.ready && d.storeErr == "", Leader: d.leader, StateStoreError: d.storeErr}
 	if d.parts.Lease != nil {
 		out.Holder = d.parts.Lease.Holder()
 	}
@@ -821,5 +941,29 @@ func (d *Daemon) SinceLastTick() time.Duration {
 	if d.lastTick.IsZero() {
 		return 0
 	}
-	return time.Since(d.lastTick)
+	return d.opts.WallClock.Now().Sub(d.lastTick)
+}
+
+// LivenessBound is how long the loop may go without finishing an iteration before /healthz
+// fails: three intervals (a slow iteration or two) plus one iteration's timeout.
+func LivenessBound(cfg *config.Config) time.Duration {
+	return 3*cfg.Loop.Interval.D() + cfg.Loop.Timeout.D()
+}
+
+// Live reports an error when the loop is stuck: no iteration has ended (or none since start)
+// within LivenessBound of wall time. /healthz serves it, so that Cloud Run's liveness probe
+// restarts a wedged daemon as the systemd watchdog does.
+func (d *Daemon) Live() error {
+	d.mu.Lock()
+	last, cfg := d.lastTick, d.cfg
+	if last.IsZero() {
+		last = d.started
+	}
+	d.mu.Unlock()
+	bound := LivenessBound(cfg)
+	if since := d.opts.WallClock.Now().Sub(last); since > bound {
+		return fmt.Errorf("loop stalled: no iteration has ended for %s (bound %s: 3 x loop.interval + loop.timeout)",
+			since.Truncate(time.Second), bound)
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	loopErrors   *prometheus.CounterVec
 	failoverDur  *prometheus.HistogramVec
 	stateWrites  *prometheus.CounterVec
+	stateWriteOK prometheus.Gauge
 	wouldAct     *prometheus.CounterVec
 
 	warmReplicas     *prometheus.GaugeVec
@@ -72,6 +73,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_state_writes_total",
 			Help: "Persisted state writes by result (ok, error, fenced).",
 		}, []string{"result"}),
+		stateWriteOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_state_last_write_successful",
+			Help: "1 if the last state write succeeded (or none was needed yet), 0 while writes fail: the daemon acts on its in-memory state.",
+		}),
 		wouldAct: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_dry_run_actions_total",
 			Help: "Actions a dry-run service would have taken.",
@@ -99,6 +104,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.svc, m.failovers, m.rollbacks)
 	}
+	m.stateWriteOK.Set(1)
 	for _, stage := range []string{"lease", "router", "scaler", "state"} {
 		m.loopErrors.WithLabelValues(stage)
 	}

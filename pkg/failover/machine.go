@@ -104,6 +104,7 @@ func Initial(svc *config.Service, now time.Time) State {
 // simulated to completion within the Step.
 func Step(svc *config.Service, st State, obs Observation, now time.Time) (State, []plan.Action, []Event) {
 	r := newRun(svc, st, obs, now)
+	r.rolesFromConfig()
 	r.updateBaselines()
 	r.pruneFailovers()
 	for _, c := range obs.Commands {
@@ -143,6 +144,29 @@ func Record(svc *config.Service, st State, results []plan.Result, now time.Time)
 	r.recordWarm(results)
 	s, _, evs := r.finish()
 	return s, evs
+}
+
+// rolesFromConfig makes the configured primary the state's: the configuration says which region
+// is home, the state only remembered it. After an operator swaps roles (the standby that took
+// over becomes the primary), a remembered primary would send an automatic failback to the
+// demoted region. A settled service takes the resting state of its new roles (Healthy when the
+// active region is now the primary, FailedOver otherwise); a plan in progress keeps its own
+// from/to and settles by the new roles when it ends.
+func (r *run) rolesFromConfig() {
+	p := primaryOf(r.svc)
+	if p == "" || p == r.st.Primary {
+		return
+	}
+	old := r.st.Primary
+	r.st.Primary = p
+	reason := fmt.Sprintf("configured primary is %s (was %s); active %s", p, old, r.st.Active)
+	r.event(EventReconciled, "roles-changed", p, reason)
+	switch {
+	case r.st.State == Healthy || r.st.State == FailedOver:
+		r.transition(r.home(), "roles-changed", reason)
+	case r.st.State == Paused && (r.st.PausedFrom == Healthy || r.st.PausedFrom == FailedOver):
+		r.st.PausedFrom = r.home()
+	}
 }
 
 // run is one Step's or Record's working state.
@@ -446,6 +470,45 @@ func (r *run) inShiftGrace() bool {
 	return ls != nil && ls.To == r.st.Active && r.now.Sub(ls.Completed) < grace
 }
 
+// suspectInGrace judges a suspect (or blocked) active region within the shift grace by fresh
+// signals only, as settled does: its windowed metrics still hold the shift itself (an emergency
+// target's scale-up overload), so an unhealthy verdict built on them says nothing about it now.
+// A probe blip made it suspect; the stale window must not then make it unhealthy (a Blocked page,
+// or a second failover off a healthy, fully scaled region). It fails over only on fresh
+// evidence: hard down, or its probe failing on its own long enough to be a verdict (twice
+// unhealthy_after consecutive failures, the evaluator's rule for a probe alone). Once no fresh
+// signal is bad it goes home.
+func (r *run) suspectInGrace(a health.RegionStatus) {
+	switch {
+	case freshUnhealthy(a, r.svc.Health.UnhealthyAfter):
+		r.decideFailover(fmt.Sprintf("active %s unhealthy within the post-shift grace (fresh signals): %s", r.st.Active, a.Reason))
+	case !freshFailing(a):
+		if r.st.State == Blocked {
+			r.st.Plan = nil // as blocked's recovery: a failed plan moved no traffic
+		}
+		r.transition(r.home(), "recovered", fmt.Sprintf("active %s: fresh signals good within the post-shift grace (its metric window still holds the shift): %s", r.st.Active, a.Reason))
+		r.again = true
+	}
+}
+
+// freshUnhealthy: fresh signals alone make the region unhealthy. With a probe, the probe decides
+// (failed 2 x unhealthy_after times in a row): hard down may rest on the window's stale error
+// ratio. Without one, only hard down is left.
+func freshUnhealthy(h health.RegionStatus, unhealthyAfter int) bool {
+	if h.Probe != nil {
+		return !h.Probe.OK && h.Probe.ConsecutiveFailures >= 2*max(unhealthyAfter, 1)
+	}
+	return h.HardDown
+}
+
+// freshFailing: the fresh signal says failing now (the probe when there is one, else hard down).
+func freshFailing(h health.RegionStatus) bool {
+	if h.Probe != nil {
+		return !h.Probe.OK
+	}
+	return h.HardDown
+}
+
 // freshBad: a signal that describes the region now says it is failing: its probe, or every
 // signal at once (hard down).
 func freshBad(h health.RegionStatus) bool {
@@ -454,6 +517,10 @@ func freshBad(h health.RegionStatus) bool {
 
 func (r *run) suspect() {
 	a := r.health(r.st.Active)
+	if r.inShiftGrace() {
+		r.suspectInGrace(a)
+		return
+	}
 	switch {
 	case a.Verdict == health.Unknown:
 		// Unknown never moves toward failover; nor does it prove recovery.
@@ -472,6 +539,10 @@ func (r *run) blocked() {
 		return
 	}
 	a := r.health(r.st.Active)
+	if r.inShiftGrace() {
+		r.suspectInGrace(a)
+		return
+	}
 	switch {
 	case a.Verdict == health.Unknown:
 	case unhealthyNow(a):
@@ -635,7 +706,8 @@ func (r *run) runPlan() {
 		ShiftErr:     r.obs.ShiftErr,
 		DryRun:       r.dryRun(),
 
-		BaselineFloor: r.svc.Health.ErrorRatio.Degraded,
+		BaselineFloor:  r.svc.Health.ErrorRatio.Degraded,
+		UnhealthyAfter: r.svc.Health.UnhealthyAfter,
 	}
 	var acts []plan.Action
 	var out plan.Outcome

@@ -14,10 +14,26 @@ import (
 // New returns a logger writing to w at level ("debug", "info", "warn", "error") in format
 // ("json" or "console").
 func New(w io.Writer, level, format string) (*zap.Logger, error) {
+	log, _, err := NewLevel(w, level, format)
+	return log, err
+}
+
+// ParseLevel parses "debug", "info", "warn" or "error".
+func ParseLevel(level string) (zapcore.Level, error) {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+		return lvl, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
+	return lvl, nil
+}
+
+// NewLevel is New with the level returned as a zap.AtomicLevel, which a config reload sets.
+func NewLevel(w io.Writer, level, format string) (*zap.Logger, zap.AtomicLevel, error) {
+	parsed, err := ParseLevel(level)
+	if err != nil {
+		return nil, zap.AtomicLevel{}, err
+	}
+	lvl := zap.NewAtomicLevelAt(parsed)
 	var enc zapcore.Encoder
 	switch format {
 	case "json", "":
@@ -42,10 +58,10 @@ func New(w io.Writer, level, format string) (*zap.Logger, error) {
 		ec.CallerKey = ""
 		enc = zapcore.NewConsoleEncoder(ec)
 	default:
-		return nil, fmt.Errorf("log format %q: want json or console", format)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log format %q: want json or console", format)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
-	return zap.New(core, zap.AddCaller()), nil
+	return zap.New(core, zap.AddCaller()), lvl, nil
 }
 
 // cloudLoggingLevel writes the LogSeverity names Cloud Logging understands.

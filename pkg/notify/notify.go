@@ -77,11 +77,38 @@ type Options struct {
 
 // Notifier pushes alerts to every configured Alertmanager.
 type Notifier struct {
-	log      *zap.Logger
-	opts     Options
+	log  *zap.Logger
+	opts Options
+	m    *metrics
+
+	mu       sync.Mutex // guards external and ams (Update replaces them)
 	external string
 	ams      []*target
-	m        *metrics
+	changed  chan struct{} // Update tells Run to restart its workers
+}
+
+// Update installs a reloaded alerting configuration: the Alertmanagers and the external URL.
+// A running Run flushes the old targets' queues (bounded by ShutdownGrace) and starts workers
+// for the new ones. On error nothing changes.
+func (n *Notifier) Update(cfg config.Alerting) error {
+	ams, err := n.targets(cfg)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.ams, n.external = ams, strings.TrimRight(cfg.ExternalURL, "/")
+	n.mu.Unlock()
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (n *Notifier) snapshot() []*target {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ams
 }
 
 type target struct {
@@ -152,24 +179,42 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 2 * time.Second
 	}
-	n := &Notifier{log: log.Named("notify"), opts: o, external: strings.TrimRight(cfg.ExternalURL, "/"), m: newMetrics(reg)}
+	n := &Notifier{log: log.Named("notify"), opts: o, external: strings.TrimRight(cfg.ExternalURL, "/"), m: newMetrics(reg),
+		changed: make(chan struct{}, 1)}
+	ams, err := n.targets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.ams = ams
+	return n, nil
+}
+
+// targets builds the Alertmanager targets of cfg.
+func (n *Notifier) targets(cfg config.Alerting) ([]*target, error) {
+	var out []*target
 	var errs []error
 	for i, am := range cfg.Alertmanagers {
 		u, err := url.Parse(am.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("alerting.alertmanagers[%d].url: %q is not an absolute http(s) URL", i, am.URL))
+			shown := "(unparsable)"
+			if err == nil {
+				shown = Redact(u)
+			}
+			errs = append(errs, fmt.Errorf("alerting.alertmanagers[%d].url: %q is not an absolute http(s) URL", i, shown))
 			continue
 		}
 		t := &target{
-			url:     strings.TrimRight(am.URL, "/") + "/api/v2/alerts",
-			label:   am.URL,
+			url: strings.TrimRight(am.URL, "/") + "/api/v2/alerts",
+			// The label (a metric label on the unauthenticated /metrics, and every log and
+			// error about this Alertmanager) never carries basic-auth credentials.
+			label:   Redact(u),
 			timeout: am.Timeout.D(),
 			wake:    make(chan struct{}, 1),
 		}
 		if t.timeout <= 0 {
 			t.timeout = DefaultTimeout
 		}
-		n.ams = append(n.ams, t)
+		out = append(out, t)
 		n.m.queue.WithLabelValues(t.label).Set(0)
 		// Counters start at 0 so that increase() in alert rules sees the first failure.
 		n.m.sent.WithLabelValues(t.label)
@@ -180,7 +225,7 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return n, nil
+	return out, nil
 }
 
 // apiAlert is the Alertmanager v2 postable alert.
@@ -223,8 +268,11 @@ func (n *Notifier) toAPI(a Alert) apiAlert {
 	if !a.EndsAt.IsZero() {
 		out.EndsAt = a.EndsAt.UTC().Format(time.RFC3339Nano)
 	}
-	if n.external != "" {
-		out.GeneratorURL = n.external + "/status"
+	n.mu.Lock()
+	external := n.external
+	n.mu.Unlock()
+	if external != "" {
+		out.GeneratorURL = external + "/status"
 		if a.Service != "" {
 			out.GeneratorURL += "?service=" + url.QueryEscape(a.Service)
 		}
@@ -251,7 +299,7 @@ func (n *Notifier) Notify(_ context.Context, alerts ...Alert) {
 	for i, a := range alerts {
 		batch[i] = n.toAPI(a)
 	}
-	for _, t := range n.ams {
+	for _, t := range n.snapshot() {
 		t.mu.Lock()
 		t.queue = append(t.queue, batch...)
 		if over := len(t.queue) - n.opts.QueueSize; over > 0 {
@@ -271,16 +319,26 @@ func (n *Notifier) Notify(_ context.Context, alerts ...Alert) {
 // Run sends queued alerts until ctx ends, one worker per Alertmanager; then it makes a last
 // attempt, bounded by Options.ShutdownGrace, to flush what is left.
 func (n *Notifier) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, t := range n.ams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.worker(ctx, t)
-		}()
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for _, t := range n.snapshot() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.worker(wctx, t)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-n.changed:
+		}
+		cancel() // workers flush what they hold, bounded by ShutdownGrace
+		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
-	wg.Wait()
-	return nil
 }
 
 func (n *Notifier) worker(ctx context.Context, t *target) {
@@ -325,9 +383,10 @@ func (n *Notifier) Send(ctx context.Context, alerts ...Alert) error {
 	for i, a := range alerts {
 		batch[i] = n.toAPI(a)
 	}
-	errs := make([]error, len(n.ams))
+	ams := n.snapshot()
+	errs := make([]error, len(ams))
 	var wg sync.WaitGroup
-	for i, t := range n.ams {
+	for i, t := range ams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -366,15 +425,23 @@ func (n *Notifier) send(ctx context.Context, t *target, batch []apiAlert) error 
 			return nil
 		}
 		if !retry || attempt >= n.opts.MaxRetries || ctx.Err() != nil {
-			return fmt.Errorf("post %d alerts to %s (attempt %d): %w", len(batch), t.url, attempt+1, err)
+			return fmt.Errorf("post %d alerts to %s (attempt %d): %w", len(batch), t.label, attempt+1, err)
 		}
 		n.m.retries.WithLabelValues(t.label).Inc()
 		n.log.Debug("retrying alertmanager", zap.String("alertmanager", t.label), zap.Int("attempt", attempt+1), zap.Error(err))
 		if err := n.opts.Sleep(ctx, delay); err != nil {
-			return fmt.Errorf("post %d alerts to %s: %w", len(batch), t.url, err)
+			return fmt.Errorf("post %d alerts to %s: %w", len(batch), t.label, err)
 		}
 		delay *= 2
 	}
+}
+
+// Redact returns u without its user information (basic-auth credentials), for labels, logs and
+// messages; the request itself still uses them.
+func Redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
 }
 
 // post makes one attempt; retry reports whether the failure is worth retrying.

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
+	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
@@ -23,10 +25,11 @@ import (
 
 // drwatchdPolicy is the unchanged daemon, in lockstep with the world (simrun).
 type drwatchdPolicy struct {
-	env   *simrun.Env
-	inst  *simrun.Instance
-	svc   string
-	start time.Time
+	env     *simrun.Env
+	inst    *simrun.Instance
+	svc     string
+	start   time.Time
+	refused []Event // commands refused at submission, reported with the next step's events
 }
 
 func newDrwatchd(ctx context.Context, env *simrun.Env, svc *config.Service, log *zap.Logger) (*drwatchdPolicy, error) {
@@ -77,7 +80,7 @@ func newDaemon(ctx context.Context, env *simrun.Env, log *zap.Logger) (*simrun.I
 		return r, s, err
 	}
 	d, err := daemon.New(ctx, env.Config, parts, daemon.Options{
-		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, SyncProbes: true,
+		Clock: env.Sim.World.Clock(), Log: log, Registry: reg, ScheduledProbes: true, // env.Step runs them
 		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 		// The executor's retries keep their number, not their wall-clock backoff: a Compute or
 		// Vertex AI outage would otherwise cost seconds of sleeping per loop iteration.
@@ -96,8 +99,14 @@ func (p *drwatchdPolicy) command(ctx context.Context, c Command) error {
 		why = "scenario command"
 	}
 	res, err := p.inst.Daemon.Submit(ctx, p.svc, c.Verb, api.Command{Target: c.Target, Who: c.Who, Why: why})
-	if err != nil {
+	if errors.Is(err, server.ErrUnknownService) {
 		return err
+	}
+	if err != nil {
+		// Refused at submission (the daemon validates commands against its state, as the
+		// machine would at the next iteration): reported as the machine's refusal event was.
+		p.refused = append(p.refused, eventAt(p.start, p.env.Sim.World.Now(), failover.EventCommand, c.Verb+"-refused", c.Target, oneLine(err)))
+		return nil
 	}
 	if !res.Accepted {
 		return fmt.Errorf("%s refused: %s", c.Verb, res.Message)
@@ -112,7 +121,8 @@ func (p *drwatchdPolicy) command(ctx context.Context, c Command) error {
 func (p *drwatchdPolicy) step(ctx context.Context, now time.Time) ([]Event, error) {
 	err := p.env.Step(ctx, p.inst.Daemon)
 	st, _ := p.inst.Daemon.State(p.svc)
-	var out []Event
+	out := p.refused
+	p.refused = nil
 	for _, ev := range st.Events {
 		if ev.At.Equal(now) {
 			out = append(out, p.event(ev))

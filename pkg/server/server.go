@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +32,23 @@ type Daemon interface {
 	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
 }
 
+// Liveness is implemented by a daemon that can tell whether its loop still progresses; /healthz
+// answers 503 with the reason when Live returns an error.
+type Liveness interface {
+	Live() error
+}
+
 // ErrUnknownService is returned by Submit for a service that is not configured.
 var ErrUnknownService = errors.New("unknown service")
+
+// ErrQueueFull is returned by Submit when the service's command queue is full (HTTP 429).
+var ErrQueueFull = errors.New("command queue full")
+
+// CommandResults is implemented by a daemon that reports a submitted command's outcome, served
+// at GET /v1/commands/{id}.
+type CommandResults interface {
+	CommandResult(id string) (api.CommandResult, bool)
+}
 
 // Public returns the handler of the public listener.
 func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.Logger) http.Handler {
@@ -42,6 +59,14 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		// Liveness: a daemon whose loop is stuck is not alive, whatever its HTTP server says.
+		if l, ok := d.(Liveness); ok {
+			if err := l.Live(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(err.Error() + "\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -65,8 +90,29 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 // Admin returns the handler of the admin listener. token is the bearer token; every request
 // without it is refused with 401. Commands are logged with who, why and the peer address.
 func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
+	return AdminWithToken(d, NewToken(token), log)
+}
+
+// Token is the admin bearer token, replaceable while serving (a config reload re-reads the
+// token file: a leaked token is rotated without a restart). Only its hash is kept.
+type Token struct{ h atomic.Pointer[[32]byte] }
+
+// NewToken returns a Token holding tok.
+func NewToken(tok string) *Token {
+	t := &Token{}
+	t.Set(tok)
+	return t
+}
+
+// Set replaces the token; requests from then on need the new one.
+func (t *Token) Set(tok string) {
+	h := sha256.Sum256([]byte(tok))
+	t.h.Store(&h)
+}
+
+// AdminWithToken is Admin with a replaceable token.
+func AdminWithToken(d Daemon, token *Token, log *zap.Logger) http.Handler {
 	log = log.Named("admin")
-	want := sha256.Sum256([]byte(token))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
@@ -97,18 +143,34 @@ func Admin(d Daemon, token string, log *zap.Logger) http.Handler {
 		res, err := d.Submit(r.Context(), service, verb, cmd)
 		switch {
 		case errors.Is(err, ErrUnknownService):
-			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error()})
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
+		case errors.Is(err, ErrQueueFull):
+			writeJSON(w, http.StatusTooManyRequests, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
 		case err != nil:
-			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error()})
+			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
 		default:
 			writeJSON(w, http.StatusAccepted, res)
 		}
 	})
-	return authenticate(mux, want, log)
+	mux.HandleFunc("GET /v1/commands/{id}", func(w http.ResponseWriter, r *http.Request) {
+		cr, ok := d.(CommandResults)
+		if !ok {
+			writeJSON(w, http.StatusNotImplemented, api.CommandResult{Message: "this daemon does not report command outcomes"})
+			return
+		}
+		res, found := cr.CommandResult(r.PathValue("id"))
+		if !found {
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: "no command " + strconv.Quote(r.PathValue("id"))})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	return authenticate(mux, token, log)
 }
 
-func authenticate(next http.Handler, want [32]byte, log *zap.Logger) http.Handler {
+func authenticate(next http.Handler, token *Token, log *zap.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := *token.h.Load()
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		// Compare hashes in constant time: neither the token's content nor its length leaks.
 		sum := sha256.Sum256([]byte(got))

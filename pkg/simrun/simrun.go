@@ -1,5 +1,6 @@
-// Package simrun runs the unchanged daemon against the simulated cloud on a virtual clock, in
-// lockstep: one loop iteration, then one loop interval of simulated time. `drwatchd simulate`,
+// Package simrun runs the unchanged daemon against the simulated cloud on a virtual clock: one
+// loop iteration, then one loop interval of simulated time during which the probes run on their
+// own schedule. `drwatchd simulate`,
 // the drills on --sim, the integration tests and the benchmarks all use it, so hours of
 // simulated outage run in seconds and every run is deterministic for a seed.
 package simrun
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
@@ -112,6 +114,10 @@ type DaemonOptions struct {
 	Hook func(point string) error
 	// Config overrides the environment's config (e.g. a replica with another identity).
 	Config *config.Config
+	// WallClock overrides the daemon's wall clock (alert stamps, liveness); nil: real time.
+	WallClock clock.Clock
+	// Alerts receives the pushed alerts (nil: those of the config's Alertmanagers).
+	Alerts daemon.AlertSink
 }
 
 // Instance is one daemon running on the environment's clients.
@@ -152,8 +158,11 @@ func (e *Env) NewDaemon(ctx context.Context, o DaemonOptions) (*Instance, error)
 		_ = clients.Close()
 		return nil, err
 	}
+	if o.Alerts != nil {
+		parts.Alerts = o.Alerts
+	}
 	d, err := daemon.New(ctx, cfg, parts, daemon.Options{
-		Clock: e.Sim.World.Clock(), Log: o.Log, Registry: o.Registry, SyncProbes: true, Hook: o.Hook,
+		Clock: e.Sim.World.Clock(), WallClock: o.WallClock, Log: o.Log, Registry: o.Registry, ScheduledProbes: true, Hook: o.Hook,
 		// A wall-clock wait between Monitoring retries moves no simulated time.
 		PollerOptions: []poll.PollerOption{poll.WithRetryBackoff(0)},
 	})
@@ -175,17 +184,45 @@ func ClientOptions(se *sim.Env) gcp.Options {
 	}
 }
 
-// Step runs one loop iteration of every daemon, then advances the world by one loop interval.
-// Iteration errors are returned (the first), after the world has advanced.
+// Step runs one loop iteration of every daemon, then advances the world by one loop interval,
+// stopping on the way at every probe's due time to run it (daemon.ProbeDue): probes run on
+// their own schedule, between iterations, as production's probe goroutines do, and still
+// deterministically for a seed. Probes due at the iteration's time run before it. Iteration
+// errors are returned (the first), after the world has advanced.
 func (e *Env) Step(ctx context.Context, ds ...*daemon.Daemon) error {
+	e.probe(ctx, ds)
 	var first error
 	for _, d := range ds {
 		if err := d.Tick(ctx); err != nil && first == nil {
 			first = err
 		}
 	}
-	e.Sim.World.Advance(e.Config.Loop.Interval.D())
+	e.Advance(ctx, e.Config.Loop.Interval.D(), ds...)
 	return first
+}
+
+// Advance moves the world forward by d, running the probes of ds that fall due on the way at
+// their due times (those due at the end run at the next Step or Advance). A test that drives
+// Tick itself advances with it so that its daemons' probes run as in production; a daemon left
+// out is frozen, probes included.
+func (e *Env) Advance(ctx context.Context, d time.Duration, ds ...*daemon.Daemon) {
+	w := e.Sim.World
+	end := w.Now().Add(d)
+	for next := e.probe(ctx, ds); !next.IsZero() && next.Before(end); next = e.probe(ctx, ds) {
+		w.Advance(next.Sub(w.Now()))
+	}
+	w.Advance(end.Sub(w.Now()))
+}
+
+// probe runs the probes of ds due now and returns the earliest next due time (zero: none).
+func (e *Env) probe(ctx context.Context, ds []*daemon.Daemon) time.Time {
+	var next time.Time
+	for _, d := range ds {
+		if n := d.ProbeDue(ctx, e.Sim.World.Now()); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next
 }
 
 // Elapsed is the simulated time since the world started.

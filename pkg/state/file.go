@@ -44,10 +44,12 @@ func decodeEnvelope(b []byte) (envelope, error) {
 // in the same directory, fsync, rename, fsync of the directory), mode 0600.
 //
 // Fencing: the file records the token of its last writer; a Save with a lower token fails with
-// ErrFenced. The check reads the file under an in-process mutex; two processes sharing one file
-// are not serialised against each other (use GCSStore with a lease for several replicas).
+// ErrFenced. The check reads the file under an in-process mutex. Two processes must not share one
+// file: the daemon takes Lock (an flock on <path>.lock) at start and the second process refuses to
+// start (use GCSStore with a lease for several replicas).
 type FileStore struct {
 	path string
+	lock *os.File // held by Lock
 
 	mu      sync.Mutex
 	highest int64 // highest token seen (read or written)
@@ -58,6 +60,9 @@ func NewFileStore(path string) *FileStore { return &FileStore{path: path} }
 
 // Path returns the file's path.
 func (s *FileStore) Path() string { return s.path }
+
+// Name names the store in messages: "state file <path>".
+func (s *FileStore) Name() string { return "state file " + s.path }
 
 // Load returns the document, (nil, nil) when the file does not exist, and an error naming the
 // file when it cannot be read or parsed (a corrupt file is never taken for an empty state).

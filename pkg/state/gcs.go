@@ -44,6 +44,9 @@ func NewGCSStore(client *storage.Client, bucket, object string) *GCSStore {
 
 func (s *GCSStore) name() string { return "gs://" + s.bucket + "/" + s.object }
 
+// Name names the store in messages: "state object gs://bucket/object".
+func (s *GCSStore) Name() string { return "state object " + s.name() }
+
 // Load reads the object and remembers its generation for the next Save. A missing object is
 // (nil, nil); an unparsable one is an error naming the object.
 func (s *GCSStore) Load(ctx context.Context) ([]byte, error) {

@@ -66,7 +66,8 @@ func (m *apiMetrics) observe(method, code string, d time.Duration) {
 }
 
 // Parts builds the daemon's parts for cfg on clients. The returned parts use the clients; the
-// caller closes the clients after the daemon stops.
+// caller closes the clients after the daemon stops, and the store (CloseStore) when it holds a
+// lock (the file backend locks its file).
 func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg prometheus.Registerer, o Options) (daemon.Parts, error) {
 	am := newAPIMetrics(reg)
 	mon := gcp.NewMonitoringSource(clients.Monitoring)
@@ -100,7 +101,12 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 	case cfg.State.Backend == "gcs":
 		p.Store = state.NewGCSStore(clients.Storage, cfg.State.Bucket, cfg.State.Object)
 	default:
-		p.Store = state.NewFileStore(cfg.State.Path)
+		fs := state.NewFileStore(cfg.State.Path)
+		// One process per state file: a second daemon on the same file would fail over too.
+		if err := fs.Lock(); err != nil {
+			return daemon.Parts{}, fmt.Errorf("state.path: %w", err)
+		}
+		p.Store = fs
 	}
 	identity := cfg.Leader.Identity
 	if o.Identity != "" {
@@ -118,13 +124,12 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		}
 		p.Lease = state.NoLease{Identity: identity}
 	}
-	if len(cfg.Alerting.Alertmanagers) > 0 {
-		n, err := notify.NewNotifier(cfg.Alerting, log.Named("notify"), reg)
-		if err != nil {
-			return daemon.Parts{}, fmt.Errorf("alerting: %w", err)
-		}
-		p.Alerts = n
+	// Always a notifier, even with no Alertmanager yet: a reload may add some (Update).
+	n, err := notify.NewNotifier(cfg.Alerting, log.Named("notify"), reg)
+	if err != nil {
+		return daemon.Parts{}, fmt.Errorf("alerting: %w", err)
 	}
+	p.Alerts = n
 	return p, nil
 }
 
@@ -190,4 +195,11 @@ func urlMapRef(svc *config.Service) (project, name string, err error) {
 		return "", "", fmt.Errorf("service %s: shift.url_map %q is not projects/P/global/urlMaps/NAME", svc.Name, svc.Shift.URLMap)
 	}
 	return parts[1], parts[4], nil
+}
+
+// CloseStore releases what the parts' store holds (the file backend's lock), if anything.
+func CloseStore(p daemon.Parts) {
+	if c, ok := p.Store.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
 }

@@ -175,7 +175,7 @@ func TestTwoReplicas(t *testing.T) {
 		if st, _ := lead.inst.Daemon.State(service); failedOverAt.IsZero() && st.State == failover.FailedOver {
 			failedOverAt = env.Sim.World.Now()
 		}
-		env.Sim.World.Advance(interval)
+		env.Advance(ctx, interval, a.inst.Daemon, b.inst.Daemon)
 	}
 	if lead != a {
 		t.Errorf("the leader is %s; replica-a ticks first and should have created the lease", lead.id)
@@ -206,7 +206,7 @@ func TestTwoReplicas(t *testing.T) {
 		if env.Sim.World.Now().After(frozenAt.Add(ttl + 3*interval)) {
 			t.Fatalf("%s not leader %s after %s froze (ttl %s)", follow.id, env.Sim.World.Now().Sub(frozenAt), lead.id, ttl)
 		}
-		env.Sim.World.Advance(interval)
+		env.Advance(ctx, interval, follow.inst.Daemon) // the leader is frozen, its probes too
 		n, err := tick(ctx, t, env, follow)
 		if err != nil {
 			t.Fatalf("%s at %s: %v", follow.id, env.Elapsed(), err)
@@ -264,7 +264,7 @@ func TestTwoReplicas(t *testing.T) {
 	// Both run again: the new leader keeps the lease, the old one follows and stays out of the
 	// cloud; still one failover.
 	for range 3 {
-		env.Sim.World.Advance(interval)
+		env.Advance(ctx, interval, lead.inst.Daemon, follow.inst.Daemon)
 		for _, r := range []*replica{lead, follow} {
 			n, err := tick(ctx, t, env, r)
 			if err != nil {

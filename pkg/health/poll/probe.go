@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +103,9 @@ type Prober struct {
 
 	mu     sync.RWMutex
 	latest map[regionKey]*health.ProbeResult
+
+	schedMu sync.Mutex
+	next    map[regionKey]time.Time // ProbeDue's schedule: each target's next probe
 }
 
 // NewProber builds a prober for every region of cfg that has a probe. log may be nil.
@@ -262,6 +267,77 @@ func (p *Prober) ProbeOnce(ctx context.Context, now time.Time) {
 		}()
 	}
 	wg.Wait()
+}
+
+// ProbeDue runs, on a virtual clock, the probes that Run would have run by now: each target on
+// its own schedule, every interval, not in step with the loop. A target's first probe is due
+// at the first call's now plus a stable offset within its interval (a hash of service and
+// region), as probe goroutines and the loop drift apart in production. Every target due at or
+// before now is probed once, in a stable order (the simulated world draws its faults from one
+// random source, so a run stays deterministic for a seed), its result stamped with its due time,
+// and its next probe scheduled one interval later. It returns the earliest next due time (zero
+// without targets). A driver advances the world to that time and calls ProbeDue again.
+func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
+	targets := p.snapshot()
+	p.schedMu.Lock()
+	if p.next == nil {
+		p.next = map[regionKey]time.Time{}
+	}
+	type due struct {
+		t  *probeTarget
+		at time.Time
+	}
+	var run []due
+	var earliest time.Time
+	live := make(map[regionKey]bool, len(targets))
+	for _, t := range targets {
+		k := regionKey{t.service, t.region}
+		live[k] = true
+		at, ok := p.next[k]
+		if !ok {
+			at = now.Add(probeOffset(t))
+		}
+		if !at.After(now) {
+			run = append(run, due{t, at})
+			at = at.Add(t.interval)
+			for !at.After(now) { // a driver that jumped: skip the missed probes, as Run would
+				at = at.Add(t.interval)
+			}
+		}
+		p.next[k] = at
+		if earliest.IsZero() || at.Before(earliest) {
+			earliest = at
+		}
+	}
+	for k := range p.next {
+		if !live[k] {
+			delete(p.next, k)
+		}
+	}
+	p.schedMu.Unlock()
+	sort.Slice(run, func(i, j int) bool {
+		if !run[i].at.Equal(run[j].at) {
+			return run[i].at.Before(run[j].at)
+		}
+		return run[i].t.service+"/"+run[i].t.region < run[j].t.service+"/"+run[j].t.region
+	})
+	for _, r := range run {
+		p.probe(ctx, r.t, r.at)
+	}
+	return earliest
+}
+
+// probeOffset is a target's stable phase within its interval, in whole seconds: a simulated
+// world advanced by fractions of its step would draw its per-step noise (overload) over
+// shorter windows, which is not a property of the world.
+func probeOffset(t *probeTarget) time.Duration {
+	secs := uint32(t.interval / time.Second)
+	if secs <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(t.service + "/" + t.region))
+	return time.Duration(h.Sum32()%secs) * time.Second
 }
 
 func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {

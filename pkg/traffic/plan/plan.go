@@ -76,6 +76,9 @@ type Input struct {
 	// service's health.error_ratio.degraded). Against a baseline of 0.1 %, twice the baseline
 	// is well inside sampling noise on a step that carries a tenth of the traffic.
 	BaselineFloor float64
+	// UnhealthyAfter is the service's health.unhealthy_after: consecutive failed probes that
+	// fail an emergency target at the end of its bake (fewer are a blip; it waits).
+	UnhealthyAfter int
 	// DryRun simulates the plan: every wait counts as elapsed, every analysis passes, the
 	// observed split is ignored and scaling counts as ready. The caller feeds the actions back
 	// through Record as successes.
@@ -635,6 +638,14 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		return rollback(p, in, fmt.Sprintf("target %s hard down after the emergency shift: %s", p.To, t.Reason), now)
 	}
 	if t.Probe != nil && !t.Probe.OK {
+		// One failed probe right after the shift is a blip as likely as a failure: moving the
+		// traffic back onto a dead source (a hold, a Blocked page) needs the probe to fail as
+		// often in a row as makes a verdict. Until then the end of the bake is judged again.
+		if t.Probe.ConsecutiveFailures < max(in.UnhealthyAfter, 1) {
+			p.Reason = fmt.Sprintf("bake over; target %s probe failed %dx (%s): judging again until it passes or fails %d times in a row",
+				p.To, t.Probe.ConsecutiveFailures, t.Probe.Error, max(in.UnhealthyAfter, 1))
+			return p, nil, nil
+		}
 		return rollback(p, in, fmt.Sprintf("target %s probe failing after the emergency shift and its scale-up: %s", p.To, t.Probe.Error), now)
 	}
 	note := ""

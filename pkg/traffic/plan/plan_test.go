@@ -519,9 +519,15 @@ func TestEmergencyWaitsForReplicasBeforeJudging(t *testing.T) {
 	}
 	_ = done
 
-	// A target whose probe still fails at the end of the bake is not fine: with the source
-	// dead the split holds and a human is paged.
-	in.Target.Probe = &health.ProbeResult{OK: false, Status: 500, Error: "status 500"}
+	// One failed probe at the end of the bake is a blip (issue 16): judged again, no hold.
+	in.UnhealthyAfter = 3
+	in.Target.Probe = &health.ProbeResult{OK: false, Status: 500, Error: "status 500", ConsecutiveFailures: 1}
+	if blip, _, out := advance(t, p, in, p.BakeUntil); out.Kind != OutcomeContinue || blip.Phase != Baking {
+		t.Fatalf("one failed probe at the end of the bake: outcome %v phase %s, want continue baking", out, blip.Phase)
+	}
+	// A target whose probe keeps failing (unhealthy_after times in a row) is not fine: with the
+	// source dead the split holds and a human is paged.
+	in.Target.Probe = &health.ProbeResult{OK: false, Status: 500, Error: "status 500", ConsecutiveFailures: 3}
 	held, _, out := advance(t, p, in, p.BakeUntil)
 	if out.Kind != OutcomeHeld || held.Applied[dst] != 100 {
 		t.Fatalf("probe failing: outcome %v applied %v, want held at 100%%", out, held.Applied)
