@@ -226,7 +226,8 @@ func (v *validator) crossField(c *Config) {
 	if c.Loop.Timeout > 0 && c.Loop.Interval > 0 && c.Loop.Timeout > c.Loop.Interval {
 		v.add("loop.timeout", "%s is longer than loop.interval (%s); want timeout <= interval, or iterations overlap the schedule and observations age", c.Loop.Timeout, c.Loop.Interval)
 	}
-	if c.Admin.Enabled && c.Admin.Listen != "" && c.Admin.Listen == c.Server.Listen {
+	// Port 0 asks the kernel for a free port: two listeners on ":0" get two different ones.
+	if c.Admin.Enabled && c.Admin.Listen != "" && c.Admin.Listen == c.Server.Listen && !strings.HasSuffix(c.Admin.Listen, ":0") {
 		v.add("admin.listen", "%q is also server.listen; want a different address for the admin API", c.Admin.Listen)
 	}
 	for i := range c.Services {

@@ -256,7 +256,13 @@ func (p *oraclePolicy) split(qs map[string]quality) plan.Weights {
 		if q.fail >= 1 || (q.stale && p.written[r.Name] == 0) {
 			continue
 		}
-		ready := float64(w.RegionState(p.svc.Name, r.Name).Ready)
+		v := w.RegionState(p.svc.Name, r.Name)
+		ready := float64(v.Ready)
+		if v.Down {
+			// Down under a fault the oracle ignores (it ends before any move could land): its
+			// replicas are there again when it ends.
+			ready = float64(v.Allocated)
+		}
 		cs = append(cs, cand{name: r.Name, q: q, cap: ready * p.spec.ReplicaQPS * oracleFill, pri: i})
 	}
 	// A slow region only serves when nothing else can: what no fast region can carry is better
