@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
 )
 
 // check-config rejects a fractional replica count and a 1ns loop interval, naming both paths
@@ -49,11 +52,11 @@ func TestCheckConfigRejectsFractionsAndTinyDurations(t *testing.T) {
 // A config file far above any real one is refused without being read whole.
 func TestCheckConfigRefusesHugeFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "huge.yaml")
-	if err := os.WriteFile(path, bytes.Repeat([]byte("# padding\n"), 200_000), 0o600); err != nil {
+	if err := os.WriteFile(path, bytes.Repeat([]byte("# padding\n"), config.MaxConfigBytes/10+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"check-config", path}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "larger than 1048576 bytes") {
+	if code := run([]string{"check-config", path}, &out, &errb); code != 1 || !strings.Contains(errb.String(), fmt.Sprintf("larger than %d bytes", config.MaxConfigBytes)) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }

@@ -51,7 +51,7 @@ func Load(path string, opts ...Option) (*Config, error) {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	if len(data) > MaxConfigBytes {
-		return nil, &FieldError{Msg: fmt.Sprintf("config file %s is larger than %d bytes; a drwatchd config is a few kilobytes: check the path", path, MaxConfigBytes)}
+		return nil, &FieldError{Msg: fmt.Sprintf("config file %s is larger than %d bytes; a drwatchd config is a few kilobytes per service: check the path", path, MaxConfigBytes)}
 	}
 	return Parse(data, opts...)
 }
@@ -62,7 +62,7 @@ func Load(path string, opts ...Option) (*Config, error) {
 // errors.Join; on error the returned config is nil. A YAML syntax error is returned alone.
 func Parse(data []byte, opts ...Option) (*Config, error) {
 	if len(data) > MaxConfigBytes {
-		return nil, &FieldError{Msg: fmt.Sprintf("the configuration is %d bytes, larger than %d; a drwatchd config is a few kilobytes", len(data), MaxConfigBytes)}
+		return nil, &FieldError{Msg: fmt.Sprintf("the configuration is %d bytes, larger than %d; a drwatchd config is a few kilobytes per service", len(data), MaxConfigBytes)}
 	}
 	o := newOptions(opts)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
