@@ -226,7 +226,14 @@ func TestCorpusYardstick(t *testing.T) {
 				}
 				for _, pol := range Policies {
 					o, p := or.FailedRequests+or.SlowRequests, reps[pol].FailedRequests+reps[pol].SlowRequests
+					// Two runs that act differently draw the world's randomness differently: even
+					// where nothing is faulted their baseline failures differ by Poisson noise (a
+					// pre-warm's scale-up draws a jitter). The oracle's edge is measured beyond
+					// three standard deviations of that noise.
+					noise := 3 * math.Sqrt(float64(p))
 					switch {
+					case o > p && float64(o-p) <= noise:
+						t.Logf("the oracle impaired %d requests, %s %d: within the noise (%.0f)", o, pol, p, noise)
 					case o > p && reps[pol].FalseFailovers > 0:
 						// A failover where none was warranted can win by luck on what the
 						// scenario holds next (it left before a later fault); the oracle knows
