@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
@@ -89,3 +91,78 @@ func byPriority(svc *config.Service) []config.Region {
 	slices.SortStableFunc(out, func(a, b config.Region) int { return rank(a) - rank(b) })
 	return out
 }
+
+// switcher is what the seed and lb policies share: the region they consider active, an
+// operator's freeze, and the events of a move of all the traffic at once.
+type switcher struct {
+	act     *actuator
+	start   time.Time
+	primary string
+	active  string
+	paused  bool
+	// retrying: the last move to this region failed; the next attempt is the same move,
+	// retried (not a new decision).
+	retrying string
+	pending  []Event
+}
+
+func newSwitcher(act *actuator, start time.Time) switcher {
+	p := act.svc.Primary().Name
+	return switcher{act: act, start: start, primary: p, active: p}
+}
+
+// freeze records an operator command, applying pause and resume.
+func (s *switcher) freeze(now time.Time, c Command) {
+	s.pending = append(s.pending, eventAt(s.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
+	switch c.Verb {
+	case "pause":
+		if !s.paused {
+			s.pending = append(s.pending, transitionAt(s.start, now, s.stateName(), string(failover.Paused), s.active, "paused by "+c.Who))
+		}
+		s.paused = true
+	case "resume":
+		if s.paused {
+			s.paused = false
+			s.pending = append(s.pending, transitionAt(s.start, now, string(failover.Paused), s.stateName(), s.active, "resumed by "+c.Who))
+		}
+	}
+}
+
+// moveAll sets 100 % on region at once and returns the events: started (unless it retries a
+// failed move), then completed and the state's transition, or the failure (retried when, says
+// retry).
+func (s *switcher) moveAll(ctx context.Context, now time.Time, policy, region, kind, reason, retry string) ([]Event, error) {
+	if region == s.active {
+		return nil, nil
+	}
+	var evs []Event
+	if s.retrying != region {
+		evs = append(evs, eventAt(s.start, now, failover.EventFailoverStarted, policy+"-"+kind, region, reason))
+	}
+	if err := s.act.setWeights(ctx, all100(region)); err != nil {
+		s.retrying = region
+		evs = append(evs, eventAt(s.start, now, failover.EventPlanFailed, policy+"-set-failed", region,
+			fmt.Sprintf("%s: URL map update failed (retried %s): %s", policy, retry, oneLine(err))))
+		return evs, err
+	}
+	s.retrying = ""
+	before := s.stateName()
+	s.active = region
+	evs = append(evs, eventAt(s.start, now, failover.EventFailoverCompleted, kind+"-completed", region, reason))
+	if after := s.stateName(); after != before {
+		evs = append(evs, transitionAt(s.start, now, before, after, region, reason))
+	}
+	return evs, nil
+}
+
+func (s *switcher) stateName() string {
+	switch {
+	case s.paused:
+		return string(failover.Paused)
+	case s.active == s.primary:
+		return string(failover.Healthy)
+	}
+	return string(failover.FailedOver)
+}
+
+func (s *switcher) state() (string, string, int) { return s.stateName(), s.active, 0 }

@@ -39,20 +39,15 @@ const (
 // pause and resume disable and enable the failover (an operator freeze binds whatever does the
 // failing over); failover and failback are not health-check actions and are ignored.
 type lbPolicy struct {
+	switcher
 	env   *simrun.Env
 	svc   *config.Service
-	act   *actuator
 	http  *http.Client
-	start time.Time
 	order []string // regions by priority
 
 	healthy   map[string]bool
 	fails, ok map[string]int
-	active    string
-	paused    bool
-	retrying  string
 	nextProbe time.Time
-	pending   []Event
 }
 
 func newLB(ctx context.Context, env *simrun.Env, svc *config.Service) (*lbPolicy, error) {
@@ -61,9 +56,8 @@ func newLB(ctx context.Context, env *simrun.Env, svc *config.Service) (*lbPolicy
 		return nil, err
 	}
 	p := &lbPolicy{
-		env: env, svc: svc, act: act, http: sim.ProbeClient(LBTimeout),
-		start: env.Sim.World.Spec().Start, healthy: map[string]bool{}, fails: map[string]int{}, ok: map[string]int{},
-		active: svc.Primary().Name,
+		switcher: newSwitcher(act, env.Sim.World.Spec().Start), env: env, svc: svc, http: sim.ProbeClient(LBTimeout),
+		healthy: map[string]bool{}, fails: map[string]int{}, ok: map[string]int{},
 	}
 	p.nextProbe = p.start
 	for _, r := range byPriority(svc) {
@@ -74,20 +68,7 @@ func newLB(ctx context.Context, env *simrun.Env, svc *config.Service) (*lbPolicy
 }
 
 func (p *lbPolicy) command(_ context.Context, c Command) error {
-	now := p.env.Sim.World.Now()
-	p.pending = append(p.pending, eventAt(p.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
-	switch c.Verb {
-	case "pause":
-		if !p.paused {
-			p.pending = append(p.pending, transitionAt(p.start, now, p.stateName(), string(failover.Paused), p.active, "paused by "+c.Who))
-		}
-		p.paused = true
-	case "resume":
-		if p.paused {
-			p.paused = false
-			p.pending = append(p.pending, transitionAt(p.start, now, string(failover.Paused), p.stateName(), p.active, "resumed by "+c.Who))
-		}
-	}
+	p.freeze(p.env.Sim.World.Now(), c)
 	return nil
 }
 
@@ -103,7 +84,9 @@ func (p *lbPolicy) step(ctx context.Context, now time.Time) ([]Event, error) {
 			p.check(ctx, name)
 		}
 		if !p.paused {
-			evs, err = p.route(ctx, now, evs)
+			var more []Event
+			more, err = p.route(ctx, now)
+			evs = append(evs, more...)
 		}
 	}
 	if serr := p.env.Step(ctx); serr != nil && err == nil {
@@ -150,7 +133,7 @@ func (p *lbPolicy) probe(ctx context.Context, region string) bool {
 
 // route sends all traffic to the highest-priority healthy region; with none healthy it fails
 // open (the traffic stays).
-func (p *lbPolicy) route(ctx context.Context, now time.Time, evs []Event) ([]Event, error) {
+func (p *lbPolicy) route(ctx context.Context, now time.Time) ([]Event, error) {
 	want := ""
 	for _, name := range p.order {
 		if p.healthy[name] {
@@ -159,7 +142,7 @@ func (p *lbPolicy) route(ctx context.Context, now time.Time, evs []Event) ([]Eve
 		}
 	}
 	if want == "" || want == p.active {
-		return evs, nil
+		return nil, nil
 	}
 	kind := failover.KindFailover
 	if want == p.svc.Primary().Name {
@@ -170,34 +153,7 @@ func (p *lbPolicy) route(ctx context.Context, now time.Time, evs []Event) ([]Eve
 	if kind == "failback" {
 		reason = fmt.Sprintf("failback %s -> %s (lb): %s passed %d health checks in a row", p.active, want, want, p.ok[want])
 	}
-	if p.retrying != want {
-		evs = append(evs, eventAt(p.start, now, failover.EventFailoverStarted, "lb-"+kind, want, reason))
-	}
-	if err := p.act.setWeights(ctx, all100(want)); err != nil {
-		p.retrying = want
-		evs = append(evs, eventAt(p.start, now, failover.EventPlanFailed, "lb-set-failed", want, "lb: URL map update failed (retried at the next check): "+oneLine(err)))
-		return evs, err
-	}
-	p.retrying = ""
-	before := p.stateName()
-	p.active = want
-	evs = append(evs, eventAt(p.start, now, failover.EventFailoverCompleted, kind+"-completed", want, reason))
-	if after := p.stateName(); after != before {
-		evs = append(evs, transitionAt(p.start, now, before, after, want, reason))
-	}
-	return evs, nil
+	return p.moveAll(ctx, now, PolicyLB, want, kind, reason, "at the next check")
 }
-
-func (p *lbPolicy) stateName() string {
-	switch {
-	case p.paused:
-		return string(failover.Paused)
-	case p.active == p.svc.Primary().Name:
-		return string(failover.Healthy)
-	}
-	return string(failover.FailedOver)
-}
-
-func (p *lbPolicy) state() (string, string, int) { return p.stateName(), p.active, 0 }
 
 func (p *lbPolicy) close() { p.act.close() }

@@ -41,23 +41,16 @@ const (
 // resume disable and enable it (the cron job is turned off); failover and failback switch at
 // once, as an operator would with the same script.
 type seedPolicy struct {
-	env   *simrun.Env
-	svc   *config.Service
-	act   *actuator
-	mon   *gcp.MonitoringSource
-	start time.Time
+	switcher
+	env *simrun.Env
+	svc *config.Service
+	mon *gcp.MonitoringSource
 
-	active   string
 	target   string // the first standby
-	paused   bool
 	stopped  bool   // the loop has `break`-ed after a failover
 	scaleDue string // a region whose scale-up call is still to be made (retried each poll)
 	nextPoll time.Time
 	pollErr  bool // the last poll failed (events on change only)
-	// retrying: the last switch to this region failed; the next attempt is the same
-	// failover, retried (not a new decision).
-	retrying string
-	pending  []Event
 }
 
 func newSeed(ctx context.Context, env *simrun.Env, svc *config.Service) (*seedPolicy, error) {
@@ -69,8 +62,8 @@ func newSeed(ctx context.Context, env *simrun.Env, svc *config.Service) (*seedPo
 	mon.Retry = simRetry
 	start := env.Sim.World.Spec().Start
 	return &seedPolicy{
-		env: env, svc: svc, act: act, mon: mon,
-		start: start, active: svc.Primary().Name, target: firstStandby(svc), nextPoll: start.Add(SeedPoll),
+		switcher: newSwitcher(act, start), env: env, svc: svc, mon: mon,
+		target: firstStandby(svc), nextPoll: start.Add(SeedPoll),
 	}, nil
 }
 
@@ -86,18 +79,8 @@ func firstStandby(svc *config.Service) string {
 
 func (p *seedPolicy) command(ctx context.Context, c Command) error {
 	now := p.env.Sim.World.Now()
-	p.pending = append(p.pending, eventAt(p.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
+	p.freeze(now, c)
 	switch c.Verb {
-	case "pause":
-		if !p.paused {
-			p.pending = append(p.pending, transitionAt(p.start, now, p.stateName(), string(failover.Paused), p.active, "paused by "+c.Who))
-		}
-		p.paused = true
-	case "resume":
-		if p.paused {
-			p.paused = false
-			p.pending = append(p.pending, transitionAt(p.start, now, string(failover.Paused), p.stateName(), p.active, "resumed by "+c.Who))
-		}
 	case "failover":
 		to := c.Target
 		if to == "" {
@@ -181,39 +164,9 @@ func (p *seedPolicy) scaleUp(ctx context.Context, now time.Time) ([]Event, error
 
 // switchTo sets 100 % on region at once.
 func (p *seedPolicy) switchTo(ctx context.Context, now time.Time, region, kind, why string) []Event {
-	if region == p.active {
-		return nil
-	}
-	from := p.active
-	reason := fmt.Sprintf("%s %s -> %s (seed, 100%% at once): %s", kind, from, region, why)
-	var evs []Event
-	if p.retrying != region {
-		evs = append(evs, eventAt(p.start, now, failover.EventFailoverStarted, "seed-"+kind, region, reason))
-	}
-	if err := p.act.setWeights(ctx, all100(region)); err != nil {
-		p.retrying = region
-		return append(evs, eventAt(p.start, now, failover.EventPlanFailed, "seed-set-failed", region, "seed: URL map update failed (retried at the next poll): "+oneLine(err)))
-	}
-	p.retrying = ""
-	before := p.stateName()
-	p.active = region
-	evs = append(evs, eventAt(p.start, now, failover.EventFailoverCompleted, kind+"-completed", region, reason))
-	if after := p.stateName(); after != before {
-		evs = append(evs, transitionAt(p.start, now, before, after, region, reason))
-	}
+	reason := fmt.Sprintf("%s %s -> %s (seed, 100%% at once): %s", kind, p.active, region, why)
+	evs, _ := p.moveAll(ctx, now, PolicySeed, region, kind, reason, "at the next poll")
 	return evs
 }
-
-func (p *seedPolicy) stateName() string {
-	switch {
-	case p.paused:
-		return string(failover.Paused)
-	case p.active == p.svc.Primary().Name:
-		return string(failover.Healthy)
-	}
-	return string(failover.FailedOver)
-}
-
-func (p *seedPolicy) state() (string, string, int) { return p.stateName(), p.active, 0 }
 
 func (p *seedPolicy) close() { p.act.close() }
