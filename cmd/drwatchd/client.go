@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 type clientFlags struct {
@@ -82,9 +83,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func adminVerb(verb string) func(args []string, stdout, stderr io.Writer) int {
+func adminVerb(verb failover.Verb) func(args []string, stdout, stderr io.Writer) int {
 	return func(args []string, stdout, stderr io.Writer) int {
-		fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+		fs := flag.NewFlagSet(string(verb), flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		var cf clientFlags
 		cf.register(fs)
@@ -92,7 +93,7 @@ func adminVerb(verb string) func(args []string, stdout, stderr io.Writer) int {
 		who := fs.String("who", envOr("USER", "unknown"), "who issues the command")
 		wait := fs.Duration("wait", time.Minute, "wait this long for the command's outcome (applied or refused at the daemon's next iteration); 0: return once queued")
 		var to *string
-		if verb == "failover" {
+		if verb == failover.VerbFailover {
 			to = fs.String("to", "", "target region (default: the best eligible standby)")
 		}
 		fs.Usage = func() {

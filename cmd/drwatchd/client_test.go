@@ -26,9 +26,9 @@ func (a *adminFake) Status() api.Status {
 	}}}
 }
 
-func (a *adminFake) Submit(_ context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
-	a.got = append(a.got, service+" "+verb+" "+cmd.Target+" "+cmd.Who+": "+cmd.Why)
-	return api.CommandResult{Accepted: true, Message: verb + " queued"}, nil
+func (a *adminFake) Submit(_ context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error) {
+	a.got = append(a.got, service+" "+string(verb)+" "+cmd.Target+" "+cmd.Who+": "+cmd.Why)
+	return api.CommandResult{Accepted: true, Message: string(verb) + " queued"}, nil
 }
 
 // The admin verbs of the CLI against the real admin handler: the token is read from a file and

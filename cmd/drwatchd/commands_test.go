@@ -16,6 +16,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
@@ -97,8 +98,8 @@ func TestAdminCommandsAnswerTheirOutcome(t *testing.T) {
 	// bounded. One failover is recorded in the anti-flap window, not 15.
 	queued := map[string]bool{}
 	for i := range 25 {
-		for _, verb := range []string{"failover", "abort"} {
-			res, err := d.Submit(ctx, "fraud-scorer", verb, api.Command{Who: "oncall", Why: "burst " + verb})
+		for _, verb := range []failover.Verb{failover.VerbFailover, failover.VerbAbort} {
+			res, err := d.Submit(ctx, "fraud-scorer", verb, api.Command{Who: "oncall", Why: "burst " + string(verb)})
 			if err != nil && !errors.Is(err, daemon.ErrQueueFull) {
 				t.Fatalf("burst %d %s: %v", i, verb, err)
 			}
@@ -127,7 +128,7 @@ func TestAdminCommandsAnswerTheirOutcome(t *testing.T) {
 	// The queue is bounded: distinct commands beyond MaxPendingCommands are refused with 429.
 	var full error
 	for _, c := range []api.Command{{Target: "europe-west1"}, {Target: "us-central1"}, {}, {Target: "us-east1"}, {Target: "europe-west1"}} {
-		for _, verb := range []string{"failover", "pause", "resume", "failback", "abort"} {
+		for _, verb := range []failover.Verb{failover.VerbFailover, failover.VerbPause, failover.VerbResume, failover.VerbFailback, failover.VerbAbort} {
 			c.Who, c.Why = "oncall", "fill"
 			if _, err := d.Submit(ctx, "fraud-scorer", verb, c); errors.Is(err, daemon.ErrQueueFull) {
 				full = err

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -32,11 +34,11 @@ func commands() []command {
 		{"simulate", "run a scenario on the simulated cloud and write a JSON report", cmdSimulate},
 		{"drill", "planned failover and failback of one service, with measured RTO", cmdDrill},
 		{"status", "show every service's state (admin API)", cmdStatus},
-		{"pause", "freeze a service: observations continue, actions stop", adminVerb("pause")},
-		{"resume", "end a pause", adminVerb("resume")},
-		{"failover", "shift a service to a standby (--to REGION)", adminVerb("failover")},
-		{"failback", "shift a service back to its primary", adminVerb("failback")},
-		{"abort", "stop a shift in progress and hold the current split", adminVerb("abort")},
+		{"pause", "freeze a service: observations continue, actions stop", adminVerb(failover.VerbPause)},
+		{"resume", "end a pause", adminVerb(failover.VerbResume)},
+		{"failover", "shift a service to a standby (--to REGION)", adminVerb(failover.VerbFailover)},
+		{"failback", "shift a service back to its primary", adminVerb(failover.VerbFailback)},
+		{"abort", "stop a shift in progress and hold the current split", adminVerb(failover.VerbAbort)},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -75,6 +75,3 @@ const (
 	CommandApplied = "applied"
 	CommandRefused = "refused"
 )
-
-// Verbs the admin API accepts.
-var Verbs = []string{"pause", "resume", "failover", "failback", "abort"}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 // Client drives a running daemon through its admin API (GET /v1/status, POST
@@ -32,9 +34,9 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Submit posts a command; a refusal by the server (4xx) is an error carrying its message.
-func (c *Client) Submit(ctx context.Context, service, verb string, cmd Command) (CommandResult, error) {
+func (c *Client) Submit(ctx context.Context, service string, verb failover.Verb, cmd Command) (CommandResult, error) {
 	var res CommandResult
-	err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+url.PathEscape(verb), cmd, &res)
+	err := c.do(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/"+url.PathEscape(string(verb)), cmd, &res)
 	return res, err
 }
 

@@ -73,7 +73,7 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 			Summary: summary, Description: desc}
 	}
 	for _, ev := range events {
-		if ev.Kind == "rolled-back" || ev.Kind == "conflict" {
+		if ev.Kind == failover.EventRolledBack || ev.Kind == failover.EventConflict {
 			a.rollback[service] = now
 		}
 	}

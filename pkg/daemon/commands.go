@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,13 +57,13 @@ func checkText(field, s string) error {
 // iteration (a failover to a region that is down, an abort with nothing to abort) is refused
 // now. An identical command (verb and target) already queued is coalesced: its ID is returned
 // and nothing is queued twice. The result's ID names the command for CommandResult.
-func (d *Daemon) Submit(_ context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
+func (d *Daemon) Submit(_ context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error) {
 	cfg := d.Config()
 	svc := findService(cfg, service)
 	if svc == nil {
 		return api.CommandResult{}, fmt.Errorf("%w %q", server.ErrUnknownService, service)
 	}
-	if !slices.Contains(api.Verbs, verb) {
+	if !verb.Known() {
 		return api.CommandResult{}, fmt.Errorf("unknown verb %q", verb)
 	}
 	if cmd.Target != "" && svc.Region(cmd.Target) == nil {

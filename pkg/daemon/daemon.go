@@ -812,8 +812,8 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 	d.m.setPlan(service, st.Plan, now)
 	d.m.setWarm(svc, st, now)
 	for _, ev := range events {
-		d.m.events.WithLabelValues(service, ev.Kind).Inc()
-		fields := []zap.Field{zap.String("service", service), zap.String("event", ev.Kind), zap.String("reason", ev.Reason)}
+		d.m.events.WithLabelValues(service, string(ev.Kind)).Inc()
+		fields := []zap.Field{zap.String("service", service), zap.String("event", string(ev.Kind)), zap.String("reason", ev.Reason)}
 		if ev.From != "" || ev.To != "" {
 			fields = append(fields, zap.String("from", string(ev.From)), zap.String("to", string(ev.To)))
 		}
@@ -824,19 +824,19 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 		case failover.EventWouldAct:
 			d.m.wouldAct.WithLabelValues(service, ev.Code).Inc()
 			d.log.Info("dry-run: would act", fields...)
-		case "transition":
+		case failover.EventTransition:
 			d.m.transitions.WithLabelValues(service, string(ev.From), string(ev.To), reasonCode(ev)).Inc()
 			d.log.Info("state transition", fields...)
-		case "failover-started":
+		case failover.EventFailoverStarted:
 			d.m.failovers.WithLabelValues(service, planKind(st), "started").Inc()
 			d.log.Warn("failover started", fields...)
-		case "failover-completed":
+		case failover.EventFailoverCompleted:
 			d.m.failovers.WithLabelValues(service, planKind(st), "completed").Inc()
 			if ls := st.LastShift; ls != nil && !ls.Started.IsZero() {
 				d.m.failoverDur.WithLabelValues(service, ls.Kind).Observe(ls.Completed.Sub(ls.Started).Seconds())
 			}
 			d.log.Warn("failover completed", fields...)
-		case "plan-failed":
+		case failover.EventPlanFailed:
 			d.m.failovers.WithLabelValues(service, planKind(st), "failed").Inc()
 			d.log.Error("shift failed", fields...)
 		case failover.EventFailoverCancelled:
@@ -849,10 +849,10 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 			} else {
 				d.log.Warn("failback failed again: backing off", fields...)
 			}
-		case "rolled-back", "conflict":
-			d.m.rollbacks.WithLabelValues(service, ev.Kind).Inc()
+		case failover.EventRolledBack, failover.EventConflict:
+			d.m.rollbacks.WithLabelValues(service, string(ev.Kind)).Inc()
 			d.log.Error("shift rolled back or held", fields...)
-		case "blocked", "rpo-violation":
+		case failover.EventBlocked, failover.EventRPOViolation:
 			d.log.Error("needs a human", fields...)
 		default:
 			d.log.Info("event", fields...)

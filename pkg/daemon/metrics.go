@@ -119,8 +119,8 @@ func (m *metrics) initService(service string) {
 			m.failovers.WithLabelValues(service, kind, result)
 		}
 	}
-	for _, reason := range []string{"rolled-back", "conflict"} {
-		m.rollbacks.WithLabelValues(service, reason)
+	for _, reason := range []failover.EventKind{failover.EventRolledBack, failover.EventConflict} {
+		m.rollbacks.WithLabelValues(service, string(reason))
 	}
 }
 

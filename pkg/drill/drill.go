@@ -29,14 +29,14 @@ import (
 // Daemon is what a drill needs from drwatchd: its status and its command inbox.
 type Daemon interface {
 	Status(ctx context.Context) (api.Status, error)
-	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
+	Submit(ctx context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error)
 }
 
 // InProcess is an in-process daemon (e.g. *daemon.Daemon): the same methods without a context
 // or an error on Status.
 type InProcess interface {
 	Status() api.Status
-	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
+	Submit(ctx context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error)
 }
 
 // Local adapts an in-process daemon to Daemon.
@@ -45,7 +45,7 @@ func Local(d InProcess) Daemon { return local{d} }
 type local struct{ d InProcess }
 
 func (l local) Status(context.Context) (api.Status, error) { return l.d.Status(), nil }
-func (l local) Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error) {
+func (l local) Submit(ctx context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error) {
 	return l.d.Submit(ctx, service, verb, cmd)
 }
 
@@ -263,7 +263,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	// Failover.
 	r.rep.Failover = &ShiftRun{From: r.rep.Primary, To: r.rep.Target, RTOSeconds: -1, CompleteSeconds: -1}
-	if err := r.shift(ctx, "failover", r.rep.Failover); err != nil {
+	if err := r.shift(ctx, failover.VerbFailover, r.rep.Failover); err != nil {
 		return err
 	}
 	r.rep.RTOSeconds = r.rep.Failover.RTOSeconds
@@ -275,7 +275,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	// Failback.
 	r.rep.Failback = &ShiftRun{From: r.rep.Target, To: r.rep.Primary, RTOSeconds: -1, CompleteSeconds: -1}
-	if err := r.shift(ctx, "failback", r.rep.Failback); err != nil {
+	if err := r.shift(ctx, failover.VerbFailback, r.rep.Failback); err != nil {
 		return err
 	}
 	r.rep.Result = Passed
@@ -394,36 +394,37 @@ func (r *runner) preChecks(st api.Status, ss api.ServiceStatus) bool {
 }
 
 // shift submits verb and follows the plan until the service is home on run.To.
-func (r *runner) shift(ctx context.Context, verb string, run *ShiftRun) error {
-	if err := r.checkAbort(ctx, verb); err != nil {
+func (r *runner) shift(ctx context.Context, verb failover.Verb, run *ShiftRun) error {
+	stage := string(verb) // the shift's name in notes and phases
+	if err := r.checkAbort(ctx, stage); err != nil {
 		return err
 	}
 	cmd := api.Command{Who: r.o.Who, Why: r.o.Why}
-	if verb == "failover" {
+	if verb == failover.VerbFailover {
 		cmd.Target = run.To
 	}
 	run.Submitted = r.now
-	r.note(verb, "submit %s %s -> %s", verb, run.From, run.To)
+	r.note(stage, "submit %s %s -> %s", verb, run.From, run.To)
 	if _, err := r.d.Submit(ctx, r.o.Service, verb, cmd); err != nil {
-		return r.fail(verb, run, fmt.Sprintf("%s command not accepted: %v", verb, err))
+		return r.fail(stage, run, fmt.Sprintf("%s command not accepted: %v", verb, err))
 	}
-	r.phase(verb, "command queued -> applied", run.Submitted, time.Time{})
+	r.phase(stage, "command queued -> applied", run.Submitted, time.Time{})
 	applied := false
 	start := r.now
 	lost := 0
 	for {
-		if err := r.wait(ctx, verb); err != nil {
+		if err := r.wait(ctx, stage); err != nil {
 			return err
 		}
-		_, ss, err := r.poll(ctx, verb)
+		_, ss, err := r.poll(ctx, stage)
 		if err != nil {
 			// A transient error (network, daemon restarting) must not end the drill while the
 			// daemon goes on shifting: retry, and give up only after several in a row.
 			if lost++; lost < maxLost && ctx.Err() == nil {
-				r.note(verb, "status unavailable (%d/%d): %v", lost, maxLost, err)
+				r.note(stage, "status unavailable (%d/%d): %v", lost, maxLost, err)
 				continue
 			}
-			return r.fail(verb, run, fmt.Sprintf("lost contact with the daemon during the %s (%v); the daemon carries on with the shift on its own: check `drwatchd status`", verb, err))
+			return r.fail(stage, run, fmt.Sprintf("lost contact with the daemon during the %s (%v); the daemon carries on with the shift on its own: check `drwatchd status`", verb, err))
 		}
 		lost = 0
 		s := ss.State
@@ -431,20 +432,20 @@ func (r *runner) shift(ctx context.Context, verb string, run *ShiftRun) error {
 			ev, ok := r.commandEvent(s, verb, run.Submitted)
 			if !ok {
 				if r.now.Sub(start) > r.o.PhaseTimeout {
-					return r.fail(verb, run, fmt.Sprintf("%s command not applied after %s", verb, r.o.PhaseTimeout))
+					return r.fail(stage, run, fmt.Sprintf("%s command not applied after %s", verb, r.o.PhaseTimeout))
 				}
 				continue
 			}
 			applied = true
 			run.Applied = ev.At
 			r.closeAt("command queued -> applied", ev.At)
-			if ev.Code != verb {
-				return r.fail(verb, run, "daemon refused the command: "+ev.Reason)
+			if ev.Code != string(verb) {
+				return r.fail(stage, run, "daemon refused the command: "+ev.Reason)
 			}
-			r.note(verb, "%s applied", verb)
+			r.note(stage, "%s applied", verb)
 			if s.Plan != nil {
 				run.PlanID = s.Plan.ID
-				r.inPlan = verb
+				r.inPlan = stage
 				r.track(ss)
 			}
 		}
@@ -452,10 +453,10 @@ func (r *runner) shift(ctx context.Context, verb string, run *ShiftRun) error {
 			s.Plan.Phase == plan.Baking && s.Plan.Target[run.To] == 100 {
 			run.Full = s.Plan.Since
 			run.RTOSeconds = run.Full.Sub(run.Submitted).Seconds()
-			r.note(verb, "100 %% on %s after %s", run.To, secs(run.RTOSeconds))
+			r.note(stage, "100 %% on %s after %s", run.To, secs(run.RTOSeconds))
 		}
 		home := failover.FailedOver
-		if verb == "failback" {
+		if verb == failover.VerbFailback {
 			home = failover.Healthy
 		}
 		if s.Plan == nil && s.State == home && s.Active == run.To {
@@ -471,19 +472,19 @@ func (r *runner) shift(ctx context.Context, verb string, run *ShiftRun) error {
 			run.CompleteSeconds = run.Completed.Sub(run.Submitted).Seconds()
 			r.closePhase(run.Completed)
 			run.Outcome = "completed"
-			r.note(verb, "%s completed after %s", verb, secs(run.CompleteSeconds))
+			r.note(stage, "%s completed after %s", verb, secs(run.CompleteSeconds))
 			return nil
 		}
 		switch {
 		case s.State == failover.Blocked || s.State == failover.Paused:
-			return r.fail(verb, run, fmt.Sprintf("%s stopped: service %s: %s", verb, s.State, s.Reason))
+			return r.fail(stage, run, fmt.Sprintf("%s stopped: service %s: %s", verb, s.State, s.Reason))
 		case s.Plan == nil && s.State != failover.FailingOver && s.State != failover.FailingBack && s.State != failover.RollingBack:
-			return r.fail(verb, run, fmt.Sprintf("%s did not complete: service %s on %s: %s", verb, s.State, s.Active, s.Reason))
+			return r.fail(stage, run, fmt.Sprintf("%s did not complete: service %s on %s: %s", verb, s.State, s.Active, s.Reason))
 		case r.now.Sub(start) > r.o.PhaseTimeout:
-			return r.abort(ctx, verb, run, fmt.Sprintf("%s not complete after %s", verb, r.o.PhaseTimeout))
+			return r.abort(ctx, stage, run, fmt.Sprintf("%s not complete after %s", verb, r.o.PhaseTimeout))
 		}
 		if why := r.o.AbortOn.check(ss, run.To, r.failedSoFar()); why != "" {
-			return r.abort(ctx, verb, run, "abort-on: "+why)
+			return r.abort(ctx, stage, run, "abort-on: "+why)
 		}
 	}
 }
@@ -584,7 +585,7 @@ func (r *runner) abort(ctx context.Context, verb string, run *ShiftRun, why stri
 	r.rep.Result, r.rep.Reason = Aborted, fmt.Sprintf("%s aborted: %s", verb, why)
 	run.Outcome = "aborted"
 	at := r.now
-	if _, err := r.d.Submit(ctx, r.o.Service, "abort", api.Command{Who: r.o.Who, Why: r.id + ": " + why}); err != nil {
+	if _, err := r.d.Submit(ctx, r.o.Service, failover.VerbAbort, api.Command{Who: r.o.Who, Why: r.id + ": " + why}); err != nil {
 		r.closePhase(r.now)
 		r.rep.Reason += fmt.Sprintf("; the abort command failed: %v: run `drwatchd abort %s` NOW", err, r.o.Service)
 		return errors.New(r.rep.Reason)
@@ -597,8 +598,8 @@ func (r *runner) abort(ctx context.Context, verb string, run *ShiftRun, why stri
 		if err != nil {
 			break
 		}
-		if ev, ok := r.commandEvent(ss.State, "abort", at); ok {
-			if ev.Code == "abort" {
+		if ev, ok := r.commandEvent(ss.State, failover.VerbAbort, at); ok {
+			if ev.Code == string(failover.VerbAbort) {
 				r.rep.Reason += "; the daemon holds the split " + ss.Weights.String()
 			} else {
 				r.rep.Reason += "; " + ev.Reason
@@ -628,11 +629,11 @@ func (r *runner) fail(verb string, run *ShiftRun, why string) error {
 }
 
 // commandEvent finds the event the daemon recorded for this drill's verb, at or after since.
-func (r *runner) commandEvent(s failover.State, verb string, since time.Time) (failover.Event, bool) {
+func (r *runner) commandEvent(s failover.State, verb failover.Verb, since time.Time) (failover.Event, bool) {
 	for i := len(s.Events) - 1; i >= 0; i-- {
 		ev := s.Events[i]
 		if ev.Kind == failover.EventCommand && !ev.At.Before(since) &&
-			(ev.Code == verb || ev.Code == verb+"-refused") && strings.Contains(ev.Reason, r.id) {
+			(ev.Code == string(verb) || ev.Code == string(verb)+"-refused") && strings.Contains(ev.Reason, r.id) {
 			return ev, true
 		}
 	}

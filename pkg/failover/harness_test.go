@@ -204,17 +204,17 @@ func (w *world) setWeightsEmitted() []plan.Weights {
 	return out
 }
 
-func (w *world) eventKinds() []string { return kinds(w.events) }
+func (w *world) eventKinds() []EventKind { return kinds(w.events) }
 
-func kinds(evs []Event) []string {
-	var k []string
+func kinds(evs []Event) []EventKind {
+	var k []EventKind
 	for _, e := range evs {
 		k = append(k, e.Kind)
 	}
 	return k
 }
 
-func hasEvent(evs []Event, kind, reasonPart string) bool {
+func hasEvent(evs []Event, kind EventKind, reasonPart string) bool {
 	for _, e := range evs {
 		if e.Kind == kind && strings.Contains(e.Reason, reasonPart) {
 			return true

@@ -15,35 +15,40 @@ import (
 // MaxEvents bounds State.Events (newest kept).
 const MaxEvents = 50
 
+// EventKind is what an Event reports. The JSON, the metric labels and the logs carry its
+// string; code that matches on a kind uses the constants below, so a misspelt kind does not
+// compile.
+type EventKind string
+
 // Event kinds.
 const (
-	EventTransition        = "transition"
-	EventFailoverStarted   = "failover-started"
-	EventFailoverCompleted = "failover-completed"
-	EventRolledBack        = "rolled-back"
-	EventBlocked           = "blocked"
-	EventRPOViolation      = "rpo-violation"
-	EventPaused            = "paused"
-	EventResumed           = "resumed"
-	EventCommand           = "command"
-	EventWouldAct          = "would-act"
-	EventPlanFailed        = "plan-failed"
-	EventConflict          = "conflict"
-	EventReconciled        = "reconciled"
+	EventTransition        EventKind = "transition"
+	EventFailoverStarted   EventKind = "failover-started"
+	EventFailoverCompleted EventKind = "failover-completed"
+	EventRolledBack        EventKind = "rolled-back"
+	EventBlocked           EventKind = "blocked"
+	EventRPOViolation      EventKind = "rpo-violation"
+	EventPaused            EventKind = "paused"
+	EventResumed           EventKind = "resumed"
+	EventCommand           EventKind = "command"
+	EventWouldAct          EventKind = "would-act"
+	EventPlanFailed        EventKind = "plan-failed"
+	EventConflict          EventKind = "conflict"
+	EventReconciled        EventKind = "reconciled"
 	// EventFailoverCancelled: an automatic failover whose cause cleared before more than its
 	// first step moved returned the traffic; it counts as no failover and pages nobody.
-	EventFailoverCancelled = "failover-cancelled"
+	EventFailoverCancelled EventKind = "failover-cancelled"
 	// EventRetargeted: the target failed mid-shift while the source is still unhealthy; the
 	// plan was handed to the next eligible standby.
-	EventRetargeted = "failover-retargeted"
+	EventRetargeted EventKind = "failover-retargeted"
 	// EventFailbackFailed: a failback failed (scale-up timeout or rollback); the next automatic
 	// one waits for the backoff. Code failback-failing on the first of an episode (it pages),
 	// failback-retry on the others (they do not).
-	EventFailbackFailed = "failback-failed"
+	EventFailbackFailed EventKind = "failback-failed"
 	// EventPrewarmStarted / EventPrewarmReleased: a standby scaled to its production size ahead
 	// of a decision, and returned to its standby size after a calm period.
-	EventPrewarmStarted  = "prewarm-started"
-	EventPrewarmReleased = "prewarm-released"
+	EventPrewarmStarted  EventKind = "prewarm-started"
+	EventPrewarmReleased EventKind = "prewarm-released"
 )
 
 // Codes of EventFailbackFailed.
@@ -296,7 +301,7 @@ func (r *run) home() StateName {
 	return FailedOver
 }
 
-func (r *run) event(kind, code, region, reason string) {
+func (r *run) event(kind EventKind, code, region, reason string) {
 	r.evs = append(r.evs, Event{At: r.now, Service: r.svc.Name, Kind: kind, Code: code, Region: region, Reason: reason})
 }
 
@@ -966,7 +971,7 @@ func (r *run) command(c Command) {
 	if who == "" {
 		who = "unknown"
 	}
-	desc := c.Verb
+	desc := string(c.Verb)
 	if c.Target != "" {
 		desc += " " + c.Target
 	}
@@ -975,10 +980,10 @@ func (r *run) command(c Command) {
 		desc += " (" + c.Why + ")"
 	}
 	i := len(r.evs)
-	r.event(EventCommand, c.Verb, c.Target, desc)
+	r.event(EventCommand, string(c.Verb), c.Target, desc)
 	if refused := r.exec(c, who); refused != "" {
 		r.evs[i].Reason = desc + ": refused: " + refused
-		r.evs[i].Code = c.Verb + "-refused"
+		r.evs[i].Code = string(c.Verb) + "-refused"
 	} else {
 		r.evs[i].Reason = desc + ": accepted"
 	}
@@ -995,7 +1000,7 @@ func by(verb, who, why string) string {
 // exec runs a command and returns why it was refused ("" when accepted).
 func (r *run) exec(c Command, who string) string {
 	switch c.Verb {
-	case "pause":
+	case VerbPause:
 		if r.st.State == Paused {
 			return "already paused"
 		}
@@ -1004,7 +1009,7 @@ func (r *run) exec(c Command, who string) string {
 		r.event(EventPaused, "paused", r.st.Active, reason)
 		r.transition(Paused, "paused", reason)
 		return ""
-	case "resume":
+	case VerbResume:
 		reason := by("resumed", who, c.Why)
 		switch {
 		case r.st.State == Paused:
@@ -1035,7 +1040,7 @@ func (r *run) exec(c Command, who string) string {
 			return "not paused and no held plan"
 		}
 		return ""
-	case "failover":
+	case VerbFailover:
 		if msg := r.canStart(); msg != "" {
 			return msg
 		}
@@ -1061,7 +1066,7 @@ func (r *run) exec(c Command, who string) string {
 		r.warnRPO(cands, best)
 		r.startPlan(KindManual, from, best, "failover-command", by("failover", who, c.Why))
 		return ""
-	case "failback":
+	case VerbFailback:
 		if msg := r.canStart(); msg != "" {
 			return msg
 		}
@@ -1080,7 +1085,7 @@ func (r *run) exec(c Command, who string) string {
 		}
 		r.startPlan(KindFailback, from, r.st.Primary, "failback-command", by("failback", who, c.Why))
 		return ""
-	case "abort":
+	case VerbAbort:
 		inPlan := planRunning(r.st.State) || (r.st.State == Paused && planRunning(r.st.PausedFrom))
 		if !inPlan || r.st.Plan == nil || !r.st.Plan.Active() {
 			return "no plan in progress"

@@ -79,43 +79,43 @@ func TestTransitions(t *testing.T) {
 		want       StateName
 		wantActive string
 		wantActs   []string
-		wantEvents []string
+		wantEvents []EventKind
 		reason     string
 	}{
 		{name: "healthy stays healthy", state: stateIn(Healthy, central), obs: observe(allHealthy(), onCentral), want: Healthy},
 		{name: "healthy -> suspect on one bad evaluation", state: stateIn(Healthy, central), obs: observe(allHealthy().with(central, suspicious()), onCentral),
-			want: Suspect, wantEvents: []string{"transition"}, reason: "active us-central1 healthy (1 bad evaluations)"},
+			want: Suspect, wantEvents: []EventKind{"transition"}, reason: "active us-central1 healthy (1 bad evaluations)"},
 		{name: "healthy: unknown active health stays healthy", state: stateIn(Healthy, central), obs: observe(allHealthy().with(central, unknown()), onCentral), want: Healthy},
 		{name: "healthy: missing active health stays healthy", state: stateIn(Healthy, central), obs: observe(regions{east: healthy(t0)}, onCentral), want: Healthy},
 		{name: "healthy: a standby's trouble is not the active's", state: stateIn(Healthy, central), obs: observe(allHealthy().with(east, unhealthy()), onCentral), want: Healthy},
 		{name: "healthy -> suspect -> failing-over at once when hard down (emergency)", state: stateIn(Healthy, central), obs: observe(allHealthy().with(central, hardDown()), onCentral),
-			want: FailingOver, wantActs: []string{"scale", "set-weights"}, wantEvents: []string{"transition", "failover-started", "transition"}, reason: "emergency"},
+			want: FailingOver, wantActs: []string{"scale", "set-weights"}, wantEvents: []EventKind{"transition", "failover-started", "transition"}, reason: "emergency"},
 		{name: "suspect -> healthy when it recovers", state: stateIn(Suspect, central), obs: observe(allHealthy(), onCentral),
-			want: Healthy, wantEvents: []string{"transition"}, reason: "recovered"},
+			want: Healthy, wantEvents: []EventKind{"transition"}, reason: "recovered"},
 		{name: "suspect: degraded with no bad evaluation counts as recovered", state: stateIn(Suspect, central), obs: observe(allHealthy().with(central, degraded()), onCentral),
-			want: Healthy, wantEvents: []string{"transition"}},
+			want: Healthy, wantEvents: []EventKind{"transition"}},
 		{name: "suspect: unknown makes no progress", state: stateIn(Suspect, central), obs: observe(allHealthy().with(central, unknown()), onCentral), want: Suspect},
 		{name: "suspect: still bad, not yet unhealthy", state: stateIn(Suspect, central), obs: observe(allHealthy().with(central, suspicious()), onCentral), want: Suspect},
 		{name: "suspect -> failing-over (staged: scale first)", state: stateIn(Suspect, central), obs: observe(allHealthy().with(central, unhealthy()), onCentral),
-			want: FailingOver, wantActs: []string{"scale"}, wantEvents: []string{"failover-started", "transition"}, reason: "failover us-central1 -> us-east1 (staged, steps [10 25 50 75 100])"},
+			want: FailingOver, wantActs: []string{"scale"}, wantEvents: []EventKind{"failover-started", "transition"}, reason: "failover us-central1 -> us-east1 (staged, steps [10 25 50 75 100])"},
 		{name: "suspect -> blocked: both standbys unhealthy, no action", state: stateIn(Suspect, central),
 			obs:  observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()).with(europe, unknown()), onCentral),
-			want: Blocked, wantEvents: []string{"blocked", "transition"}, reason: "no eligible target: us-east1 unhealthy: error ratio 0.31 > 0.05; europe-west4 unknown: monitoring API: unavailable"},
+			want: Blocked, wantEvents: []EventKind{"blocked", "transition"}, reason: "no eligible target: us-east1 unhealthy: error ratio 0.31 > 0.05; europe-west4 unknown: monitoring API: unavailable"},
 		{name: "blocked -> failing-over once a standby is eligible", state: stateIn(Blocked, central), obs: observe(allHealthy().with(central, unhealthy()), onCentral),
-			want: FailingOver, wantActs: []string{"scale"}, wantEvents: []string{"failover-started", "transition"}},
+			want: FailingOver, wantActs: []string{"scale"}, wantEvents: []EventKind{"failover-started", "transition"}},
 		{name: "blocked -> healthy when the active recovers", state: stateIn(Blocked, central), obs: observe(allHealthy(), onCentral),
-			want: Healthy, wantEvents: []string{"transition"}},
+			want: Healthy, wantEvents: []EventKind{"transition"}},
 		{name: "blocked: unknown stays", state: stateIn(Blocked, central), obs: observe(allHealthy().with(central, unknown()), onCentral), want: Blocked},
 		{name: "blocked: still no target, no second page", state: stateIn(Blocked, central),
 			obs: observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()).with(europe, unhealthy()), onCentral), want: Blocked},
 		{name: "blocked on a held split waits for a human even when the active recovers", state: withPlan(Blocked, plan.Held, half), obs: observe(allHealthy(), half), want: Blocked},
 		{name: "failed-over: failback manual stays", state: stateIn(FailedOver, east), obs: observe(allHealthy(), onEast), want: FailedOver, wantActive: east},
 		{name: "failed-over -> suspect when the new active falters", state: stateIn(FailedOver, east), obs: observe(allHealthy().with(east, suspicious()), onEast),
-			want: Suspect, wantActive: east, wantEvents: []string{"transition"}},
+			want: Suspect, wantActive: east, wantEvents: []EventKind{"transition"}},
 		{name: "suspect (failed over) -> failing-over back to the healthy primary", state: stateIn(Suspect, east), obs: observe(allHealthy().with(east, unhealthy()).with(europe, degraded()), onEast),
-			want: FailingOver, wantActive: east, wantActs: []string{"scale"}, wantEvents: []string{"failover-started", "transition"}, reason: "failover us-east1 -> us-central1"},
+			want: FailingOver, wantActive: east, wantActs: []string{"scale"}, wantEvents: []EventKind{"failover-started", "transition"}, reason: "failover us-east1 -> us-central1"},
 		{name: "suspect (failed over) -> failed-over when it recovers", state: stateIn(Suspect, east), obs: observe(allHealthy(), onEast),
-			want: FailedOver, wantActive: east, wantEvents: []string{"transition"}},
+			want: FailedOver, wantActive: east, wantEvents: []EventKind{"transition"}},
 		{name: "paused: no action during an outage", state: pausedFrom(Suspect), obs: observe(allHealthy().with(central, hardDown()), onCentral), want: Paused},
 		{name: "paused with a plan: frozen", state: func(svc *config.Service) State {
 			s := withPlan(Paused, plan.Shifting, onCentral)(svc)
@@ -129,25 +129,25 @@ func TestTransitions(t *testing.T) {
 		}, obs: observe(allHealthy().with(central, unhealthy()), onCentral), want: FailingOver, wantActs: []string{"set-weights"}},
 		{name: "failing-over: baking, target fails, source unhealthy, no other standby -> blocked (held)", state: withPlan(FailingOver, plan.Baking, half),
 			obs:  observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()).with(europe, unhealthy()), half),
-			want: Blocked, wantEvents: []string{"blocked", "transition"}, reason: "a human must decide; no other eligible standby: europe-west4 unhealthy"},
+			want: Blocked, wantEvents: []EventKind{"blocked", "transition"}, reason: "a human must decide; no other eligible standby: europe-west4 unhealthy"},
 		{name: "failing-over: target fails, source degraded but still failing (a restarted evaluator) -> re-targeted, not rolled back onto it",
 			state: withPlan(FailingOver, plan.Baking, half),
 			obs:   observe(allHealthy().with(central, health.RegionStatus{Verdict: health.Degraded, Bad: 1, Reason: "probe failed 1x"}).with(east, unhealthy()), half),
-			want:  FailingOver, wantActs: []string{"scale"}, wantEvents: []string{"failover-retargeted"}, reason: "failover handed to europe-west4"},
+			want:  FailingOver, wantActs: []string{"scale"}, wantEvents: []EventKind{"failover-retargeted"}, reason: "failover handed to europe-west4"},
 		{name: "failing-over: baking, target fails, source unhealthy -> re-targeted to the next standby", state: withPlan(FailingOver, plan.Baking, half),
 			obs: observe(allHealthy().with(central, unhealthy()).with(east, unhealthy()), half), want: FailingOver, wantActs: []string{"scale"},
-			wantEvents: []string{"failover-retargeted"}, reason: "failover handed to europe-west4 (healthy, rpo 5m)"},
+			wantEvents: []EventKind{"failover-retargeted"}, reason: "failover handed to europe-west4 (healthy, rpo 5m)"},
 		{name: "failing-over: baking, target fails, source recovered -> rolling-back", state: withPlan(FailingOver, plan.Baking, half),
-			obs: observe(allHealthy().with(east, unhealthy()), half), want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, reason: "rolling back to europe-west4=0 us-central1=75 us-east1=25"},
+			obs: observe(allHealthy().with(east, unhealthy()), half), want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, reason: "rolling back to europe-west4=0 us-central1=75 us-east1=25"},
 		{name: "failing-over: someone else moved traffic -> blocked (conflict)", state: withPlan(FailingOver, plan.Baking, half),
 			obs: observe(allHealthy().with(central, unhealthy()), plan.Weights{central: 80, east: 20}), want: Blocked,
-			wantEvents: []string{"conflict", "blocked", "transition"}, reason: "split changed by someone else"},
+			wantEvents: []EventKind{"conflict", "blocked", "transition"}, reason: "split changed by someone else"},
 		{name: "rolling-back: confirmed -> healthy", state: func(svc *config.Service) State {
 			s := withPlan(RollingBack, plan.RolledBack, half)(svc)
 			return s
-		}, obs: observe(allHealthy(), onCentral), want: Healthy, wantEvents: []string{"rolled-back", "transition"}},
+		}, obs: observe(allHealthy(), onCentral), want: Healthy, wantEvents: []EventKind{"rolled-back", "transition"}},
 		{name: "healthy: router shows traffic elsewhere -> reconciled to failed-over", state: stateIn(Healthy, central), obs: observe(allHealthy(), onEast),
-			want: FailedOver, wantActive: east, wantEvents: []string{"reconciled", "transition"}, reason: "changed outside drwatchd"},
+			want: FailedOver, wantActive: east, wantEvents: []EventKind{"reconciled", "transition"}, reason: "changed outside drwatchd"},
 		{name: "not leader: suspect but no failover, no page, no action", state: stateIn(Suspect, central), obs: func() Observation {
 			o := observe(allHealthy().with(central, hardDown()), onCentral)
 			o.Leader = false
@@ -363,7 +363,7 @@ func TestBothStandbysUnhealthy(t *testing.T) {
 	}
 }
 
-func kindsOf(evs []Event, kind string) []Event {
+func kindsOf(evs []Event, kind EventKind) []Event {
 	var out []Event
 	for _, e := range evs {
 		if e.Kind == kind {

@@ -66,16 +66,16 @@ func TestCancel(t *testing.T) {
 		weights    plan.Weights
 		want       StateName
 		wantActs   []string
-		wantEvents []string
+		wantEvents []EventKind
 		wantSplit  plan.Weights // the SetWeights asked, if any
 		counted    bool         // the failover still counts (anti-flap, cooldown)
 	}{
 		{name: "scaling, source healthy again: ends at once, target released", state: planAt(KindFailover, 0, plan.Scaling), source: recovered3(), weights: onCentral,
-			want: Healthy, wantActs: []string{"scale"}, wantEvents: []string{"failover-cancelled", "transition"}},
+			want: Healthy, wantActs: []string{"scale"}, wantEvents: []EventKind{"failover-cancelled", "transition"}},
 		{name: "baking the first step: traffic returns to the source", state: planAt(KindFailover, 0, plan.Baking), source: recovered3(), weights: at10,
-			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, wantSplit: onCentral, counted: true},
+			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "propagating the first step: traffic returns to the source", state: planAt(KindFailover, 0, plan.Propagating), source: recovered3(), weights: at10,
-			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, wantSplit: onCentral, counted: true},
+			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "second step: too late, the failover goes on", state: planAt(KindFailover, 1, plan.Baking), source: recovered3(), weights: at25,
 			want: FailingOver, counted: true},
 		{name: "first step's weights in flight: wait for the confirmation", state: planAt(KindFailover, 0, plan.Shifting), source: recovered3(), weights: onCentral,
@@ -95,7 +95,7 @@ func TestCancel(t *testing.T) {
 			s := planAt(KindFailover, 0, plan.Baking)(svc)
 			s.LastCancel = t0.Add(-31 * time.Minute)
 			return s
-		}, source: recovered3(), weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []string{"transition"}, wantSplit: onCentral, counted: true},
+		}, source: recovered3(), weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "a manual failover is the operator's: not cancelled", state: planAt(KindManual, 0, plan.Baking), source: recovered3(), weights: at10,
 			want: FailingOver, counted: true},
 	}
@@ -229,7 +229,7 @@ func TestRetargetUntilNoneRemains(t *testing.T) {
 	}
 }
 
-func countKind(evs []Event, kind string) int {
+func countKind(evs []Event, kind EventKind) int {
 	n := 0
 	for _, e := range evs {
 		if e.Kind == kind {

@@ -4,6 +4,8 @@
 package failover
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
@@ -118,7 +120,7 @@ type Event struct {
 	// reconciled (the router shows traffic moved outside drwatchd; the Active view follows) |
 	// failover-cancelled | failover-retargeted | failback-failed | prewarm-started |
 	// prewarm-released
-	Kind string `json:"kind"`
+	Kind EventKind `json:"kind"`
 	// Code is a short, bounded reason code (a metric label), e.g. "active-unhealthy",
 	// "anti-flap", "scale-timeout"; Reason is the human-readable sentence.
 	Code   string    `json:"code,omitempty"`
@@ -128,9 +130,37 @@ type Event struct {
 	Reason string    `json:"reason"`
 }
 
+// Verb is an operator command's verb: the last segment of POST /v1/services/{service}/{verb},
+// the CLI's subcommand and a scenario command's verb.
+type Verb string
+
+// Verbs.
+const (
+	VerbPause    Verb = "pause"
+	VerbResume   Verb = "resume"
+	VerbFailover Verb = "failover"
+	VerbFailback Verb = "failback"
+	VerbAbort    Verb = "abort"
+)
+
+// Verbs lists every verb the machine accepts, in a stable order (for usage and error messages).
+var Verbs = []Verb{VerbPause, VerbResume, VerbFailover, VerbFailback, VerbAbort}
+
+// Known reports whether v is one of Verbs.
+func (v Verb) Known() bool { return slices.Contains(Verbs, v) }
+
+// VerbList is Verbs joined with ", ", for usage and error messages.
+func VerbList() string {
+	names := make([]string, len(Verbs))
+	for i, v := range Verbs {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Command is a manual operator command.
 type Command struct {
-	Verb   string    `json:"verb"`   // pause | resume | failover | failback | abort
+	Verb   Verb      `json:"verb"`
 	Target string    `json:"target"` // failover: the region to move to (optional: best candidate)
 	Who    string    `json:"who"`
 	Why    string    `json:"why"`

@@ -113,14 +113,14 @@ func newSwitcher(act *actuator, start time.Time) switcher {
 
 // freeze records an operator command, applying pause and resume.
 func (s *switcher) freeze(now time.Time, c Command) {
-	s.pending = append(s.pending, eventAt(s.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
+	s.pending = append(s.pending, eventAt(s.start, now, failover.EventCommand, string(c.Verb), c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
 	switch c.Verb {
-	case "pause":
+	case failover.VerbPause:
 		if !s.paused {
 			s.pending = append(s.pending, transitionAt(s.start, now, s.stateName(), string(failover.Paused), s.active, "paused by "+c.Who))
 		}
 		s.paused = true
-	case "resume":
+	case failover.VerbResume:
 		if s.paused {
 			s.paused = false
 			s.pending = append(s.pending, transitionAt(s.start, now, string(failover.Paused), s.stateName(), s.active, "resumed by "+c.Who))

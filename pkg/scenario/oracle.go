@@ -105,11 +105,11 @@ func newOracle(ctx context.Context, env *simrun.Env, svc *config.Service, spans 
 
 func (p *oraclePolicy) command(_ context.Context, c Command) error {
 	now := p.env.Sim.World.Now()
-	p.pending = append(p.pending, eventAt(p.start, now, failover.EventCommand, c.Verb, c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
+	p.pending = append(p.pending, eventAt(p.start, now, failover.EventCommand, string(c.Verb), c.Target, fmt.Sprintf("%s by %s: %s", c.Verb, c.Who, c.Why)))
 	switch c.Verb {
-	case "pause":
+	case failover.VerbPause:
 		p.paused = true
-	case "resume":
+	case failover.VerbResume:
 		p.paused = false
 	}
 	return nil

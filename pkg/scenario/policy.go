@@ -105,7 +105,7 @@ func (p *drwatchdPolicy) command(ctx context.Context, c Command) error {
 	if err != nil {
 		// Refused at submission (the daemon validates commands against its state, as the
 		// machine would at the next iteration): reported as the machine's refusal event was.
-		p.refused = append(p.refused, eventAt(p.start, p.env.Sim.World.Now(), failover.EventCommand, c.Verb+"-refused", c.Target, oneLine(err)))
+		p.refused = append(p.refused, eventAt(p.start, p.env.Sim.World.Now(), failover.EventCommand, string(c.Verb)+"-refused", c.Target, oneLine(err)))
 		return nil
 	}
 	if !res.Accepted {
@@ -146,7 +146,7 @@ func (p *drwatchdPolicy) state() (string, string, int) {
 func (p *drwatchdPolicy) close() { p.inst.Close() }
 
 // eventAt builds a report event.
-func eventAt(start, now time.Time, kind, code, region, reason string) Event {
+func eventAt(start, now time.Time, kind failover.EventKind, code, region, reason string) Event {
 	return Event{T: round(now.Sub(start).Seconds(), 3), At: now.UTC().Format(time.RFC3339), Kind: kind, Code: code, Region: region, Reason: reason}
 }
 

@@ -3,6 +3,8 @@ package scenario
 import (
 	"encoding/json"
 	"io"
+
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 // Report is the outcome of one scenario run under one policy. Times are simulated seconds;
@@ -111,14 +113,14 @@ type FaultWindow struct {
 // Event is something the policy did or saw.
 type Event struct {
 	// T is the simulated time in seconds since the start; At the same as a timestamp.
-	T      float64 `json:"t"`
-	At     string  `json:"at"`
-	Kind   string  `json:"kind"`
-	Code   string  `json:"code,omitempty"`
-	From   string  `json:"from,omitempty"`
-	To     string  `json:"to,omitempty"`
-	Region string  `json:"region,omitempty"`
-	Reason string  `json:"reason"`
+	T      float64            `json:"t"`
+	At     string             `json:"at"`
+	Kind   failover.EventKind `json:"kind"`
+	Code   string             `json:"code,omitempty"`
+	From   string             `json:"from,omitempty"`
+	To     string             `json:"to,omitempty"`
+	Region string             `json:"region,omitempty"`
+	Reason string             `json:"reason"`
 }
 
 // Sample is the world at one instant, for the timeline. Slices follow Report.Regions' order.

@@ -557,14 +557,14 @@ func (r *recorder) extraReplicas() float64 {
 // decision time.
 func (r *recorder) events(evs []Event) {
 	for _, ev := range evs {
-		if ev.Kind == "failover-started" && !strings.HasPrefix(ev.Reason, "failback") {
+		if ev.Kind == failover.EventFailoverStarted && !strings.HasPrefix(ev.Reason, "failback") {
 			r.rep.Failovers++
 			if r.decision == nil && r.onset != nil {
 				at := r.start.Add(time.Duration(ev.T * float64(time.Second)))
 				r.decision = &at
 			}
 		}
-		if ev.Kind == "failover-started" && strings.HasPrefix(ev.Reason, "failback") {
+		if ev.Kind == failover.EventFailoverStarted && strings.HasPrefix(ev.Reason, "failback") {
 			r.rep.Failbacks++
 		}
 		if ev.Kind == failover.EventFailoverCancelled {
@@ -576,7 +576,7 @@ func (r *recorder) events(evs []Event) {
 		if (failover.Event{Kind: ev.Kind, Code: ev.Code}).Pages() {
 			r.rep.Pages++
 		}
-		if ev.Kind == "failover-completed" && ev.Code != "failback-completed" {
+		if ev.Kind == failover.EventFailoverCompleted && ev.Code != "failback-completed" {
 			r.rep.FailoversCompleted++
 		}
 		r.rep.Events = append(r.rep.Events, ev)

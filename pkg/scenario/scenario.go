@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 )
 
@@ -143,7 +144,7 @@ type Fault struct {
 // enabled again) and performs failover/failback as an immediate 100 % switch.
 type Command struct {
 	At     time.Duration
-	Verb   string
+	Verb   failover.Verb
 	Target string
 	Who    string
 	Why    string
@@ -196,7 +197,6 @@ var faultKinds = []string{
 }
 
 // Command verbs, as in the admin API.
-var commandVerbs = []string{"pause", "resume", "failover", "failback", "abort"}
 
 // Limits that keep a scenario (and the fuzzer) within reason.
 const (
@@ -662,7 +662,9 @@ func (p *parser) commands(n *yaml.Node, path string, sc *Scenario) {
 				hasAt = true
 				p.duration(v, kp, &c.At)
 			case "verb":
-				p.str(v, kp, &c.Verb)
+				var verb string
+				p.str(v, kp, &verb)
+				c.Verb = failover.Verb(verb)
 			case "target":
 				p.str(v, kp, &c.Target)
 			case "who":
@@ -677,10 +679,10 @@ func (p *parser) commands(n *yaml.Node, path string, sc *Scenario) {
 		if c.At < 0 {
 			p.fail(ip+".at", nil, "must be >= 0, got %v", c.At)
 		}
-		if !slices.Contains(commandVerbs, c.Verb) {
-			p.fail(ip+".verb", nil, "%q is not a command (want %s)", c.Verb, strings.Join(commandVerbs, ", "))
+		if !c.Verb.Known() {
+			p.fail(ip+".verb", nil, "%q is not a command (want %s)", c.Verb, failover.VerbList())
 		}
-		if c.Target != "" && c.Verb != "failover" {
+		if c.Target != "" && c.Verb != failover.VerbFailover {
 			p.fail(ip+".target", nil, "only a failover takes a target")
 		}
 		if c.Who == "" {

@@ -81,13 +81,13 @@ func (p *seedPolicy) command(ctx context.Context, c Command) error {
 	now := p.env.Sim.World.Now()
 	p.freeze(now, c)
 	switch c.Verb {
-	case "failover":
+	case failover.VerbFailover:
 		to := c.Target
 		if to == "" {
 			to = p.target
 		}
 		p.pending = append(p.pending, p.switchTo(ctx, now, to, "manual", "operator command")...)
-	case "failback":
+	case failover.VerbFailback:
 		p.pending = append(p.pending, p.switchTo(ctx, now, p.svc.Primary().Name, "failback", "operator command")...)
 	}
 	return nil

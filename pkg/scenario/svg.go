@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 // Layout of the timeline (pixels).
@@ -27,16 +28,16 @@ var stateColors = map[string]string{
 }
 
 // markerStyle: events drawn as vertical lines across the lanes.
-var markerStyle = map[string]struct{ color, label string }{
-	"failover-started":   {"#ef6c00", "failover decided"},
-	"failover-completed": {"#2e7d32", "shift completed"},
-	"rolled-back":        {"#c62828", "rolled back"},
-	"blocked":            {"#b71c1c", "blocked"},
-	"plan-failed":        {"#b71c1c", "shift failed"},
-	"conflict":           {"#b71c1c", "conflict"},
-	"paused":             {"#757575", "paused"},
-	"resumed":            {"#757575", "resumed"},
-	"command":            {"#757575", "command"},
+var markerStyle = map[failover.EventKind]struct{ color, label string }{
+	failover.EventFailoverStarted:   {"#ef6c00", "failover decided"},
+	failover.EventFailoverCompleted: {"#2e7d32", "shift completed"},
+	failover.EventRolledBack:        {"#c62828", "rolled back"},
+	failover.EventBlocked:           {"#b71c1c", "blocked"},
+	failover.EventPlanFailed:        {"#b71c1c", "shift failed"},
+	failover.EventConflict:          {"#b71c1c", "conflict"},
+	failover.EventPaused:            {"#757575", "paused"},
+	failover.EventResumed:           {"#757575", "resumed"},
+	failover.EventCommand:           {"#757575", "command"},
 }
 
 var faultColors = map[string]string{
@@ -214,14 +215,14 @@ func (d *drawing) draw() {
 		}
 		label := ms.label
 		switch ev.Kind {
-		case "failover-started":
+		case failover.EventFailoverStarted:
 			label = "decided → " + ev.Region
 			if strings.HasPrefix(ev.Reason, "failback") {
 				label = "failback → " + ev.Region
 			}
-		case "failover-completed":
+		case failover.EventFailoverCompleted:
 			label = "on " + ev.Region
-		case "command":
+		case failover.EventCommand:
 			label = ev.Code
 		}
 		marks = append(marks, mark{ev.T, ms.color, label, ""})

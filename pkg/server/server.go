@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 )
 
 // Daemon is what the server needs from the daemon: a read-only view and a command inbox.
@@ -29,7 +29,7 @@ type Daemon interface {
 	Status() api.Status
 	// Submit queues an operator command for a service; it returns an error when the service is
 	// unknown or the command is malformed.
-	Submit(ctx context.Context, service, verb string, cmd api.Command) (api.CommandResult, error)
+	Submit(ctx context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error)
 }
 
 // Liveness is implemented by a daemon that can tell whether its loop still progresses; /healthz
@@ -118,9 +118,9 @@ func AdminWithToken(d Daemon, token *Token, log *zap.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("POST /v1/services/{service}/{verb}", func(w http.ResponseWriter, r *http.Request) {
-		service, verb := r.PathValue("service"), r.PathValue("verb")
-		if !slices.Contains(api.Verbs, verb) {
-			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: fmt.Sprintf("unknown verb %q (want one of %s)", verb, strings.Join(api.Verbs, ", "))})
+		service, verb := r.PathValue("service"), failover.Verb(r.PathValue("verb"))
+		if !verb.Known() {
+			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: fmt.Sprintf("unknown verb %q (want one of %s)", verb, failover.VerbList())})
 			return
 		}
 		var cmd api.Command
@@ -138,7 +138,7 @@ func AdminWithToken(d Daemon, token *Token, log *zap.Logger) http.Handler {
 			cmd.Who = "unknown"
 		}
 		log.Info("admin command",
-			zap.String("service", service), zap.String("verb", verb), zap.String("target", cmd.Target),
+			zap.String("service", service), zap.String("verb", string(verb)), zap.String("target", cmd.Target),
 			zap.String("who", cmd.Who), zap.String("why", cmd.Why), zap.String("peer", r.RemoteAddr))
 		res, err := d.Submit(r.Context(), service, verb, cmd)
 		switch {

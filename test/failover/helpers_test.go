@@ -100,7 +100,7 @@ func checkSplit(w plan.Weights, unhealthy string) error {
 }
 
 // countEvents counts a state's events of a kind.
-func countEvents(s failover.State, kind string) int {
+func countEvents(s failover.State, kind failover.EventKind) int {
 	n := 0
 	for _, e := range s.Events {
 		if e.Kind == kind {
