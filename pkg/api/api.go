@@ -34,6 +34,9 @@ type ServiceStatus struct {
 	// WeightsError is set when the router could not be read.
 	WeightsError string         `json:"weights_error,omitempty"`
 	Regions      []RegionStatus `json:"regions"`
+	// History is the last hour of each region's traffic share and error ratio, one sample per
+	// minute (the status page's sparklines); nil before the first iteration.
+	History *History `json:"history,omitempty"`
 }
 
 // RegionStatus is one region of a service.
@@ -44,6 +47,11 @@ type RegionStatus struct {
 	Weight   int                   `json:"weight"`
 	Health   health.RegionStatus   `json:"health"`
 	RPO      *checkpoint.RegionRPO `json:"rpo,omitempty"`
+	// ShiftGraceUntil is set while the region is the active one and took its traffic in a shift
+	// completed less than one health window plus staleness ago: its windowed metrics still
+	// hold the shift itself (a scale-up overload), so until this time the failover machine
+	// judges it by fresh signals only (its probe, hard down). Zero otherwise.
+	ShiftGraceUntil time.Time `json:"shift_grace_until,omitzero"`
 }
 
 // Command is an admin command sent to POST /v1/services/{service}/{verb}.

@@ -103,6 +103,7 @@ type Daemon struct {
 	traffic  map[string]serviceTraffic
 	weights  map[string]cachedWeights // last split read per service
 	view     map[string]api.ServiceStatus
+	history  map[string]*serviceHistory // the status page's last hour, per service
 	commands map[string][]pendingCommand
 	// lastObs: each service's last observation, for validating commands at submission.
 	lastObs      map[string]failover.Observation
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		exec:     traffic.NewExecutor(opts.Log, opts.Registry, opts.Executor),
 		states:   map[string]failover.State{},
 		view:     map[string]api.ServiceStatus{},
+		history:  map[string]*serviceHistory{},
 		weights:  map[string]cachedWeights{},
 		commands: map[string][]pendingCommand{},
 		lastObs:  map[string]failover.Observation{},
@@ -342,6 +344,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			}
 			delete(d.states, name)
 			delete(d.view, name)
+			delete(d.history, name)
 		}
 	}
 	d.cfg = cfg
@@ -859,14 +862,19 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 		}
 	}
 	d.alerts.evaluate(service, st, obs.RPO, events, pausedTooLong, now)
-	d.setView(svc, obs)
+	d.setView(svc, st, obs, now)
 }
 
-// setView refreshes the service's /status view from the latest observation.
-func (d *Daemon) setView(svc *config.Service, obs failover.Observation) {
+// setView refreshes the service's /status view from the latest observation and adds it to the
+// status page's history.
+func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Observation, now time.Time) {
 	v := api.ServiceStatus{Weights: obs.Weights, WeightsError: obs.WeightsErr}
+	graceRegion, graceUntil, inGrace := failover.ShiftGraceUntil(svc, st, now)
 	for _, r := range svc.Regions {
 		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: obs.Health[r.Name]}
+		if inGrace && r.Name == graceRegion {
+			rs.ShiftGraceUntil = graceUntil
+		}
 		if obs.Weights != nil {
 			rs.Weight = obs.Weights[r.Name]
 		}
@@ -877,6 +885,12 @@ func (d *Daemon) setView(svc *config.Service, obs failover.Observation) {
 	}
 	d.mu.Lock()
 	d.view[svc.Name] = v
+	h := d.history[svc.Name]
+	if h == nil {
+		h = newServiceHistory()
+		d.history[svc.Name] = h
+	}
+	h.record(svc, obs, now)
 	d.mu.Unlock()
 }
 
@@ -929,6 +943,7 @@ func (d *Daemon) Status() api.Status {
 		v := d.view[svc.Name]
 		v.Name, v.Project, v.Mode = svc.Name, svc.Project, svc.Failover.Mode
 		v.State = d.states[svc.Name]
+		v.History = d.history[svc.Name].export(svc)
 		out.Services = append(out.Services, v)
 	}
 	return out
