@@ -17,8 +17,10 @@ type History struct {
 	// Bucket is the span of one sample, in seconds in JSON.
 	Bucket time.Duration `json:"-"`
 	// End is the end of the newest bucket.
-	End     time.Time       `json:"end"`
-	Regions []RegionHistory `json:"regions"`
+	End time.Time `json:"end"`
+	// ErrorThreshold is the service's health.error_ratio.unhealthy, the sparklines' reference.
+	ErrorThreshold float64         `json:"error_threshold"`
+	Regions        []RegionHistory `json:"regions"`
 }
 
 // RegionHistory is one region's samples.
@@ -32,14 +34,15 @@ type RegionHistory struct {
 }
 
 type historyJSON struct {
-	BucketSeconds float64         `json:"bucket_seconds"`
-	End           time.Time       `json:"end"`
-	Regions       []RegionHistory `json:"regions"`
+	BucketSeconds  float64         `json:"bucket_seconds"`
+	End            time.Time       `json:"end"`
+	ErrorThreshold float64         `json:"error_threshold"`
+	Regions        []RegionHistory `json:"regions"`
 }
 
 // MarshalJSON writes the bucket as bucket_seconds.
 func (h History) MarshalJSON() ([]byte, error) {
-	return json.Marshal(historyJSON{BucketSeconds: h.Bucket.Seconds(), End: h.End, Regions: h.Regions})
+	return json.Marshal(historyJSON{BucketSeconds: h.Bucket.Seconds(), End: h.End, ErrorThreshold: h.ErrorThreshold, Regions: h.Regions})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -48,7 +51,7 @@ func (h *History) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*h = History{Bucket: time.Duration(j.BucketSeconds * float64(time.Second)), End: j.End, Regions: j.Regions}
+	*h = History{Bucket: time.Duration(j.BucketSeconds * float64(time.Second)), End: j.End, ErrorThreshold: j.ErrorThreshold, Regions: j.Regions}
 	return nil
 }
 

@@ -97,8 +97,9 @@ func (h *serviceHistory) export(svc *config.Service) *api.History {
 		return nil
 	}
 	out := &api.History{
-		Bucket: historyBucket,
-		End:    time.Unix(0, 0).UTC().Add(time.Duration(h.newest+1) * historyBucket),
+		Bucket:         historyBucket,
+		ErrorThreshold: svc.Health.ErrorRatio.Unhealthy,
+		End:            time.Unix(0, 0).UTC().Add(time.Duration(h.newest+1) * historyBucket),
 	}
 	for _, rc := range svc.Regions {
 		r := h.regions[rc.Name]

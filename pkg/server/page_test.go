@@ -1,0 +1,187 @@
+package server
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/api"
+	"github.com/drwatchd/drwatchd/pkg/checkpoint"
+	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
+)
+
+var pageNow = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+func TestStateColours(t *testing.T) {
+	for _, tc := range []struct {
+		state failover.StateName
+		want  string
+	}{
+		{failover.Healthy, classOK},
+		{failover.FailedOver, classWarn}, // serving from the standby is what drwatchd is for: not an error
+		{failover.Suspect, classWarn},
+		{failover.FailingOver, classWarn},
+		{failover.FailingBack, classWarn},
+		{failover.RollingBack, classWarn},
+		{failover.Paused, classWarn},
+		{failover.Blocked, classBad}, // a human must act
+		{failover.StateName("from-a-newer-build"), classBad},
+	} {
+		if got := stateClass(tc.state); got != tc.want {
+			t.Errorf("stateClass(%s) = %s, want %s", tc.state, got, tc.want)
+		}
+	}
+}
+
+func TestRegionVerdictColours(t *testing.T) {
+	probeOK := &health.ProbeResult{OK: true, Status: 200}
+	probeFail := &health.ProbeResult{OK: false, Status: 503, ConsecutiveFailures: 2}
+	grace := pageNow.Add(7 * time.Minute)
+	spike := health.RegionStatus{Verdict: health.Unhealthy, Bad: 4, Reason: "error ratio 0.2 > 0.05 over 5m", Since: pageNow.Add(-2 * time.Minute)}
+	withProbe := func(h health.RegionStatus, p *health.ProbeResult) health.RegionStatus { h.Probe = p; return h }
+	for _, tc := range []struct {
+		name      string
+		rs        api.RegionStatus
+		label     string
+		class     string
+		noteHas   string
+		reasonHas string
+	}{
+		{"not evaluated yet", api.RegionStatus{}, "not evaluated", classIdle, "", ""},
+		{"healthy", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Healthy}}, "healthy", classOK, "", ""},
+		{"degraded", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Degraded, Bad: 1}}, "degraded", classWarn, "", ""},
+		{"unhealthy now", api.RegionStatus{Health: spike}, "unhealthy", classBad, "", "error ratio 0.2"},
+		{"unhealthy latch, latest evaluation good", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Unhealthy, Bad: 0, Good: 2}},
+			"recovering", classWarn, "2 so far", ""},
+		{"unknown", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Unknown, LastKnown: health.Healthy}}, "unknown", classWarn, "last known: healthy", ""},
+		{"unknown during an outage", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Unknown, LastKnown: health.Unhealthy}}, "unknown", classBad, "last known: unhealthy", ""},
+		// The active region after an emergency shift: its window holds its own scale-up spike;
+		// the machine judges it by fresh signals, and so does the page.
+		{"active in the post-shift grace, probe passing", api.RegionStatus{Health: withProbe(spike, probeOK), ShiftGraceUntil: grace},
+			"healthy now", classOK, "until 10:07:00Z", "error ratio 0.2"},
+		{"active in the post-shift grace, degraded window", api.RegionStatus{Health: withProbe(health.RegionStatus{Verdict: health.Degraded}, probeOK), ShiftGraceUntil: grace},
+			"healthy now", classOK, "(degraded)", ""},
+		{"active in the post-shift grace, no probe", api.RegionStatus{Health: spike, ShiftGraceUntil: grace}, "serving", classOK, "only fresh signals", ""},
+		{"active in the post-shift grace, probe failing", api.RegionStatus{Health: withProbe(spike, probeFail), ShiftGraceUntil: grace}, "unhealthy", classBad, "", ""},
+		{"active in the post-shift grace, hard down", api.RegionStatus{Health: health.RegionStatus{Verdict: health.Unhealthy, Bad: 3, HardDown: true}, ShiftGraceUntil: grace},
+			"unhealthy", classBad, "", ""},
+		{"grace over", api.RegionStatus{Health: withProbe(spike, probeOK), ShiftGraceUntil: pageNow}, "unhealthy", classBad, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := regionVerdict(tc.rs, pageNow)
+			if v.Label != tc.label || v.Class != tc.class {
+				t.Errorf("label %q class %q, want %q %q", v.Label, v.Class, tc.label, tc.class)
+			}
+			if tc.noteHas != "" && !strings.Contains(v.Note, tc.noteHas) {
+				t.Errorf("note %q lacks %q", v.Note, tc.noteHas)
+			}
+			if tc.noteHas == "" && v.Note != "" {
+				t.Errorf("unexpected note %q", v.Note)
+			}
+			if !strings.Contains(v.Reason, tc.reasonHas) {
+				t.Errorf("reason %q lacks %q (the evaluator's reason is always shown)", v.Reason, tc.reasonHas)
+			}
+		})
+	}
+	// The verdict's age and its data's age are shown.
+	v := regionVerdict(api.RegionStatus{Health: health.RegionStatus{Verdict: health.Healthy, Since: pageNow.Add(-130 * time.Second), MetricsAt: pageNow.Add(-4 * time.Minute)}}, pageNow)
+	if v.For != "for 2m10s" || v.DataAge != "metrics 4m0s old" {
+		t.Errorf("for %q, data age %q", v.For, v.DataAge)
+	}
+}
+
+func TestEventColours(t *testing.T) {
+	for kind, want := range map[string]string{
+		"blocked": classBad, "rolled-back": classBad, "plan-failed": classBad, "rpo-violation": classBad, "failback-failed": classBad,
+		"failover-started": classWarn, "failover-completed": classWarn, "paused": classWarn,
+		"transition": "", "resumed": "",
+	} {
+		if got := eventClass(kind); got != want {
+			t.Errorf("eventClass(%s) = %q, want %q", kind, got, want)
+		}
+	}
+}
+
+func TestPageEventsNewestFirst(t *testing.T) {
+	var evs []failover.Event
+	for i := range 12 {
+		evs = append(evs, failover.Event{At: pageNow.Add(time.Duration(i) * time.Second), Kind: "transition", From: failover.Healthy, To: failover.Suspect, Reason: "r"})
+	}
+	evs = append(evs, failover.Event{At: pageNow.Add(time.Minute), Kind: "failover-started", Region: "us-east1"})
+	got := pageEventsFromState(evs, 8)
+	if len(got) != 8 || got[0].Kind != "failover-started" || got[0].Subject != "us-east1" || got[1].Subject != "healthy → suspect" || !got[1].At.After(got[2].At) {
+		t.Errorf("events %+v: want 8, newest first", got)
+	}
+}
+
+func TestPlanProgress(t *testing.T) {
+	pl := &plan.Plan{Kind: "failover", From: "a", To: "b", Steps: []int{10, 25, 50, 100}, Step: 2, Phase: plan.Baking,
+		Since: pageNow.Add(-15 * time.Second), BakeUntil: pageNow.Add(45 * time.Second), Started: pageNow.Add(-3 * time.Minute),
+		Target: plan.Weights{"a": 50, "b": 50, "c": 0}}
+	v := buildPlan(pl, plan.Weights{"a": 75, "b": 25, "c": 0}, pageNow)
+	if v.Step != 3 || v.Steps != 4 || v.StepPercent != 50 || v.BakeLeft != "45s" || v.Started != "3m0s ago" {
+		t.Errorf("plan %+v", v)
+	}
+	var states []string
+	for _, s := range v.Segments {
+		states = append(states, s.State)
+	}
+	if strings.Join(states, ",") != "done,done,now,todo" || v.Segments[2].Fill != 25 || v.Segments[0].Fill != 100 {
+		t.Errorf("segments %+v: want two done, the third a quarter through its bake, one to do", v.Segments)
+	}
+	if len(v.Weights) != 2 || v.Weights[0] != (planWeight{Region: "a", Now: "75%", Target: "50%", Moving: true}) || v.Weights[1].Target != "50%" {
+		t.Errorf("weights %+v: want a 75%% → 50%%, b 25%% → 50%%, and c (0 → 0) left out", v.Weights)
+	}
+	// Weights unreadable: shown as unknown, never as zero.
+	if v := buildPlan(pl, nil, pageNow); v.Weights[0].Now != "?" {
+		t.Errorf("unreadable weights shown as %q", v.Weights[0].Now)
+	}
+}
+
+// The whole page renders from a status with history, a plan and a region in the post-shift
+// grace: sparklines inline, no script, timestamps in no-wrap spans.
+func TestStatusPageRenders(t *testing.T) {
+	share := make(api.Series, 60)
+	errs := make(api.Series, 60)
+	for i := range share {
+		share[i], errs[i] = float32(i*100/59), 0.001
+	}
+	st := api.Status{Version: "v", Time: pageNow, Leader: true, Services: []api.ServiceStatus{{
+		Name: "fraud-scorer", Mode: "auto",
+		State: failover.State{State: failover.FailedOver, Active: "us-east1", Primary: "us-central1",
+			Events: []failover.Event{{At: pageNow.Add(-time.Minute), Kind: "failover-completed", Reason: "done <b>"}}},
+		Weights: plan.Weights{"us-central1": 0, "us-east1": 100},
+		Regions: []api.RegionStatus{
+			{Name: "us-central1", Role: "primary", Health: health.RegionStatus{Verdict: health.Unhealthy, Bad: 9}},
+			{Name: "us-east1", Role: "standby", Weight: 100, ShiftGraceUntil: pageNow.Add(time.Minute),
+				RPO:    &checkpoint.RegionRPO{Known: true, Age: 90 * time.Second},
+				Health: health.RegionStatus{Verdict: health.Unhealthy, Bad: 3, Requests: 100, ErrorRatio: 0.2, Probe: &health.ProbeResult{OK: true}}},
+		},
+		History: &api.History{Bucket: time.Minute, End: pageNow, ErrorThreshold: 0.05,
+			Regions: []api.RegionHistory{{Region: "us-east1", Share: share, ErrorRatio: errs}}},
+	}}}
+	rec := httptest.NewRecorder()
+	renderStatusPage(rec, st)
+	body := rec.Body.Bytes()
+	for _, want := range []string{
+		`id="state-fraud-scorer">failed-over<`, `class="badge warn" id="state-fraud-scorer"`,
+		`<svg class="spark share" id="share-fraud-scorer-us-east1"`, `<polyline points="0.0,22.5 `,
+		`id="verdict-fraud-scorer-us-east1">healthy now<`, `id="verdict-fraud-scorer-us-central1">unhealthy<`,
+		`class="region active" id="region-fraud-scorer-us-east1"`, "done &lt;b&gt;", "last 60 min",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if bytes.Contains(body, []byte("<script")) {
+		t.Error("the page carries a script")
+	}
+	// us-central1 has no history: its sparklines say so.
+	if !bytes.Contains(body, []byte(`id="share-fraud-scorer-us-central1"`)) || bytes.Count(body, []byte(">no data</text>")) != 2 {
+		t.Errorf("a region without history should show two no-data sparklines")
+	}
+}
