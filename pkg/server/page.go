@@ -189,7 +189,8 @@ func regionVerdict(rs api.RegionStatus, now time.Time) verdictView {
 			v.Label = "healthy now"
 		}
 		v.Note = fmt.Sprintf("took its traffic in the last shift; until %s its metric window still holds the shift (%s), so only fresh signals judge it",
-			clock(rs.ShiftGraceUntil), h.Verdict)
+			clock(rs.ShiftGraceUntil), strings.TrimSpace(string(h.Verdict)+" "+v.For))
+		v.For = ""
 	case h.Verdict == health.Healthy:
 		v.Class = classOK
 	case h.Verdict == health.Degraded:
@@ -243,19 +244,16 @@ func buildService(s api.ServiceStatus, now time.Time) serviceView {
 		}
 		v.HistorySpan = "last " + strconv.Itoa(int((time.Duration(len(firstSeries(h))) * h.Bucket).Minutes())) + " min"
 	}
-	// One error-ratio scale for the service's regions: comparable at a glance.
-	errMax := 0.0
 	threshold := 0.0
 	if s.History != nil {
 		threshold = s.History.ErrorThreshold
-		for _, r := range s.History.Regions {
-			errMax = max(errMax, seriesMax(r.ErrorRatio))
-		}
 	}
-	errScale := sparkScale{W: 120, H: 24, Max: max(errMax, threshold, 0.01), Ref: threshold}
 	for _, r := range s.Regions {
 		rv := regionView{Name: r.Name, Role: r.Role, Active: r.Name == s.State.Active, Weight: r.Weight, Verdict: regionVerdict(r, now)}
 		rh := hist[r.Name]
+		// Each region's error ratio on its own scale, never below the unhealthy threshold
+		// (the dashed line): a dead region's 100 % does not flatten its neighbours' lines.
+		errScale := sparkScale{W: 120, H: 24, Max: max(seriesMax(rh.ErrorRatio), threshold, 0.01), Ref: threshold}
 		rv.Share = sparkline("share-"+s.Name+"-"+r.Name, "share", "traffic share of "+r.Name+" over the last hour, 0 to 100%",
 			rh.Share, sparkScale{W: 120, H: 24, Max: 100})
 		rv.Errors = sparkline("errors-"+s.Name+"-"+r.Name, "errors",
@@ -422,7 +420,7 @@ p{margin:6px 0}
 .region{border:1px solid #e4e7ec;border-radius:6px;padding:8px;min-width:0}
 .region.active{border-color:#3a7bd5;box-shadow:inset 3px 0 0 #3a7bd5}
 .rhead{display:flex;flex-wrap:wrap;gap:4px 8px;align-items:baseline}
-.series{display:grid;grid-template-columns:5.6em minmax(0,1fr);gap:4px 8px;align-items:center;margin:6px 0}
+.series{display:grid;grid-template-columns:7.5em minmax(0,1fr);gap:4px 8px;align-items:center;margin:6px 0}
 .series .v{font-variant-numeric:tabular-nums;white-space:nowrap;font-size:.84rem}
 svg.spark{width:100%;height:28px;display:block;background:#fafbfc;border-radius:3px}
 svg.spark polyline{fill:none;stroke-width:1.5;vector-effect:non-scaling-stroke;stroke-linejoin:round}
@@ -432,7 +430,7 @@ svg.spark.errors polyline,svg.spark.errors circle{stroke:#c4320a;fill:#c4320a}
 svg.spark.errors polyline{fill:none}
 svg.spark line.base{stroke:#d0d5dd;stroke-width:1;vector-effect:non-scaling-stroke}
 svg.spark line.ref{stroke:#c4320a;stroke-width:1;stroke-dasharray:3 3;vector-effect:non-scaling-stroke;opacity:.6}
-svg.spark text{font-size:9px;fill:#98a2b3}
+svg.spark.empty{background:repeating-linear-gradient(135deg,#fafbfc 0 6px,#f0f2f5 6px 8px)}
 .note{font-size:.84rem;margin:4px 0;padding:4px 6px;border-radius:4px;background:#f2f4f7}
 .progress{display:flex;gap:3px;margin:6px 0}
 .progress .seg{flex:1;min-width:0;height:18px;border-radius:3px;background:#e8ebf0;position:relative;overflow:hidden}

@@ -62,7 +62,7 @@ func TestRegionVerdictColours(t *testing.T) {
 		// The active region after an emergency shift: its window holds its own scale-up spike;
 		// the machine judges it by fresh signals, and so does the page.
 		{"active in the post-shift grace, probe passing", api.RegionStatus{Health: withProbe(spike, probeOK), ShiftGraceUntil: grace},
-			"healthy now", classOK, "until 10:07:00Z", "error ratio 0.2"},
+			"healthy now", classOK, "until 10:07:00Z its metric window still holds the shift (unhealthy for 2m0s)", "error ratio 0.2"},
 		{"active in the post-shift grace, degraded window", api.RegionStatus{Health: withProbe(health.RegionStatus{Verdict: health.Degraded}, probeOK), ShiftGraceUntil: grace},
 			"healthy now", classOK, "(degraded)", ""},
 		{"active in the post-shift grace, no probe", api.RegionStatus{Health: spike, ShiftGraceUntil: grace}, "serving", classOK, "only fresh signals", ""},
@@ -181,7 +181,7 @@ func TestStatusPageRenders(t *testing.T) {
 		t.Error("the page carries a script")
 	}
 	// us-central1 has no history: its sparklines say so.
-	if !bytes.Contains(body, []byte(`id="share-fraud-scorer-us-central1"`)) || bytes.Count(body, []byte(">no data</text>")) != 2 {
+	if !bytes.Contains(body, []byte(`id="share-fraud-scorer-us-central1"`)) || bytes.Count(body, []byte(": no data</title>")) != 2 {
 		t.Errorf("a region without history should show two no-data sparklines")
 	}
 }

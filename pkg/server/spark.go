@@ -58,17 +58,25 @@ func sparkSegments(values []float32) [][2]int {
 }
 
 // sparkline renders values as an inline SVG: one <polyline> per run of known samples, a
-// <circle> for a run of one, a "no data" label when there is none. class names the series
+// <circle> for a run of one; with none, the SVG is classed "empty" (its title says "no data";
+// the value beside it says why). class names the series
 // (share, errors) for the stylesheet; label is the accessible description. No script.
 func sparkline(id, class, label string, values []float32, s sparkScale) template.HTML {
 	var b strings.Builder
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	segs := sparkSegments(values)
 	b.WriteString(`<svg class="spark `)
 	b.WriteString(html.EscapeString(class))
+	if len(segs) == 0 {
+		b.WriteString(` empty`)
+	}
 	b.WriteString(`" id="`)
 	b.WriteString(html.EscapeString(id))
 	b.WriteString(`" viewBox="0 0 `)
 	b.WriteString(f(s.W) + " " + f(s.H))
+	if len(segs) == 0 {
+		label += ": no data"
+	}
 	b.WriteString(`" preserveAspectRatio="none" role="img" aria-label="`)
 	b.WriteString(html.EscapeString(label))
 	b.WriteString(`"><title>`)
@@ -77,10 +85,6 @@ func sparkline(id, class, label string, values []float32, s sparkScale) template
 	b.WriteString(`<line class="base" x1="0" y1="` + f(s.y(0)) + `" x2="` + f(s.W) + `" y2="` + f(s.y(0)) + `"/>`)
 	if s.Ref > 0 && s.Ref <= s.Max {
 		b.WriteString(`<line class="ref" x1="0" y1="` + f(s.y(s.Ref)) + `" x2="` + f(s.W) + `" y2="` + f(s.y(s.Ref)) + `"/>`)
-	}
-	segs := sparkSegments(values)
-	if len(segs) == 0 {
-		b.WriteString(`<text class="nodata" x="` + f(s.W/2) + `" y="` + f(s.H/2) + `" text-anchor="middle" dominant-baseline="middle">no data</text>`)
 	}
 	n := len(values)
 	for _, seg := range segs {

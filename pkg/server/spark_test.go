@@ -44,8 +44,8 @@ func TestSparklinePointsScale(t *testing.T) {
 func TestSparklineEmptyHistory(t *testing.T) {
 	for name, values := range map[string][]float32{"nil": nil, "all gaps": {nan, nan, nan}} {
 		svg := string(sparkline("id", "errors", "errors", values, sparkScale{W: 100, H: 20, Max: 1}))
-		if len(polylines(svg)) != 0 || circleRE.MatchString(svg) || !strings.Contains(svg, ">no data</text>") {
-			t.Errorf("%s: want no line and a no-data label, got %s", name, svg)
+		if len(polylines(svg)) != 0 || circleRE.MatchString(svg) || !strings.Contains(svg, `class="spark errors empty"`) || !strings.Contains(svg, "errors: no data</title>") {
+			t.Errorf("%s: want no line, the empty class and a no-data title, got %s", name, svg)
 		}
 	}
 }
