@@ -106,16 +106,6 @@ func sparkline(id, class, label string, values []float32, s sparkScale) template
 	return template.HTML(b.String()) // every interpolated string is escaped above
 }
 
-// lastKnown is the newest known sample (ok false when none).
-func lastKnown(values []float32) (float64, bool) {
-	for i := len(values) - 1; i >= 0; i-- {
-		if v := float64(values[i]); !math.IsNaN(v) && !math.IsInf(v, 0) {
-			return v, true
-		}
-	}
-	return 0, false
-}
-
 // seriesMax is the largest known sample (0 when none).
 func seriesMax(values []float32) float64 {
 	m := 0.0
