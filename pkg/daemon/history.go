@@ -61,9 +61,7 @@ func (h *serviceHistory) record(svc *config.Service, obs failover.Observation, n
 	case n <= h.newest-historyBuckets:
 		return // older than the ring (a clock set back by more than an hour)
 	}
-	seen := make(map[string]bool, len(svc.Regions))
 	for _, rc := range svc.Regions {
-		seen[rc.Name] = true
 		r := h.regions[rc.Name]
 		if r == nil {
 			r = &regionHistory{}
@@ -84,9 +82,12 @@ func (h *serviceHistory) record(svc *config.Service, obs failover.Observation, n
 			r.ratio[i] = uint16(math.Round(min(max(hs.ErrorRatio, 0), 1) * ratioScale))
 		}
 	}
-	for name := range h.regions {
-		if !seen[name] {
-			delete(h.regions, name) // the region left the configuration
+	if len(h.regions) > len(svc.Regions) {
+		// A region left the configuration (every configured one is in the map by now).
+		for name := range h.regions {
+			if svc.Region(name) == nil {
+				delete(h.regions, name)
+			}
 		}
 	}
 }

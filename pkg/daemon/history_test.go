@@ -147,3 +147,20 @@ func TestHistoryJSON(t *testing.T) {
 		t.Errorf("JSON bucket_seconds %v, first share %v: want 60 and null", raw.BucketSeconds, raw.Regions[0].Share[0])
 	}
 }
+
+// Recording is part of every iteration for every service: once a service's rings exist it
+// allocates nothing (10,000 endpoints must not feed the garbage collector every loop).
+func TestServiceHistoryRecordDoesNotAllocate(t *testing.T) {
+	svc := historyService("a", "b", "c")
+	h := newServiceHistory()
+	obs := sample(plan.Weights{"a": 50, "b": 50, "c": 0}, map[string]float64{"a": 0.01, "b": 0.02})
+	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	h.record(svc, obs, at)
+	allocs := testing.AllocsPerRun(100, func() {
+		at = at.Add(10 * time.Second)
+		h.record(svc, obs, at)
+	})
+	if allocs != 0 {
+		t.Errorf("record allocates %.1f times per call, want 0", allocs)
+	}
+}
