@@ -129,19 +129,20 @@ func pageEventsFromState(evs []failover.Event, n int) []pageEvent {
 		if e.To != "" {
 			subject = strings.TrimSpace(string(e.From) + " → " + string(e.To) + " " + e.Region)
 		}
-		kind := string(e.Kind)
-		out = append(out, pageEvent{At: e.At, Kind: kind, Subject: subject, Reason: e.Reason, Class: eventClass(kind)})
+		out = append(out, pageEvent{At: e.At, Kind: string(e.Kind), Subject: subject, Reason: e.Reason, Class: eventClass(e.Kind)})
 	}
 	return out
 }
 
-// eventClass colours an event (by its kind's name, see failover.Event): what needs a human is
-// red, what moves traffic or freezes it is amber.
-func eventClass(kind string) string {
+// eventClass colours an event: what needs a human is red, what moves traffic or freezes it is
+// amber.
+func eventClass(kind failover.EventKind) string {
 	switch kind {
-	case "rolled-back", "plan-failed", "blocked", "rpo-violation", "conflict", "failback-failed":
+	case failover.EventRolledBack, failover.EventPlanFailed, failover.EventBlocked, failover.EventRPOViolation,
+		failover.EventConflict, failover.EventFailbackFailed:
 		return classBad
-	case "failover-started", "failover-completed", "failover-cancelled", "failover-retargeted", "paused", "command", "would-act":
+	case failover.EventFailoverStarted, failover.EventFailoverCompleted, failover.EventFailoverCancelled,
+		failover.EventRetargeted, failover.EventPaused, failover.EventCommand, failover.EventWouldAct:
 		return classWarn
 	}
 	return ""

@@ -95,10 +95,11 @@ func TestRegionVerdictColours(t *testing.T) {
 }
 
 func TestEventColours(t *testing.T) {
-	for kind, want := range map[string]string{
-		"blocked": classBad, "rolled-back": classBad, "plan-failed": classBad, "rpo-violation": classBad, "failback-failed": classBad,
-		"failover-started": classWarn, "failover-completed": classWarn, "paused": classWarn,
-		"transition": "", "resumed": "",
+	for kind, want := range map[failover.EventKind]string{
+		failover.EventBlocked: classBad, failover.EventRolledBack: classBad, failover.EventPlanFailed: classBad,
+		failover.EventRPOViolation: classBad, failover.EventFailbackFailed: classBad, failover.EventConflict: classBad,
+		failover.EventFailoverStarted: classWarn, failover.EventFailoverCompleted: classWarn, failover.EventPaused: classWarn,
+		failover.EventTransition: "", failover.EventResumed: "", failover.EventReconciled: "",
 	} {
 		if got := eventClass(kind); got != want {
 			t.Errorf("eventClass(%s) = %q, want %q", kind, got, want)
@@ -109,9 +110,9 @@ func TestEventColours(t *testing.T) {
 func TestPageEventsNewestFirst(t *testing.T) {
 	var evs []failover.Event
 	for i := range 12 {
-		evs = append(evs, failover.Event{At: pageNow.Add(time.Duration(i) * time.Second), Kind: "transition", From: failover.Healthy, To: failover.Suspect, Reason: "r"})
+		evs = append(evs, failover.Event{At: pageNow.Add(time.Duration(i) * time.Second), Kind: failover.EventTransition, From: failover.Healthy, To: failover.Suspect, Reason: "r"})
 	}
-	evs = append(evs, failover.Event{At: pageNow.Add(time.Minute), Kind: "failover-started", Region: "us-east1"})
+	evs = append(evs, failover.Event{At: pageNow.Add(time.Minute), Kind: failover.EventFailoverStarted, Region: "us-east1"})
 	got := pageEventsFromState(evs, 8)
 	if len(got) != 8 || got[0].Kind != "failover-started" || got[0].Subject != "us-east1" || got[1].Subject != "healthy → suspect" || !got[1].At.After(got[2].At) {
 		t.Errorf("events %+v: want 8, newest first", got)
@@ -153,7 +154,7 @@ func TestStatusPageRenders(t *testing.T) {
 	st := api.Status{Version: "v", Time: pageNow, Leader: true, Services: []api.ServiceStatus{{
 		Name: "fraud-scorer", Mode: "auto",
 		State: failover.State{State: failover.FailedOver, Active: "us-east1", Primary: "us-central1",
-			Events: []failover.Event{{At: pageNow.Add(-time.Minute), Kind: "failover-completed", Reason: "done <b>"}}},
+			Events: []failover.Event{{At: pageNow.Add(-time.Minute), Kind: failover.EventFailoverCompleted, Reason: "done <b>"}}},
 		Weights: plan.Weights{"us-central1": 0, "us-east1": 100},
 		Regions: []api.RegionStatus{
 			{Name: "us-central1", Role: "primary", Health: health.RegionStatus{Verdict: health.Unhealthy, Bad: 9}},
