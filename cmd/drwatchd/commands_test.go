@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,13 +53,16 @@ func TestAdminCommandsAnswerTheirOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The loop, in the background, as the daemon's would be.
-	stepCtx, stopSteps := context.WithCancel(ctx)
+	// It stops between iterations, never by cancelling one: a probe cancelled mid-flight is
+	// a failed probe, which would make a healthy standby ineligible for the burst below.
+	var stopped atomic.Bool
+	stopSteps := func() { stopped.Store(true) }
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for stepCtx.Err() == nil {
-			_ = env.Step(stepCtx, d)
+		for !stopped.Load() && ctx.Err() == nil {
+			_ = env.Step(ctx, d)
 			time.Sleep(time.Millisecond) // pace the background loop, not a wait for a condition
 		}
 	}()
