@@ -165,6 +165,9 @@ func (c *Config) ApplyDefaults(opts ...Option) {
 				}
 			}
 		}
+		if s.Failover.Practice != nil {
+			s.Failover.Practice.applyDefaults()
+		}
 		if s.Health.BurnRate != nil && len(s.Health.BurnRate.Rules) == 0 {
 			s.Health.BurnRate.Rules = DefaultBurnRules()
 		}

@@ -292,7 +292,7 @@ func TestUnknownFieldEverySection(t *testing.T) {
 		"services[0]", "services[0].regions[0]", "services[0].regions[0].replicas", "services[0].regions[0].probe",
 		"services[0].regions[0].checkpoint", "services[0].health", "services[0].health.error_ratio",
 		"services[0].health.latency_p99", "services[0].health.burn_rate", "services[0].health.burn_rate.rules[0]",
-		"services[0].rpo", "services[0].failover", "services[0].shift", "services[0].shift.analysis",
+		"services[0].rpo", "services[0].failover", "services[0].failover.practice", "services[0].shift", "services[0].shift.analysis",
 	}
 	for _, sec := range sections {
 		t.Run(sec, func(t *testing.T) {

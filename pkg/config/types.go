@@ -258,6 +258,8 @@ type Failover struct {
 	// after each further failure up to FailbackBackoffMax. Defaults 15m and 4h.
 	FailbackBackoff    Duration `yaml:"failback_backoff"`
 	FailbackBackoffMax Duration `yaml:"failback_backoff_max"`
+	// Practice is the scheduled practice run (nil: none). See practice.go.
+	Practice *Practice `yaml:"practice"`
 }
 
 // Shift is how traffic moves between regions.

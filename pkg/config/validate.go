@@ -337,6 +337,7 @@ func (v *validator) service(p string, s *Service) {
 	if f.FailbackBackoff > 0 && f.FailbackBackoffMax > 0 && f.FailbackBackoffMax < f.FailbackBackoff {
 		v.add(fp+".failback_backoff_max", "%s is below failover.failback_backoff (%s); want max >= the first wait", f.FailbackBackoffMax, f.FailbackBackoff)
 	}
+	v.practice(fp, s)
 
 	v.shift(p, s)
 }
