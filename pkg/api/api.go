@@ -32,8 +32,11 @@ type ServiceStatus struct {
 	State   failover.State `json:"state"`
 	Weights plan.Weights   `json:"weights"`
 	// WeightsError is set when the router could not be read.
-	WeightsError string         `json:"weights_error,omitempty"`
-	Regions      []RegionStatus `json:"regions"`
+	WeightsError string `json:"weights_error,omitempty"`
+	// WeightsAt is when Weights were read back from the router (daemon clock): a settled
+	// service's split is re-read every few minutes, a shifting one's every iteration.
+	WeightsAt time.Time      `json:"weights_at,omitempty"`
+	Regions   []RegionStatus `json:"regions"`
 	// History is the last hour of each region's traffic share and error ratio, one sample per
 	// minute (the status page's sparklines); nil before the first iteration.
 	History *History `json:"history,omitempty"`

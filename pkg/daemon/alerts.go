@@ -77,8 +77,15 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 			a.rollback[service] = now
 		}
 	}
+	// A scheduled practice run moves the traffic on purpose: it neither tickets nor pages as a
+	// failover; its own outcome is counted (drwatchd_practice_runs_total) and a practice that
+	// keeps not succeeding pages through DrwatchdPracticeNotSucceeded.
+	practising := st.Practice.InProgress()
 	switch st.State {
 	case failover.FailingOver, failover.FailingBack, failover.RollingBack:
+		if practising {
+			break
+		}
 		desc := st.Reason
 		if p := st.Plan; p != nil {
 			desc = fmt.Sprintf("%s %s -> %s, step %d/%d, phase %s: %s", p.Kind, p.From, p.To, p.Step+1, len(p.Steps), p.Phase, st.Reason)
@@ -101,7 +108,7 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 	// is the active region, through Suspect or Blocked blips on it and during a failback, and
 	// resolves only when the primary serves again. Keyed on the state name, it resolved and
 	// re-fired on every blip.
-	if st.Active != "" && st.Primary != "" && st.Active != st.Primary {
+	if st.Active != "" && st.Primary != "" && st.Active != st.Primary && !practising {
 		add(AlertFailedOver, "page", st.Active, fmt.Sprintf("%s failed over from %s to %s", service, st.Primary, st.Active), st.Reason)
 	}
 	if t, ok := a.rollback[service]; ok && now.Sub(t) < rollbackLingers {

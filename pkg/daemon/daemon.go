@@ -85,6 +85,7 @@ type Daemon struct {
 	log   *zap.Logger
 	clk   clock.Clock
 	m     *metrics
+	pm    *practiceMetrics
 	reg   prometheus.Registerer
 
 	eval    *health.Evaluator
@@ -167,6 +168,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		clk:      opts.Clock,
 		reg:      opts.Registry,
 		m:        newMetrics(opts.Registry),
+		pm:       newPracticeMetrics(opts.Registry),
 		eval:     health.NewEvaluator(),
 		hm:       poll.NewMetrics(opts.Registry),
 		exec:     traffic.NewExecutor(opts.Log, opts.Registry, opts.Executor),
@@ -632,10 +634,12 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 		obs.Health[r.Name] = hs
 	}
 	obs.RPO = d.tracker.Observe(ctx, svc, now)
-	settled := st.Plan == nil && len(cmds) == 0 && (st.State == failover.Healthy || st.State == failover.FailedOver)
+	settled := st.Plan == nil && len(cmds) == 0 && (st.State == failover.Healthy || st.State == failover.FailedOver) &&
+		!st.Practice.InProgress()
+	weightsAt := now
 	if dec.tr.router != nil {
 		if settled && hasCached && now.Sub(cached.at) < routerRefresh-refreshOffset(svc.Name) {
-			obs.Weights = cached.w
+			obs.Weights, weightsAt = cached.w, cached.at
 		} else {
 			d.readWeights(ctx, dec, &obs, now)
 		}
@@ -669,7 +673,13 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 		}
 	}
 
+	// A scheduled practice run hands its commands to Step after the operator's.
+	st, practiceCmds, practiceEvs := failover.PracticeStep(svc, st, practiceInput(obs, weightsAt, len(cmds)), now)
+	obs.Commands = append(obs.Commands, practiceCmds...)
 	dec.next, dec.actions, dec.events = failover.Step(svc, st, obs, now)
+	var recorded []failover.Event
+	dec.next, recorded = failover.PracticeRecord(svc, dec.next, dec.events, now)
+	dec.events = append(append(practiceEvs, dec.events...), recorded...)
 	dec.obs = obs
 	d.settle(pending, dec.events)
 	d.mu.Lock()
@@ -716,6 +726,7 @@ func (d *Daemon) act(ctx context.Context, dec *decision, now time.Time) error {
 	dec.next, more = failover.Record(dec.svc, dec.next, results, now)
 	dec.events = append(dec.events, more...)
 	d.readWeights(ctx, dec, &dec.obs, now)
+	dec.next = practiceWeights(dec.svc, dec.next, dec.obs.Weights, dec.obs.WeightsErr, now)
 	return nil
 }
 
@@ -857,10 +868,14 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 			d.log.Error("shift rolled back or held", fields...)
 		case failover.EventBlocked, failover.EventRPOViolation:
 			d.log.Error("needs a human", fields...)
+		case failover.EventPracticeStarted, failover.EventPracticeSucceeded, failover.EventPracticeFailed,
+			failover.EventPracticeSkipped, failover.EventPracticeAborted:
+			// Logged with their level by the practice metrics (practice.go).
 		default:
 			d.log.Info("event", fields...)
 		}
 	}
+	d.pm.report(svc, st, events, d.log)
 	d.alerts.evaluate(service, st, obs.RPO, events, pausedTooLong, now)
 	d.setView(svc, st, obs, now)
 }
@@ -870,6 +885,11 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Observation, now time.Time) {
 	v := api.ServiceStatus{Weights: obs.Weights, WeightsError: obs.WeightsErr}
 	graceRegion, graceUntil, inGrace := failover.ShiftGraceUntil(svc, st, now)
+	d.mu.Lock()
+	if c, ok := d.weights[svc.Name]; ok && obs.Weights != nil {
+		v.WeightsAt = c.at
+	}
+	d.mu.Unlock()
 	for _, r := range svc.Regions {
 		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: obs.Health[r.Name]}
 		if inGrace && r.Name == graceRegion {

@@ -8,8 +8,10 @@
 // daemon through the admin API (HTTPClient) and an in-process daemon on the simulated cloud
 // (Local), where Wait steps the virtual world instead of sleeping.
 //
-// Every time in a report is the daemon's clock (api.Status.Time and the plan's own timestamps):
-// wall time in production, virtual time in simulation.
+// Every time in a report is the daemon's clock (api.Status.Time, api.ServiceStatus.WeightsAt and
+// the plan's own timestamps): wall time in production, virtual time in simulation. The RTO ends
+// at the first split read back from the router with all traffic on the target, as a scheduled
+// practice run measures it (failover.practice), not at a plan timestamp.
 package drill
 
 import (
@@ -123,8 +125,8 @@ type Report struct {
 	Phases          []Phase   `json:"phases"`
 	Failover        *ShiftRun `json:"failover,omitempty"`
 	Failback        *ShiftRun `json:"failback,omitempty"`
-	// RTOSeconds is the failover's: command submitted -> 100 % of traffic on the target
-	// (the last step's weights confirmed and propagated). Negative when not reached.
+	// RTOSeconds is the failover's: command submitted -> the first split read back from the
+	// router with 100 % of traffic on the target. Negative when not reached (or never read).
 	RTOSeconds float64 `json:"rto_seconds"`
 	// Requests are counted from Options.Requests (simulation); nil when not measurable.
 	Requests *Requests `json:"requests,omitempty"`
@@ -160,7 +162,8 @@ type ShiftRun struct {
 	Submitted time.Time `json:"submitted"`
 	// Applied: the loop iteration that took the command.
 	Applied time.Time `json:"applied"`
-	// Full: 100 % of traffic on To, confirmed and propagated (zero if not reached).
+	// Full: the first split read back from the router with 100 % of traffic on To (zero if
+	// not seen).
 	Full time.Time `json:"full"`
 	// Completed: the last bake passed and the service went home (zero if not reached).
 	Completed time.Time `json:"completed"`
@@ -449,11 +452,12 @@ func (r *runner) shift(ctx context.Context, verb failover.Verb, run *ShiftRun) e
 				r.track(ss)
 			}
 		}
-		if s.Plan != nil && s.Plan.ID == run.PlanID && s.Plan.To == run.To && run.Full.IsZero() &&
-			s.Plan.Phase == plan.Baking && s.Plan.Target[run.To] == 100 {
-			run.Full = s.Plan.Since
+		// The RTO ends when the traffic has moved: the first split read back from the router
+		// (URL map) with all of it on the target, not the plan's own timestamps.
+		if at, ok := readBack(ss, run.To, run.Submitted, r.now); ok && run.Full.IsZero() {
+			run.Full = at
 			run.RTOSeconds = run.Full.Sub(run.Submitted).Seconds()
-			r.note(stage, "100 %% on %s after %s", run.To, secs(run.RTOSeconds))
+			r.note(stage, "100 %% on %s read back from the router after %s", run.To, secs(run.RTOSeconds))
 		}
 		home := failover.FailedOver
 		if verb == failover.VerbFailback {
@@ -465,9 +469,10 @@ func (r *runner) shift(ctx context.Context, verb failover.Verb, run *ShiftRun) e
 			if ls := s.LastShift; ls != nil && ls.To == run.To && !ls.Completed.IsZero() {
 				run.Completed = ls.Completed
 			}
-			if run.Full.IsZero() { // the bake was not seen: completion is the latest it got there
-				run.Full = run.Completed
-				run.RTOSeconds = run.Full.Sub(run.Submitted).Seconds()
+			if run.Full.IsZero() {
+				// Never read back with all traffic on the target (router unreadable): the RTO
+				// stays unmeasured (negative) rather than taken from the plan.
+				r.note(stage, "the router was never read back with 100 %% on %s: RTO not measured", run.To)
 			}
 			run.CompleteSeconds = run.Completed.Sub(run.Submitted).Seconds()
 			r.closePhase(run.Completed)
@@ -742,6 +747,22 @@ func (r *runner) finish() {
 			rep.Requests = req
 		}
 	}
+}
+
+// readBack reports when the service's split, as read back from the router, first showed all
+// traffic on to at or after since (the read's time, else the status time).
+func readBack(ss api.ServiceStatus, to string, since, statusAt time.Time) (time.Time, bool) {
+	if ss.WeightsError != "" || ss.Weights[to] != 100 {
+		return time.Time{}, false
+	}
+	at := ss.WeightsAt
+	if at.IsZero() {
+		at = statusAt
+	}
+	if at.Before(since) {
+		return time.Time{}, false
+	}
+	return at, true
 }
 
 func regionOf(ss api.ServiceStatus, name string) *api.RegionStatus {

@@ -76,6 +76,9 @@ type State struct {
 	// LastCancel is when a failover was last cancelled because its cause cleared; within
 	// failover.cooldown of it the source is flapping and a new failover is not cancelled.
 	LastCancel time.Time `json:"last_cancel,omitempty"`
+	// Practice is the scheduled practice runs' record (nil while none is configured); see
+	// practice.go.
+	Practice *Practice `json:"practice,omitempty"`
 }
 
 // Warm is a standby held at its production size outside a plan. It is asked (Scale to
@@ -119,7 +122,8 @@ type Event struct {
 	// rpo-violation | paused | resumed | command | would-act (dry-run) | plan-failed | conflict |
 	// reconciled (the router shows traffic moved outside drwatchd; the Active view follows) |
 	// failover-cancelled | failover-retargeted | failback-failed | prewarm-started |
-	// prewarm-released
+	// prewarm-released | practice-started | practice-succeeded | practice-failed |
+	// practice-skipped | practice-aborted (practice.go)
 	Kind EventKind `json:"kind"`
 	// Code is a short, bounded reason code (a metric label), e.g. "active-unhealthy",
 	// "anti-flap", "scale-timeout"; Reason is the human-readable sentence.

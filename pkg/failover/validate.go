@@ -39,5 +39,6 @@ func CheckPersisted(st State) []string {
 			out = append(out, "plan: from and to are required")
 		}
 	}
+	out = append(out, checkPractice(st.Practice)...)
 	return out
 }
