@@ -139,10 +139,13 @@ func pageEventsFromState(evs []failover.Event, n int) []pageEvent {
 func eventClass(kind failover.EventKind) string {
 	switch kind {
 	case failover.EventRolledBack, failover.EventPlanFailed, failover.EventBlocked, failover.EventRPOViolation,
-		failover.EventConflict, failover.EventFailbackFailed:
+		failover.EventConflict, failover.EventFailbackFailed, failover.EventPracticeFailed:
 		return classBad
+	case failover.EventPracticeSucceeded:
+		return classOK
 	case failover.EventFailoverStarted, failover.EventFailoverCompleted, failover.EventFailoverCancelled,
-		failover.EventRetargeted, failover.EventPaused, failover.EventCommand, failover.EventWouldAct:
+		failover.EventRetargeted, failover.EventPaused, failover.EventCommand, failover.EventWouldAct,
+		failover.EventPracticeAborted, failover.EventPracticeSkipped:
 		return classWarn
 	}
 	return ""

@@ -100,6 +100,8 @@ func TestEventColours(t *testing.T) {
 		failover.EventRPOViolation: classBad, failover.EventFailbackFailed: classBad, failover.EventConflict: classBad,
 		failover.EventFailoverStarted: classWarn, failover.EventFailoverCompleted: classWarn, failover.EventPaused: classWarn,
 		failover.EventTransition: "", failover.EventResumed: "", failover.EventReconciled: "",
+		failover.EventPracticeFailed: classBad, failover.EventPracticeSucceeded: classOK,
+		failover.EventPracticeAborted: classWarn, failover.EventPracticeSkipped: classWarn, failover.EventPracticeStarted: "",
 	} {
 		if got := eventClass(kind); got != want {
 			t.Errorf("eventClass(%s) = %q, want %q", kind, got, want)
