@@ -564,6 +564,7 @@ func (r *run) blocked() {
 func (r *run) decideFailover(why string) {
 	cands, best := r.candidates(r.st.Active, "")
 	r.st.Candidates = cands
+	defer r.withEvidence(len(r.evs), r.failoverGuards(best, cands), cands)
 	var code, reason string
 	n := len(r.st.Failovers)
 	f := r.svc.Failover
@@ -815,6 +816,9 @@ func (r *run) maybeFailback() {
 		return
 	}
 	if healthyFor := r.now.Sub(ph.Since); healthyFor >= f.FailbackAfter.D() {
+		defer r.withEvidence(len(r.evs), []Guard{{Name: GuardFailbackAfter, Passed: true,
+			Observed: fmt.Sprintf("primary %s healthy for %s", r.st.Primary, plan.FormatDuration(healthyFor.Truncate(time.Second))),
+			Limit:    plan.FormatDuration(f.FailbackAfter.D()), Detail: ph.Reason}}, nil)
 		r.startPlan(KindFailback, r.st.Active, r.st.Primary, "failback-auto",
 			fmt.Sprintf("primary %s healthy for %s (failback_after %s)", r.st.Primary,
 				plan.FormatDuration(healthyFor.Truncate(time.Second)), plan.FormatDuration(f.FailbackAfter.D())))
@@ -1063,6 +1067,7 @@ func (r *run) exec(c Command, who string) string {
 			return "no eligible target: " + rejections(cands)
 		}
 		r.st.Candidates = cands
+		defer r.withEvidence(len(r.evs), nil, cands)
 		r.warnRPO(cands, best)
 		r.startPlan(KindManual, from, best, "failover-command", by("failover", who, c.Why))
 		return ""

@@ -132,6 +132,17 @@ type Event struct {
 	To     StateName `json:"to,omitempty"`
 	Region string    `json:"region,omitempty"`
 	Reason string    `json:"reason"`
+	// Evidence of a decision to fail over, fail back or block (set on failover-started, blocked,
+	// rpo-violation and the transition; nil on other events). A pointer keeps Event comparable.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is what the machine knows behind a decision: every guard with the values it
+// compared, and every target considered with why it was chosen or rejected. The daemon's
+// decision journal adds each region's signals.
+type Evidence struct {
+	Guards     []Guard     `json:"guards,omitempty"`
+	Candidates []Candidate `json:"candidates,omitempty"`
 }
 
 // Verb is an operator command's verb: the last segment of POST /v1/services/{service}/{verb},
