@@ -330,7 +330,7 @@ func reload(f runFlags, lookup func(string) (string, bool), d *daemon.Daemon, dm
 		fail(err)
 		return
 	}
-	applied := []string{"services", "loop", "alerting.paused_too_long"}
+	applied := []string{"services", "loop", "alerting.paused_too_long", "journal"}
 	if f.logLevel == "" { // the flag wins over the file
 		if lvl, err := logging.ParseLevel(cfg.Log.Level); err == nil && lvl != l.level.Level() {
 			l.level.SetLevel(lvl)

@@ -30,6 +30,7 @@ func durationFloors(c *Config) []*FieldError {
 		{"server.shutdown_timeout", c.Server.ShutdownTimeout, time.Second, "in-flight requests need time to finish"},
 		{"leader.ttl", c.Leader.TTL, 3 * time.Second, "the lease must survive a slow GCS write"},
 		{"leader.renew", c.Leader.Renew, time.Second, "GCS allows about one update per second per object"},
+		{"journal.max_age", c.Journal.MaxAge, time.Hour, "an incident's story must outlive the incident"},
 	}
 	for i, am := range c.Alerting.Alertmanagers {
 		floors = append(floors, durationFloor{fmt.Sprintf("alerting.alertmanagers[%d].timeout", i), am.Timeout, 100 * time.Millisecond, "a push needs a network round trip"})

@@ -43,8 +43,16 @@ func defaults(o options) *Config {
 			Renew:  seconds(5),
 		},
 		Alerting: Alerting{PausedTooLong: Duration(4 * time.Hour)},
+		Journal:  Journal{MaxEntries: DefaultJournalEntries, MaxAge: Duration(30 * 24 * time.Hour)},
 	}
 }
+
+// Journal bounds: the default count per service, and the largest count accepted (every entry
+// is written with each state write; 10,000 entries of a three-region service are ~15 MB).
+const (
+	DefaultJournalEntries = 200
+	MaxJournalEntries     = 10000
+)
 
 // DefaultService returns a service with every per-service default set.
 func DefaultService() Service {

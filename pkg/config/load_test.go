@@ -288,7 +288,7 @@ func TestUnknownFieldEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	sections := []string{
-		"", "log", "loop", "server", "admin", "state", "leader", "alerting", "alerting.alertmanagers[0]",
+		"", "log", "loop", "server", "admin", "state", "leader", "alerting", "alerting.alertmanagers[0]", "journal",
 		"services[0]", "services[0].regions[0]", "services[0].regions[0].replicas", "services[0].regions[0].probe",
 		"services[0].regions[0].checkpoint", "services[0].health", "services[0].health.error_ratio",
 		"services[0].health.latency_p99", "services[0].health.burn_rate", "services[0].health.burn_rate.rules[0]",

@@ -20,6 +20,8 @@ type Config struct {
 	Leader Leader `yaml:"leader"`
 	// Alerting pushes events to Alertmanagers through the v2 API.
 	Alerting Alerting `yaml:"alerting"`
+	// Journal bounds the decision journal persisted with the state.
+	Journal Journal `yaml:"journal"`
 	// Services are the multi-region model deployments watched. At least one.
 	Services []Service `yaml:"services"`
 }
@@ -84,6 +86,15 @@ type Alerting struct {
 	PausedTooLong Duration `yaml:"paused_too_long"`
 	// ExternalURL is sent as the alerts' generatorURL base (the daemon's status page).
 	ExternalURL string `yaml:"external_url"`
+}
+
+// Journal bounds the decision journal (docs/journal.md). It is persisted with the state, so
+// its size is written with every state write.
+type Journal struct {
+	// MaxEntries kept per service, oldest dropped first. Default 200.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxAge: older entries are dropped. Default 720h (30 days).
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Alertmanager is one Alertmanager to push to.

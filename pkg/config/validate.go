@@ -196,6 +196,11 @@ func (c *Config) validate() []*FieldError {
 		v.httpURL("alerting.external_url", c.Alerting.ExternalURL)
 	}
 
+	if c.Journal.MaxEntries < 1 || c.Journal.MaxEntries > MaxJournalEntries {
+		v.add("journal.max_entries", "%d is out of range; want 1 to %d entries per service (default %d)", c.Journal.MaxEntries, MaxJournalEntries, DefaultJournalEntries)
+	}
+	v.positive("journal.max_age", c.Journal.MaxAge)
+
 	if len(c.Services) == 0 {
 		v.add("services", "no services; want at least one service to watch")
 	}
