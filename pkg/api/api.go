@@ -8,6 +8,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/journal"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -55,6 +56,18 @@ type RegionStatus struct {
 	// hold the shift itself (a scale-up overload), so until this time the failover machine
 	// judges it by fresh signals only (its probe, hard down). Zero otherwise.
 	ShiftGraceUntil time.Time `json:"shift_grace_until,omitzero"`
+}
+
+// Journal answers GET /journal on the public listener: the decision journal's entries matching
+// the query, oldest first (docs/journal.md).
+type Journal struct {
+	// Time is the daemon's clock when it answered; Leader whether it leads (a replica that
+	// follows serves the journal as it last read it from the state store).
+	Time   time.Time `json:"time"`
+	Leader bool      `json:"leader"`
+	// More: older matching entries were left out by the limit.
+	More    bool            `json:"more,omitempty"`
+	Entries []journal.Entry `json:"entries"`
 }
 
 // Command is an admin command sent to POST /v1/services/{service}/{verb}.

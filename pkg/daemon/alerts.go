@@ -53,6 +53,20 @@ type alerter struct {
 	changed  bool
 	lastSent time.Time
 	rollback map[string]time.Time // service -> last rollback
+	// link finds the journal entry behind an alert: the newest of service's entries of one of
+	// kinds, else its newest ("" when none; nil: no journal).
+	link func(service string, kinds ...failover.EventKind) string
+}
+
+// journalKinds: for each pushed alert, the journal entries that explain it.
+var journalKinds = map[string][]failover.EventKind{
+	AlertFailoverInProgress: {failover.EventFailoverStarted, failover.EventRetargeted},
+	AlertFailedOver:         {failover.EventFailoverCompleted, failover.EventReconciled},
+	AlertBlocked:            {failover.EventBlocked},
+	AlertRolledBack:         {failover.EventRolledBack, failover.EventConflict},
+	AlertRPOViolation:       {failover.EventRPOViolation},
+	AlertPausedTooLong:      {failover.EventPaused},
+	AlertFailbackFailing:    {failover.EventFailbackFailed},
 }
 
 func newAlerter(sink AlertSink, wall func() time.Time, log *zap.Logger) *alerter {
@@ -133,8 +147,16 @@ func (a *alerter) evaluate(service string, st failover.State, rpo map[string]che
 	for k, al := range want {
 		if old, ok := a.firing[k]; ok {
 			al.StartsAt = old.StartsAt
+			// The link stays the entry that explained the alert when it started firing.
+			al.JournalID = old.JournalID
+			if al.JournalID == "" && a.link != nil {
+				al.JournalID = a.link(service, journalKinds[k.name]...)
+			}
 			a.firing[k] = al
 			continue
+		}
+		if a.link != nil {
+			al.JournalID = a.link(service, journalKinds[k.name]...)
 		}
 		al.StartsAt = a.wall()
 		a.firing[k] = al

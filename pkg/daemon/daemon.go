@@ -26,6 +26,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
+	"github.com/drwatchd/drwatchd/pkg/journal"
 	"github.com/drwatchd/drwatchd/pkg/state"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -128,8 +129,15 @@ type Daemon struct {
 	// keeps acting on its in-memory state, pages, and is not ready until a write succeeds.
 	storeErr   string
 	storeSince time.Time // daemon clock: when writes started failing
-	started    time.Time // wall time New returned
-	wake       chan struct{}
+	// journal: the decision journal (journal.go), persisted with the states; journalSaved is
+	// its Next at the last successful write, journalRaw its encoding then (reused while the
+	// journal is unchanged: it can be the largest part of the document).
+	journal      journal.Journal
+	journalSaved uint64
+	journalRaw   []byte
+	journalKey   [3]uint64
+	started      time.Time // wall time New returned
+	wake         chan struct{}
 }
 
 type cachedWeights struct {
@@ -145,6 +153,15 @@ type serviceTraffic struct {
 type document struct {
 	Version  int                       `json:"version"`
 	Services map[string]failover.State `json:"services"`
+	// Journal is the decision journal (absent in files written before it existed).
+	Journal *journal.Journal `json:"journal,omitempty"`
+}
+
+// documentOut is document as written: the journal pre-encoded (journalRaw).
+type documentOut struct {
+	Version  int                       `json:"version"`
+	Services map[string]failover.State `json:"services"`
+	Journal  json.RawMessage           `json:"journal,omitempty"`
 }
 
 // New builds a daemon and loads its persisted state: a restart resumes any plan in progress.
@@ -187,6 +204,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 	d.opts.WallClock = opts.WallClock
 	d.started = opts.WallClock.Now()
 	d.alerts = newAlerter(parts.Alerts, opts.WallClock.Now, d.log)
+	d.alerts.link = d.journalLink
 	d.poller = poll.NewPoller(parts.Metrics, cfg, opts.Log.Named("poller"), opts.Registry, opts.PollerOptions...)
 	d.prober = poll.NewProber(cfg, opts.Log.Named("probe"), opts.Registry, poll.WithHTTPClient(parts.ProbeClient))
 	d.tracker = track.NewTracker(parts.Lag, parts.Lister, opts.Log.Named("rpo"), opts.Registry)
@@ -213,8 +231,19 @@ func (d *Daemon) load(ctx context.Context) error {
 		d.states[name] = st
 		d.logResume(name, st)
 	}
+	d.setJournal(doc.Journal)
 	d.lastSaved = raw
 	return nil
+}
+
+// setJournal installs the persisted journal (nil: none was persisted).
+func (d *Daemon) setJournal(j *journal.Journal) {
+	d.journal = journal.Journal{}
+	if j != nil {
+		d.journal = j.Clone()
+	}
+	d.journalSaved = d.journal.Next
+	d.journalRaw, d.journalKey = nil, [3]uint64{}
 }
 
 // readState reads and decodes the persisted document (nil raw: none).
@@ -303,6 +332,9 @@ func (d *Daemon) adopt(ctx context.Context, token int64) error {
 		d.logResume(name, st)
 	}
 	if raw != nil {
+		// The previous leader's journal is the one to continue: entries this replica has
+		// not recorded (it records none while following) and the sequence of IDs.
+		d.setJournal(doc.Journal)
 		d.lastSaved = raw
 	}
 	d.adopted, d.adoptedToken = true, token
@@ -585,6 +617,8 @@ type decision struct {
 	actions       []plan.Action
 	events        []failover.Event
 	pausedTooLong time.Duration
+	// journaled: how many of events are in the journal already.
+	journaled int
 }
 
 // routerRefresh bounds how old the split read for a settled service may be. A settled service
@@ -692,6 +726,9 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 		// Not leading: the machine emits none; this is the belt to its braces.
 		dec.actions = nil
 	}
+	if leader {
+		d.journalDecision(dec, true, nil, now)
+	}
 	return dec
 }
 
@@ -725,6 +762,7 @@ func (d *Daemon) act(ctx context.Context, dec *decision, now time.Time) error {
 	var more []failover.Event
 	dec.next, more = failover.Record(dec.svc, dec.next, results, now)
 	dec.events = append(dec.events, more...)
+	d.journalDecision(dec, false, results, now)
 	d.readWeights(ctx, dec, &dec.obs, now)
 	dec.next = practiceWeights(dec.svc, dec.next, dec.obs.Weights, dec.obs.WeightsErr, now)
 	return nil
@@ -736,11 +774,20 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 	for _, dec := range decs {
 		d.states[dec.svc.Name] = dec.next
 	}
-	doc := document{Version: 1, Services: make(map[string]failover.State, len(d.states))}
+	doc := documentOut{Version: 1, Services: make(map[string]failover.State, len(d.states))}
 	for k, v := range d.states {
 		doc.Services[k] = v
 	}
+	if leader {
+		d.pruneJournal(d.cfg, d.clk.Now())
+	}
+	jr, err := d.journalJSON()
+	doc.Journal = jr
+	journalNext := d.journal.Next
 	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if !leader || d.parts.Store == nil {
 		return nil
 	}
@@ -766,6 +813,9 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 		d.m.loopErrors.WithLabelValues("state").Inc()
 		d.m.stateWriteOK.Set(0)
 		d.mu.Lock()
+		if journalNext > d.journalSaved {
+			d.m.journalPersist.Inc()
+		}
 		if d.storeErr == "" {
 			d.storeSince = d.clk.Now()
 		}
@@ -780,6 +830,7 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 		d.log.Info("state writes succeed again", zap.String("store", d.storeName()))
 	}
 	d.storeErr = ""
+	d.journalSaved = max(d.journalSaved, journalNext)
 	d.mu.Unlock()
 	d.lastSaved, d.savedToken = raw, token
 	return d.hook("persisted")

@@ -29,6 +29,11 @@ type metrics struct {
 	stateWriteOK prometheus.Gauge
 	wouldAct     *prometheus.CounterVec
 
+	journalWritten *prometheus.CounterVec
+	journalDropped *prometheus.CounterVec
+	journalPersist prometheus.Counter
+	journalEntries prometheus.Gauge
+
 	warmReplicas     *prometheus.GaugeVec
 	warmCost         *prometheus.CounterVec
 	failbackFailures *prometheus.GaugeVec
@@ -93,7 +98,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_failback_failures",
 			Help: "Failbacks that failed in a row (the current backoff episode; 0 when none).",
 		}, []string{"service"}),
+		journalWritten: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_journal_entries_written_total",
+			Help: "Decision journal entries recorded (by the leader).",
+		}, []string{"service"}),
+		journalDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "drwatchd_journal_entries_dropped_total",
+			Help: "Decision journal entries dropped by its bounds: count (journal.max_entries per service) or age (journal.max_age).",
+		}, []string{"reason"}),
+		journalPersist: f.NewCounter(prometheus.CounterOpts{
+			Name: "drwatchd_journal_persist_failures_total",
+			Help: "State writes that failed while journal entries were waiting to be persisted (they stay in memory and are retried with the next write).",
+		}),
+		journalEntries: f.NewGauge(prometheus.GaugeOpts{
+			Name: "drwatchd_journal_entries",
+			Help: "Decision journal entries held, every service together.",
+		}),
 		warmAt: map[string]time.Time{},
+	}
+	for _, reason := range []string{"count", "age"} {
+		m.journalDropped.WithLabelValues(reason)
 	}
 	m.svc = newServiceGauges()
 	m.failovers = newLabelCounters(prometheus.NewDesc("drwatchd_failovers_total",
@@ -114,6 +138,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // initService creates a service's event counters at 0, so that increase() in alert rules sees
 // the first event after a start.
 func (m *metrics) initService(service string) {
+	m.journalWritten.WithLabelValues(service)
 	for _, kind := range []string{"failover", "failback", "manual"} {
 		for _, result := range []string{"started", "completed", "failed", "cancelled"} {
 			m.failovers.WithLabelValues(service, kind, result)

@@ -36,6 +36,9 @@ type Alert struct {
 	EndsAt      time.Time // zero while firing
 	// Labels are extra labels; they cannot override the four above.
 	Labels map[string]string
+	// JournalID is the decision journal entry behind the alert (empty: none): sent as the
+	// journal_entry annotation, and as journal_url under alerting.external_url when set.
+	JournalID string
 }
 
 // Resolved returns a copy of a with EndsAt set to at.
@@ -261,6 +264,15 @@ func (n *Notifier) toAPI(a Alert) apiAlert {
 	if a.Name != "" {
 		ann["runbook_url"] = RunbookURL(n.opts.RunbookBase, a.Name)
 	}
+	n.mu.Lock()
+	external := n.external
+	n.mu.Unlock()
+	if a.JournalID != "" {
+		ann["journal_entry"] = a.JournalID
+		if external != "" {
+			ann["journal_url"] = JournalURL(external, a.Service, a.JournalID)
+		}
+	}
 	out := apiAlert{Labels: labels, Annotations: ann}
 	if !a.StartsAt.IsZero() {
 		out.StartsAt = a.StartsAt.UTC().Format(time.RFC3339Nano)
@@ -268,9 +280,6 @@ func (n *Notifier) toAPI(a Alert) apiAlert {
 	if !a.EndsAt.IsZero() {
 		out.EndsAt = a.EndsAt.UTC().Format(time.RFC3339Nano)
 	}
-	n.mu.Lock()
-	external := n.external
-	n.mu.Unlock()
 	if external != "" {
 		out.GeneratorURL = external + "/status"
 		if a.Service != "" {
@@ -278,6 +287,16 @@ func (n *Notifier) toAPI(a Alert) apiAlert {
 		}
 	}
 	return out
+}
+
+// JournalURL links one decision journal entry under the daemon's external URL:
+// <external>/journal?id=<id>&service=<service>.
+func JournalURL(external, service, id string) string {
+	q := url.Values{"id": {id}}
+	if service != "" {
+		q.Set("service", service)
+	}
+	return strings.TrimRight(external, "/") + "/journal?" + q.Encode()
 }
 
 // RunbookURL returns <base>/docs/runbooks/<alertname>.md (the relative path when base is empty).

@@ -1,5 +1,5 @@
-// Package server is drwatchd's HTTP surface: /metrics, /healthz, /readyz, /status and the status
-// page on the public listener, and the token-authenticated admin API on its own listener.
+// Package server is drwatchd's HTTP surface: /metrics, /healthz, /readyz, /status, /journal and
+// the status page on the public listener, and the token-authenticated admin API on its own listener.
 package server
 
 import (
@@ -22,6 +22,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/journal"
 )
 
 // Daemon is what the server needs from the daemon: a read-only view and a command inbox.
@@ -48,6 +49,15 @@ var ErrQueueFull = errors.New("command queue full")
 // at GET /v1/commands/{id}.
 type CommandResults interface {
 	CommandResult(id string) (api.CommandResult, bool)
+}
+
+// JournalReader is implemented by a daemon that keeps a decision journal, served at GET
+// /journal (docs/journal.md). The status page may call it for a service's last entries
+// (journal.Query{Service: name, Limit: n}).
+type JournalReader interface {
+	// Journal returns the entries matching q, oldest first; an error wrapping
+	// ErrUnknownService for a service neither configured nor in the journal.
+	Journal(q journal.Query) (api.Journal, error)
 }
 
 // Public returns the handler of the public listener.
@@ -80,6 +90,27 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("GET /journal", func(w http.ResponseWriter, r *http.Request) {
+		jr, ok := d.(JournalReader)
+		if !ok {
+			writeJSON(w, http.StatusNotImplemented, errorBody{Error: "this daemon keeps no decision journal"})
+			return
+		}
+		q, err := journal.ParseQuery(r.URL.Query())
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+			return
+		}
+		out, err := jr.Journal(q)
+		switch {
+		case errors.Is(err, ErrUnknownService):
+			writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, out)
+		}
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		renderStatusPage(w, d.Status())
@@ -183,6 +214,11 @@ func authenticate(next http.Handler, token *Token, log *zap.Logger) http.Handler
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// errorBody is the JSON body of an error answer on the public listener.
+type errorBody struct {
+	Error string `json:"error"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
