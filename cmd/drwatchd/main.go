@@ -5,6 +5,7 @@
 //	drwatchd preflight --config FILE|--sim read-only checks of the cloud, as a checklist
 //	drwatchd simulate --scenario FILE      run a scenario on the simulated cloud, report JSON
 //	drwatchd drill --service NAME          a planned failover and failback, measured
+//	drwatchd explain SERVICE [--since 2h]  the decision journal, told in sentences
 //	drwatchd status|pause|resume|failover|failback|abort   admin client verbs
 //	drwatchd version
 package main
@@ -34,6 +35,7 @@ func commands() []command {
 		{"simulate", "run a scenario on the simulated cloud and write a JSON report", cmdSimulate},
 		{"drill", "planned failover and failback of one service, with measured RTO", cmdDrill},
 		{"status", "show every service's state (admin API)", cmdStatus},
+		{"explain", "tell a service's recent decisions and their evidence from its journal (SERVICE [--since 2h])", cmdExplain},
 		{"pause", "freeze a service: observations continue, actions stop", adminVerb(failover.VerbPause)},
 		{"resume", "end a pause", adminVerb(failover.VerbResume)},
 		{"failover", "shift a service to a standby (--to REGION)", adminVerb(failover.VerbFailover)},

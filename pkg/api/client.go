@@ -68,6 +68,19 @@ func (c *Client) Wait(ctx context.Context, id string, poll time.Duration) (Comma
 	}
 }
 
+// Journal reads GET /journal with query (service, since, until, limit, id). It is served by the
+// public listener, so Base is the public address (e.g. http://127.0.0.1:8080) and no token is
+// needed. An answer other than 200 is an error carrying the server's message.
+func (c *Client) Journal(ctx context.Context, query url.Values) (Journal, error) {
+	var out Journal
+	path := "/journal"
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -81,7 +94,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -100,6 +115,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		if json.Unmarshal(raw, &res) == nil && res.Message != "" {
 			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, res.Message)
 		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return &HTTPError{Code: resp.StatusCode, Msg: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, e.Error)}
+		}
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
@@ -107,3 +128,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
+
+// HTTPError is an error answer of the public listener ({"error": "..."}) with its status code.
+type HTTPError struct {
+	Code int
+	Msg  string
+}
+
+func (e *HTTPError) Error() string { return e.Msg }

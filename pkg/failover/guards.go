@@ -38,7 +38,7 @@ func (r *run) failoverGuards(best string, cands []Candidate) []Guard {
 	f := r.svc.Failover
 	a := r.health(r.st.Active)
 	gs := []Guard{{Name: GuardUnhealthyAfter, Passed: unhealthyNow(a),
-		Observed: fmt.Sprintf("%d consecutive bad evaluations (%s)", a.Bad, a.Verdict),
+		Observed: fmt.Sprintf("%s after %d bad evaluations in a row", a.Verdict, a.Bad),
 		Limit:    strconv.Itoa(r.svc.Health.UnhealthyAfter), Detail: a.Reason}}
 	tg := Guard{Name: GuardTarget, Passed: best != "", Limit: "rpo_gate " + rpoGate(f.RPOGate)}
 	if best != "" {
@@ -53,7 +53,7 @@ func (r *run) failoverGuards(best string, cands []Candidate) []Guard {
 		tg.Detail = rejections(cands)
 	}
 	gs = append(gs, tg, Guard{Name: GuardMode, Passed: r.mode() == ModeAuto || r.mode() == ModeDryRun,
-		Observed: r.mode(), Limit: "auto (dry-run: report only)"})
+		Observed: r.mode(), Limit: "auto"})
 	n := len(r.st.Failovers)
 	gs = append(gs, Guard{Name: GuardAntiFlap, Passed: f.MaxFailovers <= 0 || n < f.MaxFailovers,
 		Observed: fmt.Sprintf("%d failovers in %s", n, plan.FormatDuration(f.Window.D())),
@@ -64,7 +64,11 @@ func (r *run) failoverGuards(best string, cands []Candidate) []Guard {
 		cg.Observed = plan.FormatDuration(since) + " since the last failover"
 		cg.Passed = since >= f.Cooldown.D()
 	}
-	gs = append(gs, cg, Guard{Name: GuardLeader, Passed: r.obs.Leader, Observed: strconv.FormatBool(r.obs.Leader), Limit: "true"})
+	lg := Guard{Name: GuardLeader, Passed: r.obs.Leader, Observed: "this replica leads"}
+	if !r.obs.Leader {
+		lg.Observed = "this replica does not lead (observing)"
+	}
+	gs = append(gs, cg, lg)
 	return gs
 }
 

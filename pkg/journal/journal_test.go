@@ -184,8 +184,8 @@ func TestStoryTellsTheIncidentWithEvidence(t *testing.T) {
 		"01:02:10 europe-west4 became suspect: 31% errors over 1,204 requests (threshold 5%), p99 420ms (threshold 5s), 4 probes failed in a row (HTTP 503), data 2m old.",
 		"01:02:40 failover from europe-west4 to us-central1 started because europe-west4 is unhealthy: 31% errors over 1,204 requests",
 		"Targets: us-central1 chosen: healthy, rpo 2m (target 15m); us-east1 rejected: rpo stale: 42m > 15m.",
-		"Guards: cooldown passed (no failover yet; limit 30m).",
-		"01:02:40 step 1/5 of failover p1: scale us-central1 to min 4 max 8 replicas: prepare target.",
+		"Guards: cooldown ok: no failover yet (limit 30m).",
+		"01:02:40 asked to scale us-central1 to min 4 max 8 replicas: prepare target.",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("story lacks %q:\n%s", want, got)

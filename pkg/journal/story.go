@@ -17,7 +17,10 @@ import (
 func Story(entries []Entry) []string {
 	var out []string
 	day := ""
-	for _, e := range entries {
+	for i, e := range entries {
+		if i > 0 && e.Kind == failover.EventTransition && entries[i-1].At.Equal(e.At) && entries[i-1].Reason == e.Reason {
+			continue // the transition of the decision just told (a start, a completion)
+		}
 		at := e.At.UTC()
 		if d := at.Format("2006-01-02"); d != day {
 			day = d
@@ -97,10 +100,7 @@ func Sentence(e Entry) string {
 	case failover.EventRPOViolation:
 		fmt.Fprintf(&b, "RPO warning: %s.", e.Reason)
 	case KindAction:
-		if e.Plan != nil {
-			fmt.Fprintf(&b, "step %d/%d of %s %s: ", e.Plan.Step, len(e.Plan.Steps), e.Plan.Kind, e.Plan.ID)
-		}
-		fmt.Fprintf(&b, "%s.", e.Reason)
+		fmt.Fprintf(&b, "asked to %s.", e.Reason)
 	case KindActionFailed:
 		fmt.Fprintf(&b, "action failed (retried): %s.", e.Reason)
 	default:
@@ -150,6 +150,9 @@ func (r Region) signals(l *Limits) string {
 			parts = append(parts, "probe ok")
 		default:
 			s := fmt.Sprintf("%d probes failed in a row", p.ConsecutiveFailures)
+			if p.ConsecutiveFailures == 1 {
+				s = "1 probe failed"
+			}
 			if p.Error != "" {
 				s += " (" + p.Error + ")"
 			} else if p.Status != 0 {
@@ -205,20 +208,20 @@ func (e Entry) guards(failedOnly bool) string {
 		if failedOnly && g.Passed {
 			continue
 		}
-		verdict := "passed"
+		verdict := "ok"
 		if !g.Passed {
 			verdict = "BLOCKED"
 		}
-		s := fmt.Sprintf("%s %s (%s", g.Name, verdict, g.Observed)
+		s := fmt.Sprintf("%s %s: %s", g.Name, verdict, g.Observed)
 		if g.Limit != "" {
-			s += "; limit " + g.Limit
+			s += " (limit " + g.Limit + ")"
 		}
-		parts = append(parts, s+")")
+		parts = append(parts, s)
 	}
 	if len(parts) == 0 {
 		return ""
 	}
-	return " Guards: " + strings.Join(parts, ", ") + "."
+	return " Guards: " + strings.Join(parts, "; ") + "."
 }
 
 func percent(v float64) string {
