@@ -43,6 +43,10 @@ func TestExplainTellsTheFailover(t *testing.T) {
 	if ok, err := env.RunUntil(ctx, 15*time.Minute, func() bool { return state() == failover.FailedOver }, d); err != nil || !ok {
 		t.Fatalf("not failed over after 15 simulated minutes: %s (%v)", state(), err)
 	}
+	// An operator command refused at submission is a decision too.
+	if _, err := d.Submit(ctx, "fraud-scorer", "failover", api.Command{Target: "us-central1", Who: "alice", Why: "go home"}); err == nil {
+		t.Fatal("a failover back onto the dead us-central1 was accepted")
+	}
 	srv := httptest.NewServer(server.Public(d, prometheus.NewRegistry(), d.Ready, zaptest.NewLogger(t)))
 	defer srv.Close()
 	cli := func(args ...string) (int, string, string) {
@@ -67,6 +71,7 @@ func TestExplainTellsTheFailover(t *testing.T) {
 		"anti-flap ok: 0 failovers in 24h (limit max_failovers 2)",
 		"asked to set weights",
 		"failover us-central1 -> us-east1 completed",
+		"operator command failover us-central1 by alice (go home): refused at submission: target us-central1 not eligible",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain's story lacks %q:\n%s", want, out)

@@ -89,6 +89,7 @@ func (d *Daemon) Submit(_ context.Context, service string, verb failover.Verb, c
 		return api.CommandResult{}, fmt.Errorf("%w: %s has %d commands waiting for the next iteration", ErrQueueFull, service, len(queue))
 	}
 	if refused := d.preflight(svc, queue, fc, now); refused != "" {
+		d.journalRefusal(svc, fc, refused, now)
 		d.mu.Unlock()
 		return api.CommandResult{}, fmt.Errorf("%s refused: %s", verb, refused)
 	}

@@ -49,6 +49,31 @@ func (d *Daemon) journalDecision(dec *decision, withActions bool, results []plan
 	d.m.journalWritten.WithLabelValues(dec.svc.Name).Add(float64(len(entries)))
 }
 
+// journalRefusal records an operator command refused at submission (the machine, run on the
+// last observation, refused it; it never reaches an iteration), as the machine words a refusal
+// at an iteration. Only the leader records. The caller holds d.mu.
+func (d *Daemon) journalRefusal(svc *config.Service, c failover.Command, refused string, now time.Time) {
+	if !d.leader {
+		return
+	}
+	who := c.Who
+	if who == "" {
+		who = "unknown"
+	}
+	desc := string(c.Verb)
+	if c.Target != "" {
+		desc += " " + c.Target
+	}
+	desc += " by " + who
+	if c.Why != "" {
+		desc += " (" + c.Why + ")"
+	}
+	ctx := journal.Context{Service: svc, State: d.states[svc.Name], Obs: d.lastObs[svc.Name], Now: now}
+	d.journal.Add(journal.FromEvent(ctx, failover.Event{At: now, Service: svc.Name, Kind: failover.EventCommand,
+		Code: string(c.Verb) + "-refused", Region: c.Target, Reason: desc + ": refused at submission: " + refused}))
+	d.m.journalWritten.WithLabelValues(svc.Name).Inc()
+}
+
 // journalJSON is the journal's encoding, re-encoded only when it changed (entries added or
 // dropped); nil when empty. The caller holds d.mu.
 func (d *Daemon) journalJSON() ([]byte, error) {
