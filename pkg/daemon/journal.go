@@ -149,4 +149,5 @@ func (d *Daemon) journalLink(service string, kinds ...failover.EventKind) string
 	}
 	return e.ID
 }
+
 var _ server.JournalReader = (*Daemon)(nil)
