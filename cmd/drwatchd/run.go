@@ -210,7 +210,13 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 		}
 		log.Info("admin API listening", zap.String("addr", admin.Addr()))
 	}
-	log.Info("serving", zap.String("addr", pub.Addr()), zap.String("metrics", "http://"+pub.Addr()+"/metrics"))
+	log.Info("serving", zap.String("addr", pub.Addr()), zap.String("metrics", "http://"+pub.Addr()+"/metrics"),
+		zap.String("journal", "http://"+pub.Addr()+"/journal"))
+	if len(cfg.Services) > 0 {
+		// Where to read why it acts: the decision journal, told in sentences.
+		log.Info("read the decision journal with: drwatchd explain "+cfg.Services[0].Name+" --addr http://"+pub.Addr(),
+			zap.String("service", cfg.Services[0].Name))
+	}
 	if f.started != nil {
 		f.started <- pub.Addr()
 	}
