@@ -150,6 +150,9 @@ func (j *Journal) Add(e Entry) Entry {
 // Prune applies b at now: entries older than MaxAge go, then each service keeps its newest
 // MaxEntries. It returns how many entries each bound dropped.
 func (j *Journal) Prune(now time.Time, b Bounds) (byAge, byCount int) {
+	if len(j.Entries) == 0 {
+		return 0, 0
+	}
 	count := map[string]int{}
 	if b.MaxEntries > 0 {
 		for _, e := range j.Entries {
