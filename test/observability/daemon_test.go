@@ -196,6 +196,7 @@ func TestDaemon(t *testing.T) {
 			t.Errorf("only %d drwatchd_ families in the scrape", n)
 		}
 	})
+	t.Run("JournalAndExplain", func(t *testing.T) { checkJournal(t, bin, base, svc.Name) })
 	t.Run("StatusPageScreenshot", func(t *testing.T) { checkStatusPage(t, base, svc.Name, svc.State.State) })
 	t.Run("EndToEndAlerting", func(t *testing.T) {
 		if stack == nil {
@@ -306,4 +307,44 @@ func distinctColors(img image.Image, limit int) int {
 		}
 	}
 	return len(seen)
+}
+
+// checkJournal: after the demo's failover, /journal holds its start with the evidence, and
+// `drwatchd explain` (the built binary) tells it in sentences.
+func checkJournal(t *testing.T, bin, base, service string) {
+	code, body, err := httpGet(base + "/journal?service=" + service + "&since=24h")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /journal: HTTP %d, %v: %s", code, err, body)
+	}
+	var j struct {
+		Entries []struct {
+			Kind    string            `json:"kind"`
+			Guards  []json.RawMessage `json:"guards"`
+			Regions []json.RawMessage `json:"regions"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(body, &j); err != nil {
+		t.Fatalf("/journal: %v", err)
+	}
+	if !slices.ContainsFunc(j.Entries, func(e struct {
+		Kind    string            `json:"kind"`
+		Guards  []json.RawMessage `json:"guards"`
+		Regions []json.RawMessage `json:"regions"`
+	}) bool {
+		return e.Kind == "failover-started" && len(e.Guards) > 0 && len(e.Regions) > 0
+	}) {
+		t.Fatalf("/journal has no failover-started entry with its guards and regions: %s", tail(string(body), 2000))
+	}
+	out, err := runTool(t, time.Minute, "", nil, bin, "explain", service, "--since", "24h", "--addr", base)
+	if err != nil {
+		t.Fatalf("drwatchd explain: %v\n%s", err, out)
+	}
+	for _, want := range []string{"became suspect", "started because", "Targets:", "Guards:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("drwatchd explain lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := runTool(t, time.Minute, "", nil, bin, "explain", "no-such-service", "--addr", base); err == nil || !strings.Contains(out, "unknown service") {
+		t.Errorf("drwatchd explain of an unknown service: %v\n%s", err, out)
+	}
 }
