@@ -34,7 +34,9 @@ type results struct {
 	CPU     string
 	Scale   []scaleRow
 	Compare *comparison
-	Took    time.Duration
+	// Backtest is the backtest benchmark (nil: skipped).
+	Backtest *backtestRow
+	Took     time.Duration
 }
 
 func (r *results) markdown() string {
@@ -51,6 +53,8 @@ func (r *results) markdown() string {
 	} else {
 		r.scaleTable(&b)
 	}
+
+	r.backtestSection(&b)
 
 	p("## Comparison: drwatchd, the seed's rule, a load balancer and the oracle on the scenario corpus\n\n")
 	r.compareTable(&b)
