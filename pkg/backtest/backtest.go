@@ -161,7 +161,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	rep := &Report{From: o.From, To: o.To, Interval: interval, Window: o.Window}
+	rep := &Report{From: o.From, To: o.To, Interval: config.Duration(interval), Window: config.Duration(o.Window)}
 	rep.Notes = append(rep.Notes,
 		"Probes are absent from the replay: a probe's result exists only when it runs, so they have no history; decisions are those the daemon would take on Cloud Monitoring metrics alone.",
 		"Dry run: nothing moved and nothing scaled; the failover machine simulates each plan to completion at once (no scale-up wait, no bake), as failover.mode dry-run does.",

@@ -16,10 +16,11 @@ import (
 
 // Report is a backtest's outcome.
 type Report struct {
-	From     time.Time     `json:"from"`
-	To       time.Time     `json:"to"`
-	Interval time.Duration `json:"interval_ns"`
-	Window   time.Duration `json:"read_window_ns"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Interval is the loop interval replayed, Window the history read per query.
+	Interval config.Duration `json:"interval"`
+	Window   config.Duration `json:"read_window"`
 	// Notes say what the replay cannot see (probes, buckets) and how it differs from a live run.
 	Notes    []string         `json:"notes"`
 	Services []*ServiceReport `json:"services"`
@@ -109,7 +110,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
 	span := r.To.Sub(r.From)
 	fmt.Fprintf(b, "Backtest from %s to %s (%s, an iteration every %s; dry run on Cloud Monitoring history)\n",
-		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), config.Duration(span), config.Duration(r.Interval))
+		r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), config.Duration(span), r.Interval)
 	for _, n := range r.Notes {
 		fmt.Fprintf(b, "  note: %s\n", n)
 	}

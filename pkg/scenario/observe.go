@@ -78,6 +78,9 @@ func Record(ctx context.Context, sc *Scenario, o Options) (*Recording, error) {
 		}
 		w.Advance(min(time.Hour, end.Sub(now)))
 	}
+	// The history is read afterwards, when any Monitoring outage of the scenario is over: the
+	// points the world produced during one are stored (ingestion went on; reads failed).
+	env.Sim.Mon.SetFault(nil)
 	return &Recording{
 		Env: env, Name: sc.Name, Service: svc.Name, Start: start, End: w.Now(),
 		Regions: rec.rep.Regions, Faults: rec.rep.Faults, IgnoredCommands: len(sc.Commands),
