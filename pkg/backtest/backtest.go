@@ -174,7 +174,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if o.Service != "" && svc.Name != o.Service {
 			continue
 		}
-		svc.Failover.Mode = failover.ModeDryRun
+		manual := svc.Failover.Mode == failover.ModeManual
+		if !manual {
+			svc.Failover.Mode = failover.ModeDryRun
+		}
 		// Probes have no history: the replay judges without them, as a daemon without probes
 		// configured would (not as one whose probes have not answered yet).
 		svc.Regions = slices.Clone(svc.Regions)
@@ -188,6 +191,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		ph.add(&svc)
 		rs := newReplayService(&svc, o.From, o.To, interval)
+		if manual {
+			// A manual service never fails over by itself: the machine blocks and pages for an
+			// operator (its actions, pre-warming only, are dropped: nothing is executed).
+			rs.out.Notes = append(rs.out.Notes, "failover.mode is manual: replayed as configured, so where auto would fail over the machine blocks for an operator (code mode-manual) and names the best target.")
+		}
 		svcs = append(svcs, rs)
 		rep.Services = append(rep.Services, &rs.out)
 	}

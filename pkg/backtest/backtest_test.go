@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -199,5 +200,29 @@ func TestCheckNamesTheFlag(t *testing.T) {
 	ok := Options{Config: cfg, From: now.Add(-41 * 24 * time.Hour), To: now, Now: now}
 	if err := ok.Check(); err != nil {
 		t.Errorf("41 days back: %v", err)
+	}
+}
+
+// A manual service is replayed as configured: it blocks for an operator, naming the target.
+func TestReplayKeepsManualMode(t *testing.T) {
+	h := &history{onset: t0.Add(time.Hour), delay: 4 * time.Minute, lagOf: func(string, time.Time) time.Duration { return time.Minute }}
+	cfg := loadConfig(t)
+	cfg.Services[0].Failover.Mode = "manual"
+	rep, err := Run(context.Background(), Options{Config: cfg, From: t0, To: t0.Add(2 * time.Hour), Now: t0.Add(2 * time.Hour), Metrics: h, Lag: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Services[0]
+	if s.Failovers != 0 || s.FirstFailover != nil || s.Blocked != 1 {
+		t.Fatalf("manual service: %d failovers, %d blocked", s.Failovers, s.Blocked)
+	}
+	found := false
+	for _, ev := range s.Events {
+		if ev.Kind == failover.EventBlocked && ev.Code == "mode-manual" && strings.Contains(ev.Reason, "best target us-east1") {
+			found = true
+		}
+	}
+	if !found || len(s.Notes) == 0 || !strings.Contains(s.Notes[0], "manual") {
+		t.Errorf("no mode-manual block naming us-east1, or no note: %+v %v", s.Events, s.Notes)
 	}
 }
