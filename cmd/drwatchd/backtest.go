@@ -21,6 +21,9 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/scenario"
 )
 
+// historyTimeout bounds one read of a window of history (a ListTimeSeries call, all its pages).
+const historyTimeout = 2 * time.Minute
+
 // Exit statuses of backtest.
 const (
 	btOK      = 0 // the report is written
@@ -151,8 +154,11 @@ func cmdBacktest(args []string, stdout, stderr io.Writer) int {
 		return btError
 	}
 	defer client.Close()
-	o.Metrics = gcp.NewMonitoringSource(client)
-	o.Lag = gcp.NewLagSource(client)
+	// The daemon's adapters, with a deadline fit for a window of history (the loop's 10 s is
+	// for ten minutes of it).
+	mon, lag := gcp.NewMonitoringSource(client), gcp.NewLagSource(client)
+	mon.Timeout, lag.Timeout = historyTimeout, historyTimeout
+	o.Metrics, o.Lag = mon, lag
 	rep, err := backtest.Run(ctx, o)
 	if err != nil {
 		if errors.Is(err, backtest.ErrInput) {
