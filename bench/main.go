@@ -3,6 +3,8 @@
 //   - scale: one loop over 10, 100, 1,000 and 10,000 endpoints against the simulated cloud
 //     (Monitoring calls per loop, CPU and allocations per loop, heap), and the built daemon
 //     binary as a subprocess (peak RSS, /metrics scrape time);
+//   - backtest: a month of recorded history backtested (pkg/backtest) in a child process, its
+//     peak RSS against a 200 MB bound;
 //   - comparison: the scenario corpus (scenarios/) under four policies (oracle, drwatchd, seed,
 //     lb) in the default and the rough world.
 //
@@ -26,6 +28,7 @@ import (
 
 func main() {
 	serveWorldIfChild()
+	serveBacktestChildren()
 	os.Exit(run())
 }
 
@@ -36,6 +39,7 @@ func run() int {
 	rssLoops := flag.Int("rss-loops", 6, "loop iterations of the daemon subprocess before reading its peak RSS")
 	scen := flag.String("scenarios", "scenarios", "scenario corpus directory (\"\": skip the comparison)")
 	skipScale := flag.Bool("skip-scale", false, "skip the scale benchmark")
+	skipBacktest := flag.Bool("skip-backtest", false, "skip the backtest benchmark (a month of history, peak RSS)")
 	worlds := flag.String("worlds", strings.Join(compareWorlds, ","), "simulated world profiles of the comparison (default, rough)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the loop measurements (the daemon side) to this file")
 	flag.StringVar(&memProfile, "memprofile", "", "write a heap profile after each loop measurement (the daemon side) to `PREFIX`.N")
@@ -90,6 +94,22 @@ func run() int {
 			}
 			res.Scale = append(res.Scale, row)
 		}
+	}
+	if !*skipBacktest {
+		fmt.Fprintf(os.Stderr, "bench: backtest: recording %d days, then backtesting them ...\n", btDays)
+		t0 := time.Now()
+		row, err := measureBacktest(ctx)
+		if err != nil {
+			row.Note = err.Error()
+			fmt.Fprintf(os.Stderr, "bench: backtest: %v\n", err)
+		}
+		verdict := "FAIL"
+		if row.Passed {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(os.Stderr, "bench: backtest: %d days: reader peak rss %d MiB (bound %d MiB): %s; %d suspects, first decision %s (%s)\n",
+			row.Days, row.RSS>>20, btRSSLimit>>20, verdict, row.Outcome.Suspects, dash(row.Outcome.FirstDecision), time.Since(t0).Round(time.Second))
+		res.Backtest = &row
 	}
 	if *scen != "" {
 		res.Compare = compare(ctx, *scen, strings.Split(*worlds, ","))

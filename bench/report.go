@@ -34,7 +34,9 @@ type results struct {
 	CPU     string
 	Scale   []scaleRow
 	Compare *comparison
-	Took    time.Duration
+	// Backtest is the backtest benchmark (nil: skipped).
+	Backtest *backtestRow
+	Took     time.Duration
 }
 
 func (r *results) markdown() string {
@@ -51,6 +53,8 @@ func (r *results) markdown() string {
 	} else {
 		r.scaleTable(&b)
 	}
+
+	r.backtestSection(&b)
 
 	p("## Comparison: drwatchd, the seed's rule, a load balancer and the oracle on the scenario corpus\n\n")
 	r.compareTable(&b)
@@ -121,8 +125,8 @@ func (r *results) scaleTable(b *strings.Builder) {
 	}
 	p("| Monitoring calls per loop flat in endpoints (one ListTimeSeries per metric type per project) | %.0f .. %.0f calls over %d .. %d endpoints | %s |\n",
 		minL, maxL, r.Scale[0].Endpoints, r.Scale[len(r.Scale)-1].Endpoints, verdict(minL == maxL))
-	p("| (pages of those calls: the fake serves 1,000 series per page; Cloud Monitoring pages up to 100,000) | %.0f .. %.0f requests | %s |\n",
-		minP, maxP, info(minP == maxP, "flat", "one more page per 1,000 series returned (endpoints with traffic) per metric type"))
+	p("| (pages of those calls: the fake pages as Cloud Monitoring does, up to 100,000 points per page) | %.0f .. %.0f requests | %s |\n",
+		minP, maxP, info(minP == maxP, "flat", "one more page per 100,000 points returned (endpoints with traffic) per metric type"))
 	for _, tg := range targets {
 		var at *scaleRow
 		for i := range r.Scale {

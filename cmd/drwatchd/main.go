@@ -4,6 +4,7 @@
 //	drwatchd check-config FILE             validate a config and print every problem
 //	drwatchd preflight --config FILE|--sim read-only checks of the cloud, as a checklist
 //	drwatchd simulate --scenario FILE      run a scenario on the simulated cloud, report JSON
+//	drwatchd backtest --config FILE --from T1 [--to T2]   replay history in dry run
 //	drwatchd drill --service NAME          a planned failover and failback, measured
 //	drwatchd explain SERVICE [--since 2h]  the decision journal, told in sentences
 //	drwatchd status|pause|resume|failover|failback|abort   admin client verbs
@@ -33,6 +34,7 @@ func commands() []command {
 		{"check-config", "validate a config file and print every problem", cmdCheckConfig},
 		{"preflight", "read-only checks of the configured cloud, as a checklist (--sim: the simulated one)", cmdPreflight},
 		{"simulate", "run a scenario on the simulated cloud and write a JSON report", cmdSimulate},
+		{"backtest", "replay Cloud Monitoring history through the decision core in dry run (--sim: a scenario's)", cmdBacktest},
 		{"drill", "planned failover and failback of one service, with measured RTO", cmdDrill},
 		{"status", "show every service's state (admin API)", cmdStatus},
 		{"explain", "tell a service's recent decisions and their evidence from its journal (SERVICE [--since 2h])", cmdExplain},

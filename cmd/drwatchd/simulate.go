@@ -35,8 +35,9 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	policy := fs.String("policy", scenario.PolicyDrwatchd, "decision logic: "+strings.Join(scenario.Policies, " | "))
 	profile := fs.String("profile", "", "run in this world profile (default | rough), whatever the scenario's world: says")
 	verbose := fs.Bool("verbose", false, "write the daemon's logs to standard error")
+	noProbes := fs.Bool("no-probes", false, "run the daemon with its probes removed: health from Cloud Monitoring alone, as `drwatchd backtest` replays it")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: drwatchd simulate --scenario FILE [--out report.json] [--svg timeline.svg] [--policy drwatchd|seed|lb|oracle] [--profile default|rough]")
+		fmt.Fprintln(stderr, "usage: drwatchd simulate --scenario FILE [--out report.json] [--svg timeline.svg] [--policy drwatchd|seed|lb|oracle] [--profile default|rough] [--no-probes]")
 		fmt.Fprintln(stderr, "\nRuns the scenario on the simulated cloud on a virtual clock and reports what happened.")
 		fmt.Fprintln(stderr, "A summary goes to standard error. Exit status: 0 every expectation holds, 1 one fails,")
 		fmt.Fprintln(stderr, "2 bad usage or a bad scenario, 3 the simulation could not run.\n\nflags:")
@@ -68,7 +69,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := scenario.Run(ctx, sc, scenario.Options{Policy: *policy, Log: log, Profile: *profile})
+	rep, err := scenario.Run(ctx, sc, scenario.Options{Policy: *policy, Log: log, Profile: *profile, NoProbes: *noProbes})
 	if err != nil {
 		if errors.Is(err, scenario.ErrInvalid) {
 			fmt.Fprintf(stderr, "drwatchd simulate: %s: bad scenario:\n%s\n", *file, indent(err))

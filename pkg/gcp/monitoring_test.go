@@ -195,7 +195,7 @@ func TestFetchOneCallPerMetricType(t *testing.T) {
 func TestFetchSeveralPages(t *testing.T) {
 	fake, c := newMonitoring(t)
 	seedEndpoints(fake, "proj", 20)
-	fake.SetPageSize(7) // response_count: 20 endpoints x 2 response codes = 40 series: 6 pages
+	fake.SetPageSize(35) // response_count: 20 endpoints x 2 codes = 40 series of 5 points: 200 points, 6 pages of 35
 	got, err := NewMonitoringSource(c).Fetch(testCtx(t), query())
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,10 @@ type Options struct {
 	// Profile, when set, runs the scenario in that world profile (sim.ProfileDefault or
 	// sim.ProfileRough) whatever its world: block says.
 	Profile string
+	// NoProbes runs the daemon with every region's probe removed from its config: health from
+	// Cloud Monitoring alone, as a backtest of recorded history sees it (probes have no
+	// history). The world is the same; only the daemon does not probe.
+	NoProbes bool
 }
 
 // healthyShare is the share of traffic on healthy regions that counts as recovered.
@@ -125,6 +129,9 @@ func start(ctx context.Context, sc *Scenario, o Options) (*simrun.Env, *recorder
 		if env.Config.Services[i].Name == svcName {
 			svc = &env.Config.Services[i]
 		}
+	}
+	if o.NoProbes {
+		removeProbes(env.Config)
 	}
 	rec := newRecorder(sc, env, svc, o.Policy)
 	var pol policy

@@ -90,6 +90,11 @@
 //   - Probe noise (a probe is a request: the baseline error ratio) and blips (none by default;
 //     rough: 2 an hour, 30 s each): short losses between a prober and a region, as load
 //     balancers' health checks assume by requiring several consecutive failures.
+//   - Retention (7 h by default: more than any lookback the daemon reads, so long runs stay
+//     small): a recording backtested afterwards (`drwatchd backtest --sim`) keeps up to 6 weeks,
+//     how long Cloud Monitoring keeps full-resolution points of Google Cloud metrics (Cloud
+//     Monitoring, "Quotas and limits", Data retention; "Retention and latency of metric data":
+//     expired points are deleted and no longer appear in Monitoring API results).
 //
 // Production differs only by client options: Env's MonitoringOptions, VertexOptions,
 // ComputeOptions and StorageOptions point the real cloud.google.com/go clients at loopback

@@ -102,6 +102,15 @@ type Blips struct {
 	Length  time.Duration
 }
 
+// DefaultRetention is how long the fake Monitoring server keeps points by default: more than
+// the daemon's longest lookback, far less than Cloud Monitoring keeps, so long runs stay small.
+const DefaultRetention = 7 * time.Hour
+
+// MonitoringRetention is how long Cloud Monitoring keeps the points of Google Cloud metrics such
+// as Vertex AI's (6 weeks; "Data retention" in Cloud Monitoring's quotas and limits page): a
+// history older than this cannot be read, so it cannot be backtested.
+const MonitoringRetention = 42 * 24 * time.Hour
+
 // DefaultStart is the virtual start time when Spec.Start is zero.
 var DefaultStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -158,6 +167,11 @@ type Spec struct {
 	ProbeBlips Blips
 	// ClientTimeout: requests slower than this fail at the client.
 	ClientTimeout time.Duration
+	// Retention is how long the fake Monitoring server keeps metric points (zero:
+	// DefaultRetention, enough for any lookback the daemon reads). A recorded history that is
+	// backtested afterwards (`drwatchd backtest --sim`) keeps the whole run, up to Cloud
+	// Monitoring's own retention of Google Cloud metrics (MonitoringRetention).
+	Retention time.Duration
 
 	Services []ServiceSpec
 	Faults   []Fault

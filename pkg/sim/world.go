@@ -614,7 +614,11 @@ func (w *World) step(end time.Time) {
 		w.nextCkpt = w.nextCkpt.Add(w.spec.CheckpointEvery)
 	}
 	if !nt.Before(w.nextPrn) {
-		fx.prune = nt.Add(-7 * time.Hour)
+		keep := w.spec.Retention
+		if keep <= 0 {
+			keep = DefaultRetention
+		}
+		fx.prune = nt.Add(-keep)
 		w.nextPrn = w.nextPrn.Add(10 * time.Minute)
 	}
 	w.mu.Unlock()

@@ -6,7 +6,9 @@
 // ListTimeSeries with the subset of the API the daemon relies on: a conjunctive filter over
 // metric/resource type and labels (with one_of), the request interval (start exclusive, end
 // inclusive), per-series alignment aligned to the interval end, cross-series reduction with
-// group_by_fields, HEADERS/FULL views and opaque, validated page tokens. Anything outside that
+// group_by_fields, HEADERS/FULL views and opaque, validated page tokens (pages of at most page_size points in
+// the FULL view, a series split across pages when its points do not fit, and of series in the
+// HEADERS view; at most 100,000 either way, as the real API). Anything outside that
 // subset is rejected with InvalidArgument (filters) or Unimplemented (valid but unsupported
 // aggregations), never silently ignored.
 //
@@ -72,8 +74,11 @@ const (
 	LatencyTotal = "total"
 )
 
-// DefaultPageSize is the number of series per page when a request leaves page_size at 0.
-const DefaultPageSize = 1000
+// DefaultPageSize is the page size when a request leaves page_size at 0, and the most a request
+// may ask for: the real API's 100,000 results. As in the real API, a result is a point in the
+// FULL view (a series whose points do not fit continues on the next page, its header repeated)
+// and a series in the HEADERS view (monitoringpb.ListTimeSeriesRequest.page_size).
+const DefaultPageSize = 100000
 
 // Server is the fake MetricService. It is safe for concurrent use.
 type Server struct {
@@ -292,8 +297,8 @@ func (s *Server) ResetCalls() {
 	s.calls = map[callKey]int{}
 }
 
-// SetPageSize sets the page size used when a request's page_size is 0 (n <= 0 restores the
-// default of 1000 series).
+// SetPageSize sets the page size used when a request's page_size is 0 (n <= 0 restores
+// DefaultPageSize): points per page in the FULL view, series in the HEADERS view.
 func (s *Server) SetPageSize(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -511,17 +516,82 @@ func (s *Server) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeS
 	}
 
 	if req.GetPageSize() > 0 {
-		size = int(req.GetPageSize())
+		size = min(int(req.GetPageSize()), DefaultPageSize)
 	}
-	if offset > len(result) {
-		return nil, invalid("page_token is out of range")
+	page, next, err := paginate(result, view == monitoringpb.ListTimeSeriesRequest_HEADERS, offset, size)
+	if err != nil {
+		return nil, err
 	}
-	stop := min(offset+size, len(result))
-	resp := &monitoringpb.ListTimeSeriesResponse{TimeSeries: result[offset:stop]}
-	if stop < len(result) {
-		resp.NextPageToken = encodeToken(stop, fp)
+	resp := &monitoringpb.ListTimeSeriesResponse{TimeSeries: page}
+	if next >= 0 {
+		resp.NextPageToken = encodeToken(next, fp)
 	}
 	return resp, nil
+}
+
+// paginate cuts one page of at most size results out of result, starting at offset (a count of
+// results already returned: series in the HEADERS view, points in the FULL view). A series whose
+// points straddle the page's end is split: its first points end this page, the rest (with the
+// same header) begin the next. next is the offset of the next page, -1 when this is the last.
+func paginate(result []*monitoringpb.TimeSeries, headers bool, offset, size int) (page []*monitoringpb.TimeSeries, next int, err error) {
+	if headers {
+		if offset > len(result) {
+			return nil, 0, invalid("page_token is out of range")
+		}
+		stop := min(offset+size, len(result))
+		if stop < len(result) {
+			return result[offset:stop], stop, nil
+		}
+		return result[offset:stop], -1, nil
+	}
+	// Skip the results of earlier pages: whole series, then the points of a split one. A series
+	// without points counts as one result, so that every page makes progress.
+	weight := func(ts *monitoringpb.TimeSeries) int { return max(len(ts.GetPoints()), 1) }
+	i, skip := 0, offset
+	for i < len(result) && skip >= weight(result[i]) {
+		skip -= weight(result[i])
+		i++
+	}
+	if i == len(result) && skip > 0 {
+		return nil, 0, invalid("page_token is out of range")
+	}
+	room := size
+	done := offset
+	for ; i < len(result) && room > 0; i++ {
+		ts := result[i]
+		n := weight(ts) - skip
+		if n <= room {
+			if skip > 0 {
+				ts = withPoints(ts, ts.Points[skip:])
+			}
+			page = append(page, ts)
+			room -= n
+			done += n
+			skip = 0
+			continue
+		}
+		page = append(page, withPoints(ts, ts.Points[skip:skip+room]))
+		done += room
+		room = 0
+	}
+	if done < total(result, weight) {
+		return page, done, nil
+	}
+	return page, -1, nil
+}
+
+func total(result []*monitoringpb.TimeSeries, weight func(*monitoringpb.TimeSeries) int) int {
+	n := 0
+	for _, ts := range result {
+		n += weight(ts)
+	}
+	return n
+}
+
+// withPoints is a copy of ts's header with points.
+func withPoints(ts *monitoringpb.TimeSeries, points []*monitoringpb.Point) *monitoringpb.TimeSeries {
+	return &monitoringpb.TimeSeries{Metric: ts.Metric, Resource: ts.Resource, MetricKind: ts.MetricKind,
+		ValueType: ts.ValueType, Unit: ts.Unit, Points: points}
 }
 
 // requestFingerprint hashes the parts of a request a page token is bound to.

@@ -583,3 +583,66 @@ func TestCreateTimeSeries(t *testing.T) {
 		t.Fatalf("read back %d series, %v", len(got), err)
 	}
 }
+
+// In the FULL view page_size counts points, not series (monitoringpb.ListTimeSeriesRequest):
+// a long history of few series comes in several pages, a series split across two of them, and
+// the real client's iterator hands every point over exactly once.
+func TestPagingCountsPointsInFullView(t *testing.T) {
+	srv, c := start(t)
+	var ends []time.Time
+	for i := range 25 {
+		ends = append(ends, t0.Add(-time.Duration(i)*time.Minute))
+	}
+	srv.Add(responses("a", "us-central1", "m1", "200", ends, 1), responses("b", "us-central1", "m1", "200", ends, 2))
+	req := &monitoringpb.ListTimeSeriesRequest{
+		Name:     "projects/proj",
+		Filter:   fmt.Sprintf("metric.type = %q", fakemon.MetricResponseCount),
+		Interval: interval(t0.Add(-time.Hour), t0),
+		View:     monitoringpb.ListTimeSeriesRequest_FULL,
+		PageSize: 10,
+	}
+	got, err := list(ctxT(t), c, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, ts := range got {
+		if n := len(ts.GetPoints()); n == 0 || n > 10 {
+			t.Errorf("a page item holds %d points, want 1..10", n)
+		}
+		for _, p := range ts.GetPoints() {
+			seen[fmt.Sprintf("%s@%s", ts.GetResource().GetLabels()[fakemon.LabelEndpointID], p.GetInterval().GetEndTime().AsTime())]++
+		}
+	}
+	if len(seen) != 50 {
+		t.Fatalf("got %d distinct points, want 50", len(seen))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("point %s returned %d times", k, n)
+		}
+	}
+	if n := srv.Calls("ListTimeSeries", ""); n != 5 {
+		t.Errorf("ListTimeSeries calls = %d, want 5 pages of 10 points", n)
+	}
+
+	// HEADERS: page_size counts series.
+	srv.ResetCalls()
+	req.View, req.PageSize = monitoringpb.ListTimeSeriesRequest_HEADERS, 1
+	if got, err = list(ctxT(t), c, req); err != nil || len(got) != 2 {
+		t.Fatalf("headers: got %d series, err %v", len(got), err)
+	}
+	if n := srv.Calls("ListTimeSeries", ""); n != 2 {
+		t.Errorf("headers: calls = %d, want 2 pages of 1 series", n)
+	}
+
+	// More than the real API's 100,000 is 100,000: one page here.
+	srv.ResetCalls()
+	req.View, req.PageSize = monitoringpb.ListTimeSeriesRequest_FULL, 1<<30
+	if got, err = list(ctxT(t), c, req); err != nil || len(got) != 2 {
+		t.Fatalf("big page: got %d series, err %v", len(got), err)
+	}
+	if n := srv.Calls("ListTimeSeries", ""); n != 1 {
+		t.Errorf("big page: calls = %d, want 1", n)
+	}
+}
