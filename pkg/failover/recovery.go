@@ -18,11 +18,14 @@ import (
 
 // cancellable says why the automatic failover p may be cancelled now ("" when it may not): its
 // source is healthy again (the verdict, so healthy_after good evaluations in a row) and no more
-// than its first step has moved (step 1 not passed; a weight change in flight waits for its
-// confirmation). A source whose last failover was cancelled within failover.cooldown is
-// flapping: its blips are not isolated, and the failover goes on.
+// than its first step has moved (no step has passed its bake; a weight change in flight waits
+// for its confirmation). A staged plan escalated to the emergency steps before its first bake
+// ended (the probe failed long enough to call the source hard down, then the blip ended) has
+// passed nothing either: it is cancelled like an emergency plan. A source whose last failover
+// was cancelled within failover.cooldown is flapping: its blips are not isolated, and the
+// failover goes on.
 func (r *run) cancellable(p plan.Plan) string {
-	if p.Kind != KindFailover || p.Step != 0 || r.dryRun() {
+	if p.Kind != KindFailover || r.dryRun() || !p.LastGood.Equal(p.Start) {
 		return ""
 	}
 	if !r.st.LastCancel.IsZero() && r.now.Sub(r.st.LastCancel) < r.svc.Failover.Cooldown.D() {

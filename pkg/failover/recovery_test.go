@@ -54,6 +54,25 @@ func planAt(kind string, step int, phase plan.Phase) func(*config.Service) State
 	}
 }
 
+// spread is an emergency split over both standbys while the target scales.
+var spread = plan.Weights{central: 0, east: 50, europe: 50}
+
+// escalated is a state failing over central -> east whose staged plan escalated to the
+// emergency steps ([10, 100], at 100 spread over both standbys, propagating while east scales);
+// passed: its first step (10 %) had passed its bake before.
+func escalated(passed bool) func(*config.Service) State {
+	return func(svc *config.Service) State {
+		s := planAt(KindFailover, 0, plan.Propagating)(svc)
+		p := s.Plan
+		p.Steps, p.Step, p.Emergency, p.Spread = []int{10, 100}, 1, true, true
+		p.Target, p.Applied = spread.Clone(), spread.Clone()
+		if passed {
+			p.LastGood = plan.Weights{central: 90, east: 10, europe: 0}
+		}
+		return s
+	}
+}
+
 // TestCancel: an automatic failover whose source is healthy again (per healthy_after) before
 // more than its first step moved is cancelled: traffic returns, no failover is counted.
 func TestCancel(t *testing.T) {
@@ -97,6 +116,13 @@ func TestCancel(t *testing.T) {
 			return s
 		}, source: recovered3(), weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "a manual failover is the operator's: not cancelled", state: planAt(KindManual, 0, plan.Baking), source: recovered3(), weights: at10,
+			want: FailingOver, counted: true},
+		// A 55 s blip: the probe failed long enough to call the source hard down, so the staged
+		// plan escalated to its emergency step (spread over the standbys) before its first bake
+		// ended; then the blip ended. Nothing has passed a bake: it is cancelled.
+		{name: "escalated before its first bake passed: traffic returns to the source", state: escalated(false), source: recovered3(), weights: spread,
+			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
+		{name: "escalated after its first bake passed: too late, the failover goes on", state: escalated(true), source: recovered3(), weights: spread,
 			want: FailingOver, counted: true},
 	}
 	for _, tc := range tests {
