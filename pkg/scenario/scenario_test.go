@@ -119,7 +119,6 @@ var corpusWorlds = []string{"default", "rough"}
 var knownLosses = map[string]string{
 	"failback-keeps-failing/rough/seed/rto": "9m5s vs 7m5s",
 	"outage-during-pause/default/seed/rto":  "14m45s vs 14m15s",
-	"slow-error-ramp/default/seed/rto":      "22m35s vs 14m15s",
 }
 
 // knownFalseFailovers and knownUnmet are the same ratchet for the daemon's own defects in the
