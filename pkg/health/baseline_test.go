@@ -13,6 +13,13 @@ import (
 // 20 s). It returns every status, three per bucket.
 func feed(t *testing.T, e *Evaluator, probe func(now time.Time) *ProbeResult, buckets [][2]float64) []RegionStatus {
 	t.Helper()
+	return feedTiming(t, e, probe, buckets, true)
+}
+
+// feedTiming is feed; timing false: the descriptors' ingest delay is unknown (CompleteBefore
+// zero), so the newest bucket may be partial.
+func feedTiming(t *testing.T, e *Evaluator, probe func(now time.Time) *ProbeResult, buckets [][2]float64, timing bool) []RegionStatus {
+	t.Helper()
 	svc := testService()
 	if probe != nil {
 		withProbe(svc, 1)
@@ -26,7 +33,10 @@ func feed(t *testing.T, e *Evaluator, probe func(now time.Time) *ProbeResult, bu
 		view := pts[max(0, i-1) : i+1]
 		for k := range 3 {
 			now := pts[i].End.Add(4*time.Minute + time.Duration(k)*20*time.Second)
-			in := Input{Points: view, CompleteBefore: pts[i].End}
+			in := Input{Points: view}
+			if timing {
+				in.CompleteBefore = pts[i].End
+			}
 			if probe != nil {
 				in.Probe = probe(now)
 			}
@@ -135,5 +145,20 @@ func TestBinomialUpperMatchesExactTail(t *testing.T) {
 	}
 	if v := binomialUpper(18000, 108, 0.001); v >= sustainAlpha {
 		t.Errorf("108 errors of 18,000 against 0.1 %%: %g, want < %g", v, sustainAlpha)
+	}
+}
+
+// TestSustainedWithoutIngestDelay: without the descriptors' ingest delay the newest bucket may be
+// partly ingested; a bucket counts once a newer one is visible, so the third elevated bucket
+// decides one bucket later, and then does.
+func TestSustainedWithoutIngestDelay(t *testing.T) {
+	history := minutes(10, 6000, 6)
+	sts := feedTiming(t, NewEvaluator(), nil, concat(history, minutes(3, 6000, 36)), false)
+	if got := sts[len(sts)-1]; strings.Contains(got.Reason, "sustained") {
+		t.Fatalf("the third bucket, maybe partial, counted: %s (%s)", got.Verdict, got.Reason)
+	}
+	sts = feedTiming(t, NewEvaluator(), nil, concat(history, minutes(3, 6000, 36), minutes(1, 3000, 18)), false)
+	if got := sts[len(sts)-1]; got.Verdict != Unhealthy || !strings.Contains(got.Reason, "sustained") {
+		t.Fatalf("once a newer bucket is visible: %s (%s), want unhealthy, sustained", got.Verdict, got.Reason)
 	}
 }

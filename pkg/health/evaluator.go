@@ -516,7 +516,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 			}
 		}
 	}
-	if ok, r, nr, lv := base.sustained(minReq); ok && !base.seen.Before(newest) {
+	if ok, r, nr, lv := base.sustained(minReq); ok {
 		judged, bad = true, true
 		e.sustained, e.sustainedNewest = true, nr
 		b = sep(b)
