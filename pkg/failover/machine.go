@@ -124,6 +124,7 @@ func Step(svc *config.Service, st State, obs Observation, now time.Time) (State,
 		}
 	}
 	r.warm()
+	r.tendHelpers()
 	if r.st.Active == r.st.Primary {
 		// The primary serves again: a failback backoff episode is over.
 		r.st.FailbackFailures, r.st.FailbackRetryAt = 0, time.Time{}
@@ -147,6 +148,7 @@ func Record(svc *config.Service, st State, results []plan.Result, now time.Time)
 		}
 	}
 	r.recordWarm(results)
+	r.recordHelpers(results)
 	s, _, evs := r.finish()
 	return s, evs
 }
@@ -232,6 +234,10 @@ func cloneState(s State) State {
 	if s.Warm != nil {
 		w := *s.Warm
 		c.Warm = &w
+	}
+	c.Helpers = append([]Helper(nil), s.Helpers...)
+	if len(c.Helpers) == 0 {
+		c.Helpers = nil
 	}
 	c.Tried = append([]string(nil), s.Tried...)
 	if len(c.Tried) == 0 {

@@ -89,7 +89,7 @@ func TestTransitions(t *testing.T) {
 		{name: "healthy: missing active health stays healthy", state: stateIn(Healthy, central), obs: observe(regions{east: healthy(t0)}, onCentral), want: Healthy},
 		{name: "healthy: a standby's trouble is not the active's", state: stateIn(Healthy, central), obs: observe(allHealthy().with(east, unhealthy()), onCentral), want: Healthy},
 		{name: "healthy -> suspect -> failing-over at once when hard down (emergency)", state: stateIn(Healthy, central), obs: observe(allHealthy().with(central, hardDown()), onCentral),
-			want: FailingOver, wantActs: []string{"scale", "set-weights"}, wantEvents: []EventKind{"transition", "failover-started", "transition"}, reason: "emergency"},
+			want: FailingOver, wantActs: []string{"scale", "set-weights", "scale"}, wantEvents: []EventKind{"transition", "failover-started", "transition"}, reason: "emergency"},
 		{name: "suspect -> healthy when it recovers", state: stateIn(Suspect, central), obs: observe(allHealthy(), onCentral),
 			want: Healthy, wantEvents: []EventKind{"transition"}, reason: "recovered"},
 		{name: "suspect: degraded with no bad evaluation counts as recovered", state: stateIn(Suspect, central), obs: observe(allHealthy().with(central, degraded()), onCentral),
@@ -245,7 +245,7 @@ func TestEmergencySingleStep(t *testing.T) {
 	w := newWorld(t, svc)
 	w.health[central] = hardDown()
 	acts := w.tick(10 * time.Second)
-	if w.st.State != FailingOver || !reflect.DeepEqual(actionNames(acts), []string{"scale", "set-weights"}) {
+	if w.st.State != FailingOver || !reflect.DeepEqual(actionNames(acts), []string{"scale", "set-weights", "scale"}) {
 		t.Fatalf("got %s %v", w.st.State, actionNames(acts))
 	}
 	// The source serves nothing and the target has only its standby replicas: the other
@@ -255,9 +255,24 @@ func TestEmergencySingleStep(t *testing.T) {
 	if sw := acts[1].(plan.SetWeights); !sw.Weights.Equal(spread) || !sw.Expect.Equal(onCentral) {
 		t.Fatalf("emergency shift %+v, want the spread %s", sw, spread)
 	}
+	// The helper is scaled to its production size in the same tick: its replicas come up while
+	// the spread propagates, and it is not overloaded if the target takes longer.
+	if sc := acts[2].(plan.Scale); sc.Region != europe || sc.MinReplicas != 4 || len(w.st.Helpers) != 1 || !w.st.Helpers[0].Requested {
+		t.Fatalf("helper %+v (helpers %+v), want %s scaled to production", sc, w.st.Helpers, europe)
+	}
 	w.until(10*time.Second, 30, w.in(FailedOver))
 	if got := w.setWeightsEmitted(); len(got) != 2 || !got[1].Equal(onEast) {
 		t.Fatalf("emergency shifted %d times: %v, want the spread then all on %s", len(got), got, east)
+	}
+	// Once consolidated, the helper goes back to its standby size.
+	released := false
+	for _, a := range w.actions {
+		if sc, ok := a.(plan.Scale); ok && sc.Region == europe && sc.MinReplicas == 1 {
+			released = true
+		}
+	}
+	if !released || w.st.Helpers != nil {
+		t.Fatalf("helper not released: released %v helpers %+v", released, w.st.Helpers)
 	}
 	// Completion scales the dead source down to its standby size.
 	last := w.actions[len(w.actions)-1].(plan.Scale)
@@ -475,7 +490,7 @@ func TestPauseDuringOutage(t *testing.T) {
 	}
 	w.cmds = []Command{{Verb: "resume", Who: "alice"}}
 	acts := w.tick(10 * time.Second)
-	if w.st.State != FailingOver || !reflect.DeepEqual(actionNames(acts), []string{"scale", "set-weights"}) {
+	if w.st.State != FailingOver || !reflect.DeepEqual(actionNames(acts), []string{"scale", "set-weights", "scale"}) {
 		t.Fatalf("after resume: %s %v", w.st.State, actionNames(acts))
 	}
 }

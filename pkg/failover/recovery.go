@@ -18,11 +18,14 @@ import (
 
 // cancellable says why the automatic failover p may be cancelled now ("" when it may not): its
 // source is healthy again (the verdict, so healthy_after good evaluations in a row) and no more
-// than its first step has moved (step 1 not passed; a weight change in flight waits for its
-// confirmation). A source whose last failover was cancelled within failover.cooldown is
-// flapping: its blips are not isolated, and the failover goes on.
+// than its first step has moved (no step has passed its bake; a weight change in flight waits
+// for its confirmation). A staged plan escalated to the emergency steps before its first bake
+// ended (the probe failed long enough to call the source hard down, then the blip ended) has
+// passed nothing either: it is cancelled like an emergency plan. A source whose last failover
+// was cancelled within failover.cooldown is flapping: its blips are not isolated, and the
+// failover goes on.
 func (r *run) cancellable(p plan.Plan) string {
-	if p.Kind != KindFailover || p.Step != 0 || r.dryRun() {
+	if p.Kind != KindFailover || r.dryRun() || !p.LastGood.Equal(p.Start) {
 		return ""
 	}
 	if !r.st.LastCancel.IsZero() && r.now.Sub(r.st.LastCancel) < r.svc.Failover.Cooldown.D() {
@@ -276,6 +279,12 @@ func (r *run) warm() {
 			r.st.Warm = nil // the plan owns its target's capacity now
 			return
 		}
+		if carries(p, w.Region) && !w.Releasing {
+			// It helps carry a spread: the helpers' bookkeeping keeps it at production size.
+			r.st.Helpers = append(r.st.Helpers, Helper{Region: w.Region, Requested: w.Requested})
+			r.st.Warm = nil
+			return
+		}
 		if p.Active() {
 			r.release(w, "a plan moves traffic to "+p.To)
 		}
@@ -391,5 +400,86 @@ func (r *run) recordWarm(results []plan.Result) {
 		case !w.Releasing && s.MinReplicas == rg.Replicas.Production:
 			w.Requested = true
 		}
+	}
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+// carries reports whether the plan routes (or asks to route) part of its traffic to region, a
+// region that is neither its source nor its target: a helper of a spread.
+func carries(p *plan.Plan, region string) bool {
+	return region != p.From && region != p.To && (p.Target[region] > 0 || p.Applied[region] > 0)
+}
+
+// tendHelpers keeps the standbys that carry part of a spread at their production size while the
+// plan routes to them (a region becomes a helper when a spread gives it traffic; a failed
+// target that keeps its share until a re-targeted plan's first step is not one), and returns them to their standby size once it no longer does (the spread
+// consolidated onto the target, cancelled, or the plan ended). A helper that becomes the plan's
+// target (re-targeted) is the plan's to scale. Every Scale is absolute and asked again until
+// Record confirms it.
+func (r *run) tendHelpers() {
+	if !r.obs.Leader || r.st.State == Paused {
+		return
+	}
+	p := r.st.Plan
+	for _, rg := range r.svc.Regions {
+		i := slices.IndexFunc(r.st.Helpers, func(h Helper) bool { return h.Region == rg.Name })
+		switch {
+		case p != nil && rg.Name == p.To:
+			if i >= 0 {
+				r.st.Helpers = slices.Delete(r.st.Helpers, i, i+1)
+			}
+		case p != nil && p.Kind == KindFailover && carries(p, rg.Name) && (i >= 0 || p.Spread) && (r.st.Warm == nil || r.st.Warm.Region != rg.Name):
+			if i < 0 {
+				r.st.Helpers = append(r.st.Helpers, Helper{Region: rg.Name})
+				i = len(r.st.Helpers) - 1
+			}
+			h := &r.st.Helpers[i]
+			if h.Releasing {
+				h.Releasing, h.Requested = false, false
+			}
+			if !h.Requested {
+				r.emit(plan.Scale{Service: r.svc.Name, Region: rg.Name, MinReplicas: rg.Replicas.Production, MaxReplicas: rg.Replicas.Max,
+					Reason: fmt.Sprintf("%s %s: %s carries part of the spread while %s scales: scale it to production", p.Kind, p.ID, rg.Name, p.To)})
+				h.Requested = h.Requested || r.dryRun()
+			}
+		case i >= 0:
+			h := &r.st.Helpers[i]
+			h.Releasing = true
+			r.emit(plan.Scale{Service: r.svc.Name, Region: rg.Name, MinReplicas: rg.Replicas.Standby, MaxReplicas: rg.Replicas.Max,
+				Reason: fmt.Sprintf("%s no longer carries part of a spread: scale it back to standby", rg.Name)})
+			if r.dryRun() {
+				r.st.Helpers = slices.Delete(r.st.Helpers, i, i+1)
+			}
+		}
+	}
+	if len(r.st.Helpers) == 0 {
+		r.st.Helpers = nil
+	}
+}
+
+// recordHelpers applies the executor's results to the helpers: a confirmed scale-up is not asked
+// again; a confirmed release ends the helper. Failures are asked again by the next Step.
+func (r *run) recordHelpers(results []plan.Result) {
+	for _, res := range results {
+		s, ok := res.Action.(plan.Scale)
+		if !ok || res.Err != "" {
+			continue
+		}
+		i := slices.IndexFunc(r.st.Helpers, func(h Helper) bool { return h.Region == s.Region })
+		if i < 0 {
+			continue
+		}
+		rg := r.region(s.Region)
+		h := &r.st.Helpers[i]
+		switch {
+		case h.Releasing && s.MinReplicas == rg.Replicas.Standby:
+			r.st.Helpers = slices.Delete(r.st.Helpers, i, i+1)
+		case !h.Releasing && s.MinReplicas == rg.Replicas.Production:
+			h.Requested = true
+		}
+	}
+	if len(r.st.Helpers) == 0 {
+		r.st.Helpers = nil
 	}
 }

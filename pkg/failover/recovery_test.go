@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -54,6 +55,26 @@ func planAt(kind string, step int, phase plan.Phase) func(*config.Service) State
 	}
 }
 
+// spread is an emergency split over both standbys while the target scales.
+var spread = plan.Weights{central: 0, east: 50, europe: 50}
+
+// escalated is a state failing over central -> east whose staged plan escalated to the
+// emergency steps ([10, 100], at 100 spread over both standbys, propagating while east scales);
+// passed: its first step (10 %) had passed its bake before.
+func escalated(passed bool) func(*config.Service) State {
+	return func(svc *config.Service) State {
+		s := planAt(KindFailover, 0, plan.Propagating)(svc)
+		p := s.Plan
+		p.Steps, p.Step, p.Emergency, p.Spread = []int{10, 100}, 1, true, true
+		p.Target, p.Applied = spread.Clone(), spread.Clone()
+		s.Helpers = []Helper{{Region: europe, Requested: true}}
+		if passed {
+			p.LastGood = plan.Weights{central: 90, east: 10, europe: 0}
+		}
+		return s
+	}
+}
+
 // TestCancel: an automatic failover whose source is healthy again (per healthy_after) before
 // more than its first step moved is cancelled: traffic returns, no failover is counted.
 func TestCancel(t *testing.T) {
@@ -97,6 +118,13 @@ func TestCancel(t *testing.T) {
 			return s
 		}, source: recovered3(), weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "a manual failover is the operator's: not cancelled", state: planAt(KindManual, 0, plan.Baking), source: recovered3(), weights: at10,
+			want: FailingOver, counted: true},
+		// A 55 s blip: the probe failed long enough to call the source hard down, so the staged
+		// plan escalated to its emergency step (spread over the standbys) before its first bake
+		// ended; then the blip ended. Nothing has passed a bake: it is cancelled.
+		{name: "escalated before its first bake passed: traffic returns to the source", state: escalated(false), source: recovered3(), weights: spread,
+			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
+		{name: "escalated after its first bake passed: too late, the failover goes on", state: escalated(true), source: recovered3(), weights: spread,
 			want: FailingOver, counted: true},
 	}
 	for _, tc := range tests {
@@ -444,5 +472,119 @@ func TestPrewarmRetriedReleasedWhenIneligibleAndDryRun(t *testing.T) {
 	}
 	if _, _, evs = step(t, svc, st, obs, t0.Add(10*time.Second)); hasEvent(evs, EventWouldAct, "") {
 		t.Fatalf("dry-run asked again: %v", kinds(evs))
+	}
+}
+
+// TestHelpers: a standby that carries part of a spread is scaled to its production size while
+// the plan routes to it and back to its standby size once it no longer does; the failed target
+// of a re-targeted plan is not a helper, a helper that becomes the target is the plan's, a held
+// spread keeps its helpers, and a warm standby drawn into the spread is handed over.
+func TestHelpers(t *testing.T) {
+	// emergencyAt: an emergency plan central -> east at 100, spread (or consolidated) and
+	// propagating while east scales; helpers as given.
+	emergencyAt := func(target, applied plan.Weights, spreadOn bool, helpers ...Helper) func(*config.Service) State {
+		return func(svc *config.Service) State {
+			s := planAt(KindFailover, 0, plan.Propagating)(svc)
+			p := s.Plan
+			p.Steps, p.Emergency, p.Spread = []int{100}, true, spreadOn
+			p.Target, p.Applied = target.Clone(), applied.Clone()
+			s.Helpers = helpers
+			return s
+		}
+	}
+	stillDown := allHealthy().with(central, hardDown())
+	// Helper scales only (their reasons name the spread): the plan scales its own target.
+	tests := []struct {
+		name        string
+		state       func(*config.Service) State
+		health      regions
+		weights     plan.Weights
+		leader      bool
+		wantScale   []string // "region=min" of the Scale actions for helpers
+		wantHelpers []Helper
+	}{
+		{name: "a spread gives europe traffic: scaled to production", state: emergencyAt(spread, spread, true), health: stillDown, weights: spread, leader: true,
+			wantScale: []string{"europe-west4=4"}, wantHelpers: []Helper{{Region: europe}}},
+		{name: "already confirmed: not asked again", state: emergencyAt(spread, spread, true, Helper{Region: europe, Requested: true}), health: stillDown, weights: spread, leader: true,
+			wantHelpers: []Helper{{Region: europe, Requested: true}}},
+		{name: "consolidation asked, not confirmed: still carries, kept", state: emergencyAt(onEast, spread, false, Helper{Region: europe, Requested: true}), health: stillDown, weights: spread, leader: true,
+			wantHelpers: []Helper{{Region: europe, Requested: true}}},
+		{name: "consolidated: back to standby", state: emergencyAt(onEast, onEast, false, Helper{Region: europe, Requested: true}), health: stillDown, weights: onEast, leader: true,
+			wantScale: []string{"europe-west4=1"}, wantHelpers: []Helper{{Region: europe, Requested: true, Releasing: true}}},
+		{name: "the plan ended: back to standby", state: func(svc *config.Service) State {
+			s := stateIn(FailedOver, east)(svc)
+			s.Helpers = []Helper{{Region: europe, Requested: true}}
+			return s
+		}, health: stillDown, weights: onEast, leader: true,
+			wantScale: []string{"europe-west4=1"}, wantHelpers: []Helper{{Region: europe, Requested: true, Releasing: true}}},
+		{name: "not leader: nothing asked", state: emergencyAt(spread, spread, true), health: stillDown, weights: spread},
+		{name: "a held spread keeps its helpers", state: func(svc *config.Service) State {
+			s := emergencyAt(spread, spread, true, Helper{Region: europe, Requested: true})(svc)
+			held := plan.Hold(*s.Plan, "aborted", t0)
+			s.Plan, s.State = &held, Blocked
+			return s
+		}, health: stillDown, weights: spread, leader: true, wantHelpers: []Helper{{Region: europe, Requested: true}}},
+		{name: "the failed target of a re-targeted plan is no helper", state: func(svc *config.Service) State {
+			s := planAt(KindFailover, 0, plan.Scaling)(svc)
+			p := plan.New(KindFailover, central, europe, svc.Shift.Steps, false, plan.Weights{central: 50, east: 50, europe: 0}, 0.001, t0, "p2")
+			s.Plan = &p
+			return s
+		}, health: allHealthy().with(central, unhealthy()).with(east, unhealthy()), weights: plan.Weights{central: 50, east: 50, europe: 0}, leader: true},
+		{name: "a helper re-targeted to becomes the plan's", state: func(svc *config.Service) State {
+			s := emergencyAt(spread, spread, false, Helper{Region: europe, Requested: true})(svc)
+			s.Plan.To = europe // a re-targeted plan starts unspread, from the spread in place
+			return s
+		}, health: stillDown, weights: spread, leader: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := service()
+			obs := observe(tc.health, tc.weights)
+			obs.Leader = tc.leader
+			st, acts, _ := step(t, svc, tc.state(svc), obs, t0)
+			var got []string
+			for _, a := range acts {
+				if sc, ok := a.(plan.Scale); ok && strings.Contains(sc.Reason, "spread") {
+					got = append(got, fmt.Sprintf("%s=%d", sc.Region, sc.MinReplicas))
+				}
+			}
+			if !reflect.DeepEqual(got, tc.wantScale) {
+				t.Fatalf("helper scales %v, want %v (state %s: %s)", got, tc.wantScale, st.State, st.Reason)
+			}
+			if !reflect.DeepEqual(st.Helpers, tc.wantHelpers) {
+				t.Fatalf("helpers %+v, want %+v", st.Helpers, tc.wantHelpers)
+			}
+		})
+	}
+
+	// A warm standby drawn into the spread is handed over at its production size, not released.
+	svc := service()
+	ws := emergencyAt(spread, spread, true)(svc)
+	ws.Warm = &Warm{Region: europe, Since: t0.Add(-time.Minute), Requested: true}
+	st, acts, _ := step(t, svc, ws, observe(stillDown, spread), t0)
+	for _, a := range acts {
+		if sc, ok := a.(plan.Scale); ok && sc.Region == europe {
+			t.Fatalf("warm helper scaled: %+v", sc)
+		}
+	}
+	if st.Warm != nil || !reflect.DeepEqual(st.Helpers, []Helper{{Region: europe, Requested: true}}) {
+		t.Fatalf("warm %+v helpers %+v, want the warm standby handed over as a helper", st.Warm, st.Helpers)
+	}
+
+	// Record: a confirmed scale-up is not asked again; a confirmed release ends the helper.
+	s := stateIn(FailedOver, east)(svc)
+	s.Helpers = []Helper{{Region: europe}}
+	s, _ = Record(svc, s, []plan.Result{{Action: plan.Scale{Region: europe, MinReplicas: 4, MaxReplicas: 8}, Op: "op"}}, t0)
+	if len(s.Helpers) != 1 || !s.Helpers[0].Requested {
+		t.Fatalf("after the scale-up: %+v", s.Helpers)
+	}
+	s.Helpers[0].Releasing = true
+	s, _ = Record(svc, s, []plan.Result{{Action: plan.Scale{Region: europe, MinReplicas: 1, MaxReplicas: 8}, Err: "unavailable"}}, t0)
+	if len(s.Helpers) != 1 {
+		t.Fatalf("a failed release ended the helper: %+v", s.Helpers)
+	}
+	s, _ = Record(svc, s, []plan.Result{{Action: plan.Scale{Region: europe, MinReplicas: 1, MaxReplicas: 8}, Op: "op"}}, t0)
+	if s.Helpers != nil {
+		t.Fatalf("after the release: %+v", s.Helpers)
 	}
 }

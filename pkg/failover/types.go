@@ -65,6 +65,9 @@ type State struct {
 	// Warm is a standby scaled toward its production size outside a plan: pre-warmed while the
 	// active region is suspect, or left warm by a cancelled failover (nil when none).
 	Warm *Warm `json:"warm,omitempty"`
+	// Helpers are the standbys carrying part of a spread failover's traffic while its target
+	// scales: scaled to their production size while they do, back to standby size after.
+	Helpers []Helper `json:"helpers,omitempty"`
 	// Tried are the targets of the failover in progress that failed mid-shift; re-targeting
 	// skips them. Cleared when the failover ends.
 	Tried []string `json:"tried,omitempty"`
@@ -93,6 +96,17 @@ type Warm struct {
 	// CalmSince: since when the service has been settled with nothing suspect (zero while not).
 	CalmSince time.Time `json:"calm_since,omitempty"`
 	// Releasing: the scale-down to the standby size is asked and not yet confirmed.
+	Releasing bool `json:"releasing,omitempty"`
+}
+
+// Helper is a standby that carries part of a spread (an emergency failover's traffic spread over
+// the eligible standbys while the target scales). It is asked at its production size while the
+// plan routes to it (until the executor confirms), and at its standby size once no plan does.
+type Helper struct {
+	Region string `json:"region"`
+	// Requested: the executor confirmed the scale-up. Releasing: the scale-down is asked and not
+	// yet confirmed.
+	Requested bool `json:"requested,omitempty"`
 	Releasing bool `json:"releasing,omitempty"`
 }
 

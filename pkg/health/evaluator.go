@@ -50,6 +50,7 @@ type regionState struct {
 	good    int
 	reason  string
 	probes  probeWindow
+	base    errorBaseline // the region's own error ratio (baseline.go)
 }
 
 // Evaluator turns raw signals into a verdict per (service, region) with hysteresis. It is pure:
@@ -60,6 +61,10 @@ type Evaluator struct {
 	// scratch buffers reused across evaluations so that an unchanged reason costs no allocation.
 	mbuf, pbuf, buf []byte
 	winNames        map[time.Duration]string
+	// sustained: this evaluation's metrics are bad by the sustained-excess rule (baseline.go);
+	// sustainedNewest is then the newest bucket's error ratio.
+	sustained       bool
+	sustainedNewest float64
 }
 
 // NewEvaluator returns an Evaluator with no history: every region starts without a verdict.
@@ -132,7 +137,7 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	}
 	out := RegionStatus{Service: svc.Name, Region: region, Probe: in.Probe}
 
-	msig, mhard := e.classifyMetrics(h, in, now, &out)
+	msig, mhard := e.classifyMetrics(h, in, now, &out, &st.base)
 	psig := e.classifyProbe(rc, in.Probe, now)
 	psig = e.probeStatistics(&st.probes, in.Probe, psig)
 
@@ -164,7 +169,11 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	// ended (a spike, a restart): the region is degraded, not failing. A sustained partial
 	// failure fails probes often enough that such a run is rare (a region failing 30 % of
 	// requests passes 12 probes in a row 1.4 % of the time), and then it only restarts the count.
-	if raw == sigBad && msig == sigBad && psig == sigGood && probeOutlastsMetrics(h, in.Probe, out.MetricsAt, now) {
+	//
+	// Errors sustained over several buckets (baseline.go) are not a spike: a low error ratio
+	// passes long runs of probes, so the run must be too unlikely for the newest bucket's ratio.
+	if raw == sigBad && msig == sigBad && psig == sigGood && probeOutlastsMetrics(h, in.Probe, out.MetricsAt, now) &&
+		(!e.sustained || probeRefutes(e.sustainedNewest, okRun(rc, in.Probe, now))) {
 		raw = sigDegraded
 		e.mbuf = append(e.mbuf, "; probe ok without a break since after that data: spike over, not counted"...)
 	}
@@ -276,6 +285,14 @@ func probeOutlastsMetrics(h *config.Health, p *ProbeResult, metricsAt, now time.
 	return now.Sub(p.OKSince) >= period && p.OKSince.After(metricsAt.Add(-period))
 }
 
+// okRun is how many probes have succeeded in a row (0 when it cannot tell).
+func okRun(rc *config.Region, p *ProbeResult, now time.Time) int {
+	if rc == nil || rc.Probe == nil || p == nil || !p.OK || p.OKSince.IsZero() || rc.Probe.Interval.D() <= 0 {
+		return 0
+	}
+	return int(now.Sub(p.OKSince)/rc.Probe.Interval.D()) + 1
+}
+
 // probeFailingSince estimates when the probe's current failing streak began (zero when it
 // cannot tell: no probe interval configured, or the probe is not failing).
 func probeFailingSince(rc *config.Region, p *ProbeResult) time.Time {
@@ -291,8 +308,9 @@ func probeFailingSince(rc *config.Region, p *ProbeResult) time.Time {
 
 // classifyMetrics judges error ratio, latency and burn rates; the reason fragment goes to e.mbuf.
 // hard reports an error ratio >= HardDownErrorRatio with enough requests.
-func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, out *RegionStatus) (sig signal, hard bool) {
+func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, out *RegionStatus, base *errorBaseline) (sig signal, hard bool) {
 	b := e.mbuf[:0]
+	e.sustained = false
 	defer func() { e.mbuf = b }()
 	if in.MetricsErr != nil {
 		b = append(b, "monitoring API error: "...)
@@ -310,6 +328,15 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	}
 	newest := pts[last].End
 	out.MetricsAt = newest
+	if !in.CompleteBefore.IsZero() || last > 0 {
+		// Without the descriptors' ingest delay the newest bucket may still be partial: it is
+		// considered once a newer one exists.
+		seenTo := last
+		if in.CompleteBefore.IsZero() {
+			seenTo = last - 1
+		}
+		base.observe(pts, seenTo, h.ErrorRatio.Degraded, max(h.Alignment.D(), time.Minute))
+	}
 	if age := now.Sub(newest); h.Staleness > 0 && age > h.Staleness.D() {
 		b = append(b, "no metric points for "...)
 		b = appendDur(b, age)
@@ -488,6 +515,20 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 				bad = true
 			}
 		}
+	}
+	if ok, r, nr, lv := base.sustained(minReq); ok {
+		judged, bad = true, true
+		e.sustained, e.sustainedNewest = true, nr
+		b = sep(b)
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, r)
+		b = append(b, " over the last "...)
+		b = appendInt(b, sustainBuckets)
+		b = append(b, " buckets, each "...)
+		b = strconv.AppendFloat(b, sustainFactor, 'f', 0, 64)
+		b = append(b, "x its baseline "...)
+		b = appendRatio(b, lv)
+		b = append(b, " or more: sustained"...)
 	}
 	switch {
 	case !judged:

@@ -357,10 +357,13 @@ func TestEvaluateOnce(t *testing.T) {
 					t.Errorf("BurnRates = %v", st.BurnRates)
 				}
 			}},
+		// The short window high in its newest two buckets only: three elevated buckets in a
+		// row would be sustained against the region's own baseline (baseline.go), whatever the
+		// SLO's long window says.
 		{name: "burn: short high, long low -> not bad", mut: burnCfg(br),
 			in: burn(func(i int) float64 {
-				if i >= 55 {
-					return 20
+				if i >= 58 {
+					return 50
 				}
 				return 0
 			}), verdict: Healthy},

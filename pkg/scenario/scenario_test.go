@@ -118,24 +118,14 @@ var corpusWorlds = []string{"default", "rough"}
 // never-recovered RTO counting as infinite.
 var knownLosses = map[string]string{
 	"failback-keeps-failing/rough/seed/rto": "9m5s vs 7m5s",
-	"outage-during-pause/default/seed/rto":  "14m45s vs 14m15s",
-	"slow-error-ramp/default/seed/rto":      "22m35s vs 14m15s",
 }
 
 // knownFalseFailovers and knownUnmet are the same ratchet for the daemon's own defects in the
 // rougher worlds: false failovers ("scenario/world" -> count) and unmet expectations of the
 // default world ("scenario/expectation" -> got). Listed ones must still happen; new ones fail.
 var (
-	knownFalseFailovers = map[string]string{
-		"short-blips/default": "1",
-		"short-blips/rough":   "1",
-	}
-	knownUnmet = map[string]string{
-		"failback-keeps-failing/rto_within": "want <= 5m, got 5m15s",
-		"short-blips/failover":              "want false, got true (1)",
-		"short-blips/final_active":          "want us-central1, got us-east1",
-		"short-blips/max_failovers":         "want <= 0, got 1",
-	}
+	knownFalseFailovers = map[string]string{}
+	knownUnmet          = map[string]string{}
 )
 
 // ratchet checks one known-defect list entry against what happened.
