@@ -55,8 +55,14 @@ func newProbeServer(t *testing.T) *probeServer {
 }
 
 func probeCfg(base string) *config.Config {
+	// Only /hang times out, by design; the others get a generous deadline so that a loaded
+	// machine (the race detector, a 2-core CI runner) cannot turn a passing probe into a timeout.
 	p := func(path string) *config.Probe {
-		return &config.Probe{URL: base + path, Method: "GET", Interval: dur(5 * time.Second), Timeout: dur(200 * time.Millisecond), ExpectStatus: 200, FailuresToDown: 2}
+		timeout := 10 * time.Second
+		if path == "/hang" {
+			timeout = 200 * time.Millisecond
+		}
+		return &config.Probe{URL: base + path, Method: "GET", Interval: dur(5 * time.Second), Timeout: dur(timeout), ExpectStatus: 200, FailuresToDown: 2}
 	}
 	predict := p("/predict")
 	predict.Method, predict.Body, predict.ExpectStatus, predict.GoogleAuth = "POST", `{"instances":[]}`, 202, true
