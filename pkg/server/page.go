@@ -12,6 +12,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/journal"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -118,6 +119,24 @@ type pageEvent struct {
 	Subject string // "suspect → failing-over", a region, or ""
 	Reason  string
 	Class   string
+	ID      string // the journal entry's id (a link to /journal?id=), "" for a state event
+	Service string
+}
+
+// pageEventsFromJournal is the newest n of a service's journal entries (given oldest first),
+// newest first, each told in the sentence `drwatchd explain` prints, with its evidence.
+func pageEventsFromJournal(entries []journal.Entry, n int) []pageEvent {
+	out := make([]pageEvent, 0, min(n, len(entries)))
+	for i := len(entries) - 1; i >= 0 && len(out) < n; i-- {
+		e := entries[i]
+		subject := e.Region
+		if e.To != "" {
+			subject = strings.TrimSpace(e.From + " → " + e.To + " " + e.Region)
+		}
+		out = append(out, pageEvent{At: e.At, Kind: string(e.Kind), Subject: subject, Reason: journal.Sentence(e),
+			Class: eventClass(e.Kind), ID: e.ID, Service: e.Service})
+	}
+	return out
 }
 
 // pageEventsFromState is the newest n of a state's events, newest first.
@@ -219,13 +238,19 @@ func regionVerdict(rs api.RegionStatus, now time.Time) verdictView {
 }
 
 // buildPage turns the daemon's status into the page's view.
-func buildPage(st api.Status, now time.Time) pageData {
+// buildPage builds the page's view. journals, when the daemon keeps a decision journal, holds
+// each service's newest entries; a service without any shows its state's recent events.
+func buildPage(st api.Status, now time.Time, journals map[string][]pageEvent) pageData {
 	p := pageData{Version: st.Version, Role: "standby replica", Time: clock(st.Time), StoreError: st.StateStoreError}
 	if st.Leader {
 		p.Role = "leader"
 	}
 	for _, s := range st.Services {
-		p.Services = append(p.Services, buildService(s, now))
+		sv := buildService(s, now)
+		if evs, ok := journals[s.Name]; ok && len(evs) > 0 {
+			sv.Events = evs
+		}
+		p.Services = append(p.Services, sv)
 	}
 	return p
 }
@@ -479,13 +504,13 @@ ul{margin:4px 0;padding-left:18px}
 {{if .HistorySpan}}<p class="muted">Sparklines: {{.HistorySpan}}, one point a minute; gaps where nothing was known; dashed: the unhealthy error ratio.</p>{{end}}
 {{if .Candidates}}<h3>Failover candidates</h3><ul>{{range .Candidates}}<li class="text">{{.Region}}: <b>{{.Verdict}}</b> — {{.Reason}}</li>{{end}}</ul>{{end}}
 <h3>What happened</h3><table class="events">
-{{range .Events}}<tr><td class="when"><span class="ts muted">{{stamp $.Now .At}}</span></td><td class="text">{{if .Class}}<span class="badge {{.Class}}">{{.Kind}}</span>{{else}}<b>{{.Kind}}</b>{{end}} {{.Subject}}<div class="muted">{{.Reason}}</div></td></tr>{{else}}<tr><td class="muted">nothing yet</td></tr>{{end}}
+{{range .Events}}<tr><td class="when"><span class="ts muted">{{stamp $.Now .At}}</span></td><td class="text">{{if .Class}}<span class="badge {{.Class}}">{{.Kind}}</span>{{else}}<b>{{.Kind}}</b>{{end}} {{.Subject}}{{if .ID}} <a class="muted" href="journal?service={{.Service}}&amp;id={{.ID}}">#{{.ID}}</a>{{end}}<div class="muted">{{.Reason}}</div></td></tr>{{else}}<tr><td class="muted">nothing yet</td></tr>{{end}}
 </table>
 </section>
 {{else}}<div class="card">No services configured.</div>{{end}}
 </body></html>`))
 
-func renderStatusPage(w http.ResponseWriter, st api.Status) {
+func renderStatusPage(w http.ResponseWriter, st api.Status, journals map[string][]pageEvent) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	now := st.Time
 	if now.IsZero() {
@@ -494,7 +519,7 @@ func renderStatusPage(w http.ResponseWriter, st api.Status) {
 	if err := page.Execute(w, struct {
 		Page pageData
 		Now  time.Time
-	}{buildPage(st, now), now}); err != nil {
+	}{buildPage(st, now, journals), now}); err != nil {
 		http.Error(w, "render status page: "+err.Error(), http.StatusInternalServerError)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/journal"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -168,7 +169,7 @@ func TestStatusPageRenders(t *testing.T) {
 			Regions: []api.RegionHistory{{Region: "us-east1", Share: share, ErrorRatio: errs}}},
 	}}}
 	rec := httptest.NewRecorder()
-	renderStatusPage(rec, st)
+	renderStatusPage(rec, st, nil)
 	body := rec.Body.Bytes()
 	for _, want := range []string{
 		`id="state-fraud-scorer">failed-over<`, `class="badge warn" id="state-fraud-scorer"`,
@@ -186,5 +187,41 @@ func TestStatusPageRenders(t *testing.T) {
 	// us-central1 has no history: its sparklines say so.
 	if !bytes.Contains(body, []byte(`id="share-fraud-scorer-us-central1"`)) || bytes.Count(body, []byte(": no data</title>")) != 2 {
 		t.Errorf("a region without history should show two no-data sparklines")
+	}
+}
+
+// The journal, when the daemon keeps one, is the source of "what happened": newest first, each
+// entry told in explain's sentence, linked to its /journal entry; a service without entries
+// keeps its state's events.
+func TestPageEventsFromJournal(t *testing.T) {
+	entries := []journal.Entry{
+		{ID: "7", At: pageNow, Service: "fraud-scorer", Kind: failover.EventTransition, From: "healthy", To: "suspect", Reason: "r1"},
+		{ID: "8", At: pageNow.Add(time.Second), Service: "fraud-scorer", Kind: failover.EventFailoverStarted, Region: "us-east1", Reason: "r2"},
+	}
+	got := pageEventsFromJournal(entries, 8)
+	if len(got) != 2 || got[0].ID != "8" || got[0].Subject != "us-east1" || got[1].Subject != "healthy → suspect" {
+		t.Fatalf("events %+v: want the two entries newest first", got)
+	}
+	if got[0].Reason != journal.Sentence(entries[1]) || got[0].Class != classWarn {
+		t.Errorf("entry told as %q (class %q), want %q (warn)", got[0].Reason, got[0].Class, journal.Sentence(entries[1]))
+	}
+	if n := len(pageEventsFromJournal(entries, 1)); n != 1 {
+		t.Errorf("limit 1 gave %d entries", n)
+	}
+	st := api.Status{Time: pageNow, Services: []api.ServiceStatus{
+		{Name: "fraud-scorer", State: failover.State{State: failover.Suspect, Events: []failover.Event{{At: pageNow, Kind: failover.EventPaused, Reason: "from-state"}}}},
+		{Name: "other", State: failover.State{State: failover.Healthy, Events: []failover.Event{{At: pageNow, Kind: failover.EventPaused, Reason: "other-state"}}}},
+	}}
+	p := buildPage(st, pageNow, map[string][]pageEvent{"fraud-scorer": got, "other": nil})
+	if evs := p.Services[0].Events; len(evs) != 2 || evs[0].ID != "8" {
+		t.Errorf("fraud-scorer shows %+v, want its journal", evs)
+	}
+	if evs := p.Services[1].Events; len(evs) != 1 || evs[0].Reason != "other-state" {
+		t.Errorf("other shows %+v, want its state's events (no journal entries)", evs)
+	}
+	rec := httptest.NewRecorder()
+	renderStatusPage(rec, st, map[string][]pageEvent{"fraud-scorer": got})
+	if body := rec.Body.String(); !strings.Contains(body, `href="journal?service=fraud-scorer&amp;id=8"`) {
+		t.Errorf("the page does not link entry 8 to /journal")
 	}
 }

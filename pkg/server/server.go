@@ -113,7 +113,8 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 		}
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		renderStatusPage(w, d.Status())
+		st := d.Status()
+		renderStatusPage(w, st, pageJournals(d, st))
 	})
 	return mux
 }
@@ -263,3 +264,24 @@ func (l *Listener) Serve() error {
 
 // Shutdown stops accepting and waits for in-flight requests up to ctx's deadline.
 func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
+
+// pageJournals reads each service's newest journal entries for the status page, when the
+// daemon keeps a journal. A service whose journal cannot be read shows its state's events.
+func pageJournals(d Daemon, st api.Status) map[string][]pageEvent {
+	jr, ok := d.(JournalReader)
+	if !ok {
+		return nil
+	}
+	out := make(map[string][]pageEvent, len(st.Services))
+	for _, s := range st.Services {
+		j, err := jr.Journal(journal.Query{Service: s.Name, Limit: pageJournalEntries})
+		if err != nil {
+			continue
+		}
+		out[s.Name] = pageEventsFromJournal(j.Entries, pageJournalEntries)
+	}
+	return out
+}
+
+// pageJournalEntries is how many journal entries the status page shows per service.
+const pageJournalEntries = 8
