@@ -203,6 +203,14 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	row.Warmup = time.Since(t0)
 	row.WarmupHWM, _ = vmHWM(os.Getpid())
 
+	list0, err := e.w.listCalls()
+	if err != nil {
+		return row, err
+	}
+	other0 := apiCalls(e.reg)
+	runtime.GC()
+	// The CPU profile covers the measured iterations only, not the harness's own gathering of
+	// the API call counter above and below (a full Gather of every series).
 	if cpuProfile != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%d", cpuProfile, n))
 		if err != nil {
@@ -212,25 +220,22 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return row, err
 		}
-		defer pprof.StopCPUProfile()
 	}
-	list0, err := e.w.listCalls()
-	if err != nil {
-		return row, err
-	}
-	other0 := apiCalls(e.reg)
-	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	cpu0, wall0 := cpuTime(), time.Now()
 	loops := 0
 	for loops < 20 && (loops == 0 || time.Since(wall0) < budget) {
 		if err := d.Tick(ctx); err != nil {
+			pprof.StopCPUProfile()
 			return row, err
 		}
 		loops++
 	}
 	cpu1, wall := cpuTime(), time.Since(wall0)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	runtime.ReadMemStats(&m1)
 	list1, err := e.w.listCalls()
 	if err != nil {

@@ -103,8 +103,8 @@ type Daemon struct {
 	cfg      *config.Config
 	states   map[string]failover.State
 	traffic  map[string]serviceTraffic
-	weights  map[string]cachedWeights // last split read per service
-	view     map[string]api.ServiceStatus
+	weights  map[string]cachedWeights   // last split read per service
+	view     map[string]viewSource      // what /status shows of each service, built when asked
 	history  map[string]*serviceHistory // the status page's last hour, per service
 	commands map[string][]pendingCommand
 	// lastObs: each service's last observation, for validating commands at submission.
@@ -138,6 +138,45 @@ type Daemon struct {
 	journalKey   [3]uint64
 	started      time.Time // wall time New returned
 	wake         chan struct{}
+}
+
+// viewSource is what a service's /status view is built from: the last observation's maps,
+// shared with the observation (lastObs holds the same Health and RPO maps), not copied into
+// one api.ServiceStatus per service per iteration, which cost ~1.3 kB per service of live heap
+// and as much garbage per loop.
+type viewSource struct {
+	svc        *config.Service
+	health     map[string]health.RegionStatus
+	rpo        map[string]checkpoint.RegionRPO
+	weights    plan.Weights
+	weightsErr string
+	weightsAt  time.Time // when weights were read (zero: not known)
+	// The region in its shift grace period, if any (failover.ShiftGraceUntil at the iteration).
+	graceRegion string
+	graceUntil  time.Time
+	inGrace     bool
+}
+
+// status builds the view.
+func (v viewSource) status() api.ServiceStatus {
+	out := api.ServiceStatus{Weights: v.weights, WeightsError: v.weightsErr, WeightsAt: v.weightsAt}
+	if v.svc == nil {
+		return out
+	}
+	for _, r := range v.svc.Regions {
+		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: v.health[r.Name]}
+		if v.inGrace && r.Name == v.graceRegion {
+			rs.ShiftGraceUntil = v.graceUntil
+		}
+		if v.weights != nil {
+			rs.Weight = v.weights[r.Name]
+		}
+		if rpo, ok := v.rpo[r.Name]; ok {
+			rs.RPO = &rpo
+		}
+		out.Regions = append(out.Regions, rs)
+	}
+	return out
 }
 
 type cachedWeights struct {
@@ -190,7 +229,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		hm:       poll.NewMetrics(opts.Registry),
 		exec:     traffic.NewExecutor(opts.Log, opts.Registry, opts.Executor),
 		states:   map[string]failover.State{},
-		view:     map[string]api.ServiceStatus{},
+		view:     map[string]viewSource{},
 		history:  map[string]*serviceHistory{},
 		weights:  map[string]cachedWeights{},
 		commands: map[string][]pendingCommand{},
@@ -934,27 +973,12 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 // setView refreshes the service's /status view from the latest observation and adds it to the
 // status page's history.
 func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Observation, now time.Time) {
-	v := api.ServiceStatus{Weights: obs.Weights, WeightsError: obs.WeightsErr}
-	graceRegion, graceUntil, inGrace := failover.ShiftGraceUntil(svc, st, now)
+	v := viewSource{svc: svc, health: obs.Health, rpo: obs.RPO, weights: obs.Weights, weightsErr: obs.WeightsErr}
+	v.graceRegion, v.graceUntil, v.inGrace = failover.ShiftGraceUntil(svc, st, now)
 	d.mu.Lock()
 	if c, ok := d.weights[svc.Name]; ok && obs.Weights != nil {
-		v.WeightsAt = c.at
+		v.weightsAt = c.at
 	}
-	d.mu.Unlock()
-	for _, r := range svc.Regions {
-		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: obs.Health[r.Name]}
-		if inGrace && r.Name == graceRegion {
-			rs.ShiftGraceUntil = graceUntil
-		}
-		if obs.Weights != nil {
-			rs.Weight = obs.Weights[r.Name]
-		}
-		if rpo, ok := obs.RPO[r.Name]; ok {
-			rs.RPO = &rpo
-		}
-		v.Regions = append(v.Regions, rs)
-	}
-	d.mu.Lock()
 	d.view[svc.Name] = v
 	h := d.history[svc.Name]
 	if h == nil {
@@ -1011,7 +1035,7 @@ func (d *Daemon) Status() api.Status {
 	}
 	for i := range d.cfg.Services {
 		svc := &d.cfg.Services[i]
-		v := d.view[svc.Name]
+		v := d.view[svc.Name].status()
 		v.Name, v.Project, v.Mode = svc.Name, svc.Project, svc.Failover.Mode
 		v.State = d.states[svc.Name]
 		v.History = d.history[svc.Name].export(svc)

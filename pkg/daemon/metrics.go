@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/gauges"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -34,9 +36,9 @@ type metrics struct {
 	journalPersist prometheus.Counter
 	journalEntries prometheus.Gauge
 
-	warmReplicas     *prometheus.GaugeVec
+	warmReplicas     *gauges.Table // by (service, region)
 	warmCost         *prometheus.CounterVec
-	failbackFailures *prometheus.GaugeVec
+	failbackFailures *gauges.Table // by service
 	// warmAt: per service, when the warm standby's cost was last counted (Tick-owned).
 	warmAt map[string]time.Time
 }
@@ -86,18 +88,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "drwatchd_dry_run_actions_total",
 			Help: "Actions a dry-run service would have taken.",
 		}, []string{"service", "action"}),
-		warmReplicas: f.NewGaugeVec(prometheus.GaugeOpts{
+		warmReplicas: gauges.NewTable([]string{"service", "region"}, gauges.Opts{
 			Name: "drwatchd_prewarm_replicas",
 			Help: "Replicas above its standby size that a pre-warmed standby (or the target of a cancelled failover) is held at, outside any failover.",
-		}, []string{"service", "region"}),
+		}),
 		warmCost: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_prewarm_replica_seconds_total",
 			Help: "Cost of pre-warming: replicas above standby size times the seconds they were held, outside any failover.",
 		}, []string{"service", "region"}),
-		failbackFailures: f.NewGaugeVec(prometheus.GaugeOpts{
+		failbackFailures: gauges.NewTable([]string{"service"}, gauges.Opts{
 			Name: "drwatchd_failback_failures",
 			Help: "Failbacks that failed in a row (the current backoff episode; 0 when none).",
-		}, []string{"service"}),
+		}),
 		journalWritten: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_journal_entries_written_total",
 			Help: "Decision journal entries recorded (by the leader).",
@@ -120,13 +122,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.journalDropped.WithLabelValues(reason)
 	}
 	m.svc = newServiceGauges()
+	var shifts, rollbacks []comboKey
+	for _, kind := range shiftKinds {
+		for _, result := range shiftResults {
+			shifts = append(shifts, comboKey{kind, result})
+		}
+	}
+	for _, reason := range rollbackReasons {
+		rollbacks = append(rollbacks, comboKey{b: reason})
+	}
 	m.failovers = newLabelCounters(prometheus.NewDesc("drwatchd_failovers_total",
 		"Traffic shifts by kind (failover, failback) and result (started, completed, failed).",
-		[]string{"service", "kind", "result"}, nil), 3)
+		[]string{"service", "kind", "result"}, nil), 3, shifts)
 	m.rollbacks = newLabelCounters(prometheus.NewDesc("drwatchd_rollbacks_total",
-		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, nil), 2)
+		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, nil), 2, rollbacks)
 	if reg != nil {
-		reg.MustRegister(m.svc, m.failovers, m.rollbacks)
+		reg.MustRegister(m.svc, m.failovers, m.rollbacks, m.warmReplicas, m.failbackFailures)
 	}
 	m.stateWriteOK.Set(1)
 	for _, stage := range []string{"lease", "router", "scaler", "state"} {
@@ -139,15 +150,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // the first event after a start.
 func (m *metrics) initService(service string) {
 	m.journalWritten.WithLabelValues(service)
-	for _, kind := range []string{"failover", "failback", "manual"} {
-		for _, result := range []string{"started", "completed", "failed", "cancelled"} {
+	for _, kind := range shiftKinds {
+		for _, result := range shiftResults {
 			m.failovers.WithLabelValues(service, kind, result)
 		}
 	}
-	for _, reason := range []failover.EventKind{failover.EventRolledBack, failover.EventConflict} {
-		m.rollbacks.WithLabelValues(service, string(reason))
+	for _, reason := range rollbackReasons {
+		m.rollbacks.WithLabelValues(service, reason)
 	}
 }
+
+// The label values of drwatchd_failovers_total and drwatchd_rollbacks_total created at 0 for
+// every service.
+var (
+	shiftKinds      = []string{"failover", "failback", "manual"}
+	shiftResults    = []string{"started", "completed", "failed", "cancelled"}
+	rollbackReasons = []string{string(failover.EventRolledBack), string(failover.EventConflict)}
+)
 
 // setPlan exports the progress of the service's plan.
 func (m *metrics) setPlan(service string, p *plan.Plan, now time.Time) {
@@ -174,7 +193,7 @@ func (m *metrics) setWarm(svc *config.Service, st failover.State, now time.Time)
 		if held && rg.Name == w.Region {
 			extra = float64(max(rg.Replicas.Production-rg.Replicas.Standby, 0))
 		}
-		m.warmReplicas.WithLabelValues(svc.Name, rg.Name).Set(extra)
+		m.warmReplicas.Set([]string{svc.Name, rg.Name}, extra)
 		if extra == 0 {
 			continue
 		}
@@ -191,7 +210,7 @@ func (m *metrics) setWarm(svc *config.Service, st failover.State, now time.Time)
 	} else {
 		delete(m.warmAt, svc.Name)
 	}
-	m.failbackFailures.WithLabelValues(svc.Name).Set(float64(st.FailbackFailures))
+	m.failbackFailures.Set([]string{svc.Name}, float64(st.FailbackFailures))
 }
 
 func (m *metrics) setState(service string, s failover.StateName) {
@@ -281,17 +300,31 @@ func (g *serviceGauges) Collect(ch chan<- prometheus.Metric) {
 
 // labelCounters is a counter family over two or three label values (the first is the service),
 // created at 0 by initService for every service: 14 series per service. As CounterVec children
-// they cost about 450 bytes each (24 MB at 10,000 endpoints); here a series is a map entry and
-// an integer. WithLabelValues(...).Inc() reads as the CounterVec it replaces.
+// they cost about 450 bytes each (24 MB at 10,000 endpoints), and as one map entry per series
+// still ~130 bytes; here a service is one map entry and one integer per series of a fixed set
+// of label combinations (the others, never seen in practice, fall back to a map entry each).
+// WithLabelValues(...).Inc() reads as the CounterVec it replaces.
 type labelCounters struct {
 	desc   *prometheus.Desc
 	labels int
+	combos []comboKey // the label values after the service that have a slot in every row
 
-	mu    sync.Mutex // guards cells (not their values)
-	cells map[counterKey]*counterCell
+	mu    sync.Mutex // guards rows, each row's created bits and other (not the values)
+	rows  map[string]*counterRow
+	other map[counterKey]*counterCell // label values outside combos
 }
 
 type counterKey struct{ a, b, c string }
+
+// comboKey is the label values after the service (c is "" with two labels).
+type comboKey struct{ b, c string }
+
+// counterRow is one service's counters over the family's combos; cells never grows, so a
+// *counterCell stays valid.
+type counterRow struct {
+	created uint64 // bit i: the series of combos[i] exists
+	cells   []counterCell
+}
 
 // counterCell is one series; Inc may run concurrently with scrapes.
 type counterCell struct{ n atomic.Uint64 }
@@ -299,9 +332,14 @@ type counterCell struct{ n atomic.Uint64 }
 // Inc adds one.
 func (c *counterCell) Inc() { c.n.Add(1) }
 
-// newLabelCounters: desc's variable labels number labels (2 or 3).
-func newLabelCounters(desc *prometheus.Desc, labels int) *labelCounters {
-	return &labelCounters{desc: desc, labels: labels, cells: make(map[counterKey]*counterCell)}
+// newLabelCounters: desc's variable labels number labels (2 or 3); combos are the label values
+// after the service that get a slot in every service's row (at most 64).
+func newLabelCounters(desc *prometheus.Desc, labels int, combos []comboKey) *labelCounters {
+	if len(combos) > 64 {
+		panic(fmt.Sprintf("%s: %d label combinations, at most 64", desc, len(combos)))
+	}
+	return &labelCounters{desc: desc, labels: labels, combos: combos,
+		rows: make(map[string]*counterRow), other: make(map[counterKey]*counterCell)}
 }
 
 // WithLabelValues returns the series of these label values, creating it at 0. It panics on a
@@ -310,17 +348,26 @@ func (l *labelCounters) WithLabelValues(lvs ...string) *counterCell {
 	if len(lvs) != l.labels {
 		panic(fmt.Sprintf("%s: %d label values, want %d", l.desc, len(lvs), l.labels))
 	}
-	var k counterKey
-	k.a, k.b = lvs[0], lvs[1]
+	k := comboKey{b: lvs[1]}
 	if l.labels == 3 {
 		k.c = lvs[2]
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := l.cells[k]
+	if i := slices.Index(l.combos, k); i >= 0 {
+		r := l.rows[lvs[0]]
+		if r == nil {
+			r = &counterRow{cells: make([]counterCell, len(l.combos))}
+			l.rows[lvs[0]] = r
+		}
+		r.created |= 1 << i
+		return &r.cells[i]
+	}
+	ck := counterKey{lvs[0], k.b, k.c}
+	c := l.other[ck]
 	if c == nil {
 		c = &counterCell{}
-		l.cells[k] = c
+		l.other[ck] = c
 	}
 	return c
 }
@@ -332,12 +379,22 @@ func (l *labelCounters) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
 func (l *labelCounters) Collect(ch chan<- prometheus.Metric) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k, c := range l.cells {
-		v := float64(c.n.Load())
-		if l.labels == 3 {
-			ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, k.a, k.b, k.c)
-		} else {
-			ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, k.a, k.b)
+	for service, r := range l.rows {
+		for i, k := range l.combos {
+			if r.created&(1<<i) != 0 {
+				l.collect(ch, float64(r.cells[i].n.Load()), service, k.b, k.c)
+			}
 		}
+	}
+	for k, c := range l.other {
+		l.collect(ch, float64(c.n.Load()), k.a, k.b, k.c)
+	}
+}
+
+func (l *labelCounters) collect(ch chan<- prometheus.Metric, v float64, a, b, c string) {
+	if l.labels == 3 {
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, a, b, c)
+	} else {
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, a, b)
 	}
 }

@@ -118,7 +118,8 @@ drwatchd_failback_failures{service="fraud"} 2
 }
 
 // TestLabelCounters: the failover and rollback counters are created at 0 per service by
-// initService and count Inc calls, as the CounterVecs they replaced did.
+// initService and count Inc calls, as the CounterVecs they replaced did: a series exists once
+// asked for, in a service's row of fixed combinations or outside them.
 func TestLabelCounters(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
@@ -127,10 +128,12 @@ func TestLabelCounters(t *testing.T) {
 	m.failovers.WithLabelValues("a", "failover", "started").Inc()
 	m.failovers.WithLabelValues("a", "failover", "completed").Inc()
 	m.rollbacks.WithLabelValues("a", "conflict").Inc()
-	m.rollbacks.WithLabelValues("b", "rolled-back").Inc() // a service initService did not see
+	m.rollbacks.WithLabelValues("b", "rolled-back").Inc()      // a service initService did not see
+	m.failovers.WithLabelValues("a", "drill", "started").Inc() // label values outside the fixed combinations
 	want := `
 # HELP drwatchd_failovers_total Traffic shifts by kind (failover, failback) and result (started, completed, failed).
 # TYPE drwatchd_failovers_total counter
+drwatchd_failovers_total{kind="drill",result="started",service="a"} 1
 drwatchd_failovers_total{kind="failback",result="cancelled",service="a"} 0
 drwatchd_failovers_total{kind="failback",result="completed",service="a"} 0
 drwatchd_failovers_total{kind="failback",result="failed",service="a"} 0

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/drwatchd/drwatchd/pkg/errclass"
+	"github.com/drwatchd/drwatchd/pkg/gauges"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -48,11 +49,11 @@ type Executor struct {
 	m    *metrics
 
 	mu       sync.Mutex
-	observed map[string]map[string]bool // service -> regions with a weight gauge
+	observed map[string][]string // service -> regions with a weight gauge
 }
 
 type metrics struct {
-	weight  *prometheus.GaugeVec
+	weight  *gauges.Table // by (service, region): a GaugeVec child costs ~400 bytes a series
 	calls   *prometheus.CounterVec
 	actions *prometheus.CounterVec
 	retries *prometheus.CounterVec
@@ -60,11 +61,11 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
-		weight: f.NewGaugeVec(prometheus.GaugeOpts{
+	m := &metrics{
+		weight: gauges.NewTable([]string{"service", "region"}, gauges.Opts{
 			Name: "drwatchd_traffic_weight_percent",
 			Help: "Share of a service's traffic sent to a region, as last read or written.",
-		}, []string{"service", "region"}),
+		}),
 		calls: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_traffic_api_calls_total",
 			Help: "Router and scaler calls by method (get, set, scale, ready) and outcome (ok or the error class).",
@@ -78,6 +79,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Retries of router and scaler calls after transient errors.",
 		}, []string{"method"}),
 	}
+	if reg != nil {
+		reg.MustRegister(m.weight)
+	}
+	return m
 }
 
 // NewExecutor returns an executor registering its metrics on reg.
@@ -97,7 +102,7 @@ func NewExecutor(log *zap.Logger, reg prometheus.Registerer, opts ExecutorOption
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
-	return &Executor{log: log.Named("traffic"), opts: opts, m: newMetrics(reg), observed: map[string]map[string]bool{}}
+	return &Executor{log: log.Named("traffic"), opts: opts, m: newMetrics(reg), observed: map[string][]string{}}
 }
 
 // Action results, as counted in drwatchd_traffic_actions_total.
@@ -350,19 +355,18 @@ func (e *Executor) ObserveWeights(service string, w plan.Weights) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := e.observed[service]
-	if seen == nil {
-		seen = map[string]bool{}
-		e.observed[service] = seen
-	}
-	for region := range seen {
+	for _, region := range seen {
 		if _, ok := w[region]; !ok {
-			e.m.weight.WithLabelValues(service, region).Set(0)
+			e.m.weight.Set([]string{service, region}, 0)
 		}
 	}
 	for region, pct := range w {
-		seen[region] = true
-		e.m.weight.WithLabelValues(service, region).Set(float64(pct))
+		if !slices.Contains(seen, region) {
+			seen = append(seen, region)
+		}
+		e.m.weight.Set([]string{service, region}, float64(pct))
 	}
+	e.observed[service] = seen
 }
 
 // ValidateWeights checks that w names at least one region, every weight is in 0..100 and they

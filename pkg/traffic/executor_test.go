@@ -181,8 +181,14 @@ drwatchd_traffic_weight_percent{region="us-central1",service="fraud"} 75
 	}
 	// A region that disappears from the split reads 0.
 	e.ObserveWeights("fraud", failedTo)
-	if got := testutil.ToFloat64(e.m.weight.WithLabelValues("fraud", "us-central1")); got != 0 {
-		t.Errorf("weight of a region absent from the split = %v, want 0", got)
+	exp = `
+# HELP drwatchd_traffic_weight_percent Share of a service's traffic sent to a region, as last read or written.
+# TYPE drwatchd_traffic_weight_percent gauge
+drwatchd_traffic_weight_percent{region="europe-west4",service="fraud"} 100
+drwatchd_traffic_weight_percent{region="us-central1",service="fraud"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(exp), "drwatchd_traffic_weight_percent"); err != nil {
+		t.Errorf("weight of a region absent from the split: %v", err)
 	}
 }
 
