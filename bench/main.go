@@ -81,8 +81,8 @@ func run() int {
 				fmt.Fprintf(os.Stderr, "bench: scale %d: %v\n", n, err)
 				return 1
 			}
-			fmt.Fprintf(os.Stderr, "bench: scale: %d endpoints: %d loops, %.1f list calls/loop, cpu %s/loop, peak rss %d MiB (%d after setup, %d after warm-up; now file %d MiB, anon %d MiB; go sys %d MiB, heap %d MiB; %d GCs) (%s)\n",
-				n, row.Loops, row.ListCalls, row.CPUPerLoop, row.SelfRSS>>20, row.SetupHWM>>20, row.WarmupHWM>>20, row.RSSFile>>20, row.RSSAnon>>20, row.GoSys>>20, row.HeapInuse>>20, row.NumGC, time.Since(t0).Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "bench: scale: %d endpoints: %d loops, %.1f list calls/loop, cpu %s/loop, %d allocs/loop, %d KiB/loop, peak rss %d MiB (%d after setup, %d after warm-up, %d after the loops, then a scrape of %d KiB in %s; now file %d MiB, anon %d MiB; go sys %d MiB, heap %d MiB; %d GCs) (%s)\n",
+				n, row.Loops, row.ListCalls, row.CPUPerLoop, row.AllocsOp, row.BytesOp>>10, row.SelfRSS>>20, row.SetupHWM>>20, row.WarmupHWM>>20, row.LoopRSS>>20, row.InScrapeBytes>>10, row.InScrape.Round(time.Millisecond), row.RSSFile>>20, row.RSSAnon>>20, row.GoSys>>20, row.HeapInuse>>20, row.NumGC, time.Since(t0).Round(time.Millisecond))
 			if *bin != "" {
 				t0 = time.Now()
 				if err := measureProcess(ctx, dir, *bin, n, *rssLoops, &row); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"google.golang.org/api/option"
@@ -95,6 +98,11 @@ type scaleRow struct {
 	// SelfRSS: peak RSS of this process (the daemon and the bench harness; the world is in the
 	// child) during this measurement; SelfHWMReset: the peak was reset before it.
 	SelfRSS uint64
+	// LoopRSS: the peak before the in-process /metrics scrape (the loop alone); InScrape,
+	// InScrapeBytes: that scrape's time and body size.
+	LoopRSS       uint64
+	InScrape      time.Duration
+	InScrapeBytes int
 	// At the end of the measurement: file-backed and anonymous resident bytes of this process,
 	// the Go runtime's total obtained from the OS, and GC cycles during the measured loops.
 	RSSFile, RSSAnon, GoSys uint64
@@ -114,8 +122,41 @@ type scaleRow struct {
 type loopEnv struct {
 	d       *daemon.Daemon
 	w       *world
-	reg     *prometheus.Registry
+	reg     *prometheus.Registry // every metric, as production registers them
+	api     *prometheus.Registry // drwatchd_cloud_api_calls_total alone, for the harness
 	clients *gcp.Clients
+}
+
+// apiTee registers every collector on the daemon's registry and the cloud API call counter on
+// api as well: the harness reads that counter without gathering every series, which at 10,000
+// endpoints allocates ~100 MB (a scrape's cost, measured once on purpose, as a scrape).
+type apiTee struct {
+	prometheus.Registerer
+	api *prometheus.Registry
+}
+
+func (t apiTee) Register(c prometheus.Collector) error {
+	if err := t.Registerer.Register(c); err != nil {
+		return err
+	}
+	ch := make(chan *prometheus.Desc, 8)
+	go func() { c.Describe(ch); close(ch) }()
+	api := false
+	for d := range ch {
+		api = api || strings.Contains(d.String(), `fqName: "drwatchd_cloud_api_calls_total"`)
+	}
+	if api {
+		return t.api.Register(c)
+	}
+	return nil
+}
+
+func (t apiTee) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(err)
+		}
+	}
 }
 
 func (e *loopEnv) close() {
@@ -164,8 +205,8 @@ func newLoopEnv(ctx context.Context, dir string, n int) (*loopEnv, error) {
 		w.close()
 		return nil, err
 	}
-	e := &loopEnv{w: w, reg: prometheus.NewRegistry(), clients: clients}
-	parts, err := wire.Parts(cfg, clients, zap.NewNop(), e.reg, wire.Options{Store: simrun.NewMemStore()})
+	e := &loopEnv{w: w, reg: prometheus.NewRegistry(), api: prometheus.NewRegistry(), clients: clients}
+	parts, err := wire.Parts(cfg, clients, zap.NewNop(), apiTee{e.reg, e.api}, wire.Options{Store: simrun.NewMemStore()})
 	if err != nil {
 		e.close()
 		return nil, err
@@ -178,11 +219,16 @@ func newLoopEnv(ctx context.Context, dir string, n int) (*loopEnv, error) {
 	return e, nil
 }
 
+// minLoops is the fewest measured iterations: at 10,000 endpoints an iteration takes over a
+// second of wall time on a loaded machine, and one iteration alone either includes a GC cycle
+// or not, which swings its CPU time by a third.
+const minLoops = 4
+
 // measureLoop measures the daemon's loop over n endpoints: Monitoring calls per loop (the fake
 // server's count), the other cloud calls (the daemon's counter), CPU time (getrusage of this
 // process, which holds only the daemon), allocations (runtime.MemStats) and the heap after GC.
-// It runs one warm-up iteration, then iterations until budget has passed (at least one, at
-// most 20).
+// It runs one warm-up iteration, then iterations until budget has passed (at least minLoops,
+// at most 20).
 func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (scaleRow, error) {
 	row := scaleRow{Endpoints: n, Services: n / 2}
 	// This process's peak RSS is measured from here: return the previous measurement's memory
@@ -207,8 +253,15 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	if err != nil {
 		return row, err
 	}
-	other0 := apiCalls(e.reg)
+	other0 := apiCalls(e.api)
 	runtime.GC()
+	if memProfile != "" {
+		// The allocations of the measured iterations alone: go tool pprof -sample_index=alloc_space
+		// -base PREFIX.N.before PREFIX.N.
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d.before", memProfile, n)); err != nil {
+			return row, err
+		}
+	}
 	// The CPU profile covers the measured iterations only, not the harness's own gathering of
 	// the API call counter above and below (a full Gather of every series).
 	if cpuProfile != "" {
@@ -225,7 +278,7 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	runtime.ReadMemStats(&m0)
 	cpu0, wall0 := cpuTime(), time.Now()
 	loops := 0
-	for loops < 20 && (loops == 0 || time.Since(wall0) < budget) {
+	for loops < 20 && (loops < minLoops || time.Since(wall0) < budget) {
 		if err := d.Tick(ctx); err != nil {
 			pprof.StopCPUProfile()
 			return row, err
@@ -241,7 +294,7 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	if err != nil {
 		return row, err
 	}
-	other1 := apiCalls(e.reg)
+	other1 := apiCalls(e.api)
 	L := float64(loops)
 	row.Loops = loops
 	row.ListCalls = float64(list1-list0) / L
@@ -268,6 +321,13 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 			return row, err
 		}
 	}
+	row.LoopRSS, _ = vmHWM(os.Getpid())
+	// One /metrics scrape, as Prometheus makes every 15-60 s (the loop runs every 10 s): the
+	// registry builds every series at once, so a scrape is part of the daemon's peak.
+	sw := &countingWriter{h: http.Header{}}
+	t1 := time.Now()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(sw, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	row.InScrape, row.InScrapeBytes = time.Since(t1), sw.n
 	if hwm, err := vmHWM(os.Getpid()); err == nil {
 		row.SelfRSS = hwm
 	}
@@ -280,6 +340,17 @@ func measureLoop(ctx context.Context, dir string, n int, budget time.Duration) (
 	runtime.KeepAlive(d)
 	return row, nil
 }
+
+// countingWriter is an http.ResponseWriter that counts the body and keeps none of it (a
+// network connection does not hold the body either).
+type countingWriter struct {
+	h http.Header
+	n int
+}
+
+func (w *countingWriter) Header() http.Header         { return w.h }
+func (w *countingWriter) WriteHeader(int)             {}
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)

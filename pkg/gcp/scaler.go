@@ -29,7 +29,9 @@ type ScaleTarget struct {
 // to watch, which keeps the executor's plan uniform.
 type VertexScaler struct {
 	clients *VertexClients
-	targets map[string]ScaleTarget
+	// targets by region: a slice, not a map: a service has two or three regions, and a small
+	// map costs a whole 8-slot group (~700 bytes here) per scaler, 3.5 MB at 10,000 endpoints.
+	targets []regionTarget
 
 	// Timeout bounds each call (default 30 s).
 	Timeout time.Duration
@@ -42,7 +44,7 @@ type VertexScaler struct {
 
 // NewVertexScaler returns a scaler over the given regions.
 func NewVertexScaler(clients *VertexClients, targets map[string]ScaleTarget) (*VertexScaler, error) {
-	t := make(map[string]ScaleTarget, len(targets))
+	t := make([]regionTarget, 0, len(targets))
 	for region, st := range targets {
 		if st.Project == "" || st.EndpointID == "" || st.DeployedModelID == "" {
 			return nil, fmt.Errorf("vertex scaler: region %s: project, endpoint and deployed model are required", region)
@@ -50,17 +52,24 @@ func NewVertexScaler(clients *VertexClients, targets map[string]ScaleTarget) (*V
 		if st.Location == "" {
 			st.Location = region
 		}
-		t[region] = st
+		t = append(t, regionTarget{region, st})
 	}
 	return &VertexScaler{clients: clients, targets: t, Timeout: 30 * time.Second, Retry: DefaultRetry}, nil
 }
 
+// regionTarget is one region's scale target.
+type regionTarget struct {
+	region string
+	ScaleTarget
+}
+
 func (s *VertexScaler) target(region, what string) (ScaleTarget, error) {
-	t, ok := s.targets[region]
-	if !ok {
-		return t, errclass.Wrap(errclass.Permanent, "UNKNOWN_REGION", fmt.Errorf("%s: region %s is not configured", what, region))
+	for _, t := range s.targets {
+		if t.region == region {
+			return t.ScaleTarget, nil
+		}
 	}
-	return t, nil
+	return ScaleTarget{}, errclass.Wrap(errclass.Permanent, "UNKNOWN_REGION", fmt.Errorf("%s: region %s is not configured", what, region))
 }
 
 // Scale sets the region's deployed model's min/max replicas (absolute) and returns the
