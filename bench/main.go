@@ -66,6 +66,8 @@ func run() int {
 		Go:      runtime.Version(),
 		CPUs:    runtime.NumCPU(),
 		CPU:     cpuModel(),
+
+		LoadStart: loadAverage(),
 	}
 	if !*skipScale {
 		for _, f := range strings.Split(*sizes, ",") {
@@ -115,6 +117,7 @@ func run() int {
 		res.Compare = compare(ctx, *scen, strings.Split(*worlds, ","))
 	}
 	res.Took = time.Since(start)
+	res.LoadEnd = loadAverage()
 	if err := os.WriteFile(*out, []byte(res.markdown()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
