@@ -296,6 +296,31 @@ func declaredMetrics(t testing.TB) map[string]declared {
 				return nil // a file mid-edit by someone else; the build tests catch it
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
+				// A gauge of a gauges.Table (gauges.Opts{Name: "drwatchd_...", Help: ...}): a
+				// labelled gauge family built at scrape time.
+				if lit, ok := n.(*ast.CompositeLit); ok {
+					if sel, ok := lit.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Opts" {
+						if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "gauges" {
+							for _, el := range lit.Elts {
+								kv, ok := el.(*ast.KeyValueExpr)
+								if !ok {
+									continue
+								}
+								if k, ok := kv.Key.(*ast.Ident); !ok || k.Name != "Name" {
+									continue
+								}
+								if bl, ok := kv.Value.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+									name, err := strconv.Unquote(bl.Value)
+									if err == nil && strings.HasPrefix(name, "drwatchd_") {
+										rel, _ := filepath.Rel(repoRoot(t), fset.Position(bl.Pos()).Filename)
+										out[name] = declared{Name: name, Kind: "Gauge", Vec: true, Pos: fmt.Sprintf("%s:%d", rel, fset.Position(bl.Pos()).Line)}
+									}
+								}
+							}
+						}
+					}
+					return true
+				}
 				call, ok := n.(*ast.CallExpr)
 				if !ok || len(call.Args) == 0 {
 					return true
