@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -108,12 +106,12 @@ func cmdDrill(args []string, stdout, stderr io.Writer) int {
 			fs.Usage()
 			return 2
 		}
-		tok, err := os.ReadFile(cf.tokenFile)
+		c, err := cf.client()
 		if err != nil {
-			fmt.Fprintln(stderr, "drwatchd drill: read admin token:", err)
+			fmt.Fprintln(stderr, "drwatchd drill:", err)
 			return 1
 		}
-		d = &drill.HTTPClient{Base: cf.addr, Token: strings.TrimSpace(string(tok)), Client: &http.Client{Timeout: cf.timeout}}
+		d = c
 		o.Wait = drill.Sleep(*poll)
 	}
 
