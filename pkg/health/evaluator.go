@@ -141,28 +141,8 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	psig := e.classifyProbe(rc, in.Probe, now)
 	psig = e.probeStatistics(&st.probes, in.Probe, psig)
 
-	// Quorum.
-	var raw signal
 	allQuorum := h.Quorum == "all"
-	switch {
-	case !msig.available() && !psig.available():
-		raw = sigUnknown
-	case !msig.available():
-		raw = psig
-	case !psig.available():
-		raw = msig
-	case allQuorum:
-		switch {
-		case msig == sigBad && psig == sigBad:
-			raw = sigBad
-		case msig >= sigDegraded || psig >= sigDegraded:
-			raw = sigDegraded // signals disagree: not confirmed
-		default:
-			raw = sigGood
-		}
-	default: // any: the worse signal wins, even against positive evidence from the other
-		raw = max(msig, psig)
-	}
+	raw := quorum(msig, psig, allQuorum)
 	// Metrics describe the past (the ingestion delay); a probe describes now. When the metrics
 	// say bad but the probe has succeeded without a break for a whole alignment period that
 	// began after the newest metric bucket started, the bad data is about something that has
@@ -178,8 +158,48 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 		e.mbuf = append(e.mbuf, "; probe ok without a break since after that data: spike over, not counted"...)
 	}
 	noDataBad := raw == sigUnknown && h.NoData == "unhealthy"
+	out.Reason = e.reason(st, raw, msig, psig, allQuorum, noDataBad)
 
-	// Reason: the fragments of the signals that decided.
+	ua, ha := max(h.UnhealthyAfter, 1), max(h.HealthyAfter, 1)
+	if noDataBad {
+		raw = sigBad
+	}
+	out.Verdict = st.hysteresis(raw, ua, ha, now)
+	out.Since = st.since
+	out.Bad, out.Good = st.bad, st.good
+	out.LastKnown = st.held
+	out.HardDown = hardDown(raw, msig, psig, mhard, noDataBad, ua, rc, in.Probe, out.MetricsAt)
+	return out
+}
+
+// quorum combines the metrics and probe signals: an unavailable one defers to the other; with
+// quorum all both must be bad (disagreeing signals are degraded, not confirmed); with any the
+// worse signal wins, even against positive evidence from the other.
+func quorum(msig, psig signal, allQuorum bool) signal {
+	switch {
+	case !msig.available() && !psig.available():
+		return sigUnknown
+	case !msig.available():
+		return psig
+	case !psig.available():
+		return msig
+	case allQuorum:
+		switch {
+		case msig == sigBad && psig == sigBad:
+			return sigBad
+		case msig >= sigDegraded || psig >= sigDegraded:
+			return sigDegraded // signals disagree: not confirmed
+		default:
+			return sigGood
+		}
+	default: // any: the worse signal wins, even against positive evidence from the other
+		return max(msig, psig)
+	}
+}
+
+// reason is the region's reason: the fragments (e.mbuf, e.pbuf) of the signals that decided.
+// It is kept in st so that an unchanged reason costs no allocation.
+func (e *Evaluator) reason(st *regionState, raw, msig, psig signal, allQuorum, noDataBad bool) string {
 	b := e.buf[:0]
 	if noDataBad {
 		b = append(b, "no data: "...)
@@ -206,13 +226,13 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	if string(b) != st.reason { // no allocation when the reason did not change
 		st.reason = string(b)
 	}
-	out.Reason = st.reason
+	return st.reason
+}
 
-	// Hysteresis.
-	ua, ha := max(h.UnhealthyAfter, 1), max(h.HealthyAfter, 1)
-	if noDataBad {
-		raw = sigBad
-	}
+// hysteresis counts raw into the region's bad and good runs and returns its verdict: unhealthy
+// after ua bad evaluations in a row, healthy again after ha good ones; unknown freezes the
+// counts (the last data verdict stays held).
+func (st *regionState) hysteresis(raw signal, ua, ha int, now time.Time) Verdict {
 	var v Verdict
 	switch raw {
 	case sigUnknown:
@@ -248,31 +268,31 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 		st.verdict = v
 		st.since = now
 	}
-	out.Verdict = v
-	out.Since = st.since
-	out.Bad, out.Good = st.bad, st.good
-	out.LastKnown = st.held
+	return v
+}
 
+// hardDown says whether a bad region serves nothing, so that a shift goes all at once.
+//
+// Metric points arrive after the ingestion delay. When every point ended before the probe's
+// failing streak began and those points said the region served well, the metrics describe
+// the region before the failure: they cannot contradict the probe, any more than missing
+// metrics can — a healthy region whose probe suddenly fails on and on went down. The probe
+// alone then carries the evidence, so it must have failed for twice the streak that makes
+// the region unhealthy (a region failing 20 % of its requests fails 3 probes in a row in
+// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
+// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
+// vetoing: hard down then needs them to show >= HardDownErrorRatio.
+//
+// Without metrics (none yet, or all still being ingested) the probe alone carries the
+// evidence the same way: hard down needs the same doubled streak. A region failing part of
+// its requests fails probes here and there (probestats.go makes that a bad signal); taking
+// it for dead would send all of its traffic at once to a cold standby.
+func hardDown(raw, msig, psig signal, mhard, noDataBad bool, ua int, rc *config.Region, p *ProbeResult, metricsAt time.Time) bool {
 	probeDown := psig == sigBad
-	// Metric points arrive after the ingestion delay. When every point ended before the probe's
-	// failing streak began and those points said the region served well, the metrics describe
-	// the region before the failure: they cannot contradict the probe, any more than missing
-	// metrics can — a healthy region whose probe suddenly fails on and on went down. The probe
-	// alone then carries the evidence, so it must have failed for twice the streak that makes
-	// the region unhealthy (a region failing 20 % of its requests fails 3 probes in a row in
-	// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
-	// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
-	// vetoing: hard down then needs them to show >= HardDownErrorRatio.
-	//
-	// Without metrics (none yet, or all still being ingested) the probe alone carries the
-	// evidence the same way: hard down needs the same doubled streak. A region failing part of
-	// its requests fails probes here and there (probestats.go makes that a bad signal); taking
-	// it for dead would send all of its traffic at once to a cold standby.
-	probeStreak := probeDown && in.Probe != nil && in.Probe.ConsecutiveFailures >= 2*ua
-	metricsPredate := probeStreak && msig == sigGood && !out.MetricsAt.IsZero() &&
-		out.MetricsAt.Before(probeFailingSince(rc, in.Probe))
-	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
-	return out
+	probeStreak := probeDown && p != nil && p.ConsecutiveFailures >= 2*ua
+	metricsPredate := probeStreak && msig == sigGood && !metricsAt.IsZero() &&
+		metricsAt.Before(probeFailingSince(rc, p))
+	return raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
 }
 
 // probeOutlastsMetrics: the probe has succeeded continuously for at least one alignment period

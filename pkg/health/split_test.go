@@ -1,0 +1,101 @@
+package health
+
+import (
+	"testing"
+	"time"
+
+	"github.com/drwatchd/drwatchd/pkg/config"
+)
+
+// The rules Evaluate combines, each on its own (TestEvaluateOnce and TestHysteresis drive the
+// whole evaluation).
+
+func TestQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		msig, psig signal
+		all        bool
+		want       signal
+	}{
+		{"neither configured", sigNone, sigNone, false, sigUnknown},
+		{"neither can tell", sigUnknown, sigUnknown, true, sigUnknown},
+		{"metrics only", sigBad, sigNone, true, sigBad},
+		{"probe only", sigUnknown, sigDegraded, true, sigDegraded},
+		{"any: the worse wins over good evidence", sigGood, sigBad, false, sigBad},
+		{"any: both good", sigGood, sigGood, false, sigGood},
+		{"any: degraded and bad", sigDegraded, sigBad, false, sigBad},
+		{"all: both bad", sigBad, sigBad, true, sigBad},
+		{"all: disagreeing is degraded, not bad", sigBad, sigGood, true, sigDegraded},
+		{"all: one degraded", sigGood, sigDegraded, true, sigDegraded},
+		{"all: both good", sigGood, sigGood, true, sigGood},
+	} {
+		if got := quorum(tc.msig, tc.psig, tc.all); got != tc.want {
+			t.Errorf("%s: quorum(%d, %d, all=%v) = %d, want %d", tc.name, tc.msig, tc.psig, tc.all, got, tc.want)
+		}
+	}
+}
+
+func TestHysteresisStep(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		st        regionState
+		raw       signal
+		want      Verdict
+		bad, good int
+		held      Verdict
+		changed   bool // since moves to now
+	}{
+		{"first bad: degraded, not yet confirmed", regionState{}, sigBad, Degraded, 1, 0, Degraded, true},
+		{"bad below unhealthy_after keeps the held verdict", regionState{verdict: Healthy, held: Healthy, good: 5}, sigBad, Healthy, 1, 0, Healthy, false},
+		{"the third bad in a row: unhealthy", regionState{verdict: Healthy, held: Healthy, bad: 2}, sigBad, Unhealthy, 3, 0, Unhealthy, true},
+		{"good after unhealthy: still unhealthy below healthy_after", regionState{verdict: Unhealthy, held: Unhealthy, bad: 4}, sigGood, Unhealthy, 0, 1, Unhealthy, false},
+		{"the second good in a row: healthy again", regionState{verdict: Unhealthy, held: Unhealthy, good: 1}, sigGood, Healthy, 0, 2, Healthy, true},
+		{"degraded counts as good", regionState{verdict: Healthy, held: Healthy, bad: 1}, sigDegraded, Degraded, 0, 1, Degraded, true},
+		{"unknown freezes the counts and the held verdict", regionState{verdict: Unhealthy, held: Unhealthy, bad: 4}, sigUnknown, Unknown, 4, 0, Unhealthy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.st
+			st.since = t0.Add(-time.Hour)
+			got := st.hysteresis(tc.raw, 3, 2, t0)
+			if got != tc.want || st.bad != tc.bad || st.good != tc.good || st.held != tc.held || st.verdict != got {
+				t.Fatalf("verdict %s bad %d good %d held %s (published %s); want %s, %d, %d, %s",
+					got, st.bad, st.good, st.held, st.verdict, tc.want, tc.bad, tc.good, tc.held)
+			}
+			if moved := st.since.Equal(t0); moved != tc.changed {
+				t.Fatalf("since moved %v, want %v", moved, tc.changed)
+			}
+		})
+	}
+}
+
+func TestHardDown(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	rc := &config.Region{Name: "us-central1", Probe: &config.Probe{Interval: config.Duration(10 * time.Second)}}
+	// Failing for 6 probes (>= 2 x unhealthy_after 3): the streak began 50 s before t0.
+	streak := &ProbeResult{At: t0, OK: false, ConsecutiveFailures: 6}
+	short := &ProbeResult{At: t0, OK: false, ConsecutiveFailures: 5}
+	for _, tc := range []struct {
+		name            string
+		raw, msig, psig signal
+		mhard, noData   bool
+		p               *ProbeResult
+		metricsAt       time.Time
+		want            bool
+	}{
+		{"metrics at >= the hard-down ratio", sigBad, sigBad, sigNone, true, false, nil, t0, true},
+		{"not bad: never hard down", sigDegraded, sigBad, sigNone, true, false, nil, t0, false},
+		{"no data counted as unhealthy is not hard down", sigBad, sigUnknown, sigUnknown, false, true, nil, time.Time{}, false},
+		{"probe streak without metrics", sigBad, sigUnknown, sigBad, false, false, streak, time.Time{}, true},
+		{"probe streak one short", sigBad, sigUnknown, sigBad, false, false, short, time.Time{}, false},
+		{"good metrics from before the streak: the probe decides", sigBad, sigGood, sigBad, false, false, streak, t0.Add(-time.Minute), true},
+		{"good metrics from during the streak veto", sigBad, sigGood, sigBad, false, false, streak, t0.Add(-30 * time.Second), false},
+		{"metrics showing errors veto unless hard themselves", sigBad, sigDegraded, sigBad, false, false, streak, t0.Add(-time.Minute), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hardDown(tc.raw, tc.msig, tc.psig, tc.mhard, tc.noData, 3, rc, tc.p, tc.metricsAt); got != tc.want {
+				t.Fatalf("hard down %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
