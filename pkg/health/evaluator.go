@@ -338,10 +338,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		return sigUnknown, false
 	}
 	pts := in.Points
-	last := len(pts) - 1
-	for last >= 0 && (pts[last].End.After(now) || (!in.CompleteBefore.IsZero() && pts[last].End.After(in.CompleteBefore))) {
-		last-- // in the future, or partly ingested: a partial bucket must not veto or inflate a verdict
-	}
+	last := lastComplete(pts, now, in.CompleteBefore)
 	if last < 0 {
 		b = append(b, "no metric points"...)
 		return sigUnknown, false
@@ -366,47 +363,12 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		return sigUnknown, false
 	}
 
-	// One backward pass sums every window: the health window and each burn-rate window.
-	var w windowSums
 	win := h.Window.D()
-	w.index(win)
 	br := h.BurnRate
 	if br != nil && (br.SLO <= 0 || br.SLO >= 1) {
 		br = nil
 	}
-	if br != nil {
-		for _, r := range br.Rules {
-			w.index(r.Long.D())
-			w.index(r.Short.D())
-		}
-	}
-	var maxWin time.Duration
-	for i := 0; i < w.n; i++ {
-		maxWin = max(maxWin, w.dur[i])
-	}
-	// Every window ends at the newest complete bucket, not at now: behind Vertex AI's ingestion
-	// delay (up to 6 minutes) a 5-minute window ending now would hold few or no buckets.
-	anchor := newest
-	for i := last; i >= 0; i-- {
-		p := &pts[i]
-		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
-		if age >= maxWin {
-			break
-		}
-		for j := 0; j < w.n; j++ {
-			if age < w.dur[j] {
-				w.req[j] += p.Requests
-				w.errs[j] += p.Errors
-			}
-		}
-		if age < win {
-			w.thr += p.Throttled
-		}
-		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
-			w.latSum += p.LatencyP99.Seconds() * p.Requests
-			w.latReq += p.Requests
-		}
-	}
+	w := sumWindows(pts[:last+1], win, br)
 
 	minReq := float64(h.MinRequests)
 	req := w.req[0]
@@ -506,35 +468,9 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		}
 	}
 	if br != nil {
-		budget := 1 - br.SLO
-		for _, r := range br.Rules {
-			li, si := w.index(r.Long.D()), w.index(r.Short.D())
-			if li < 0 || si < 0 || w.req[li] < minReq || w.req[li] <= 0 || w.req[si] <= 0 {
-				continue
-			}
-			judged = true
-			lb := ratio(w.errs[li], w.req[li]) / budget
-			sb := ratio(w.errs[si], w.req[si]) / budget
-			if out.BurnRates == nil {
-				out.BurnRates = make(map[string]float64, 2*len(br.Rules))
-			}
-			out.BurnRates[e.winName(r.Long.D())] = lb
-			out.BurnRates[e.winName(r.Short.D())] = sb
-			if lb > r.Factor && sb > r.Factor {
-				b = sep(b)
-				b = append(b, "burn rate "...)
-				b = appendBurn(b, lb)
-				b = append(b, " over "...)
-				b = appendDur(b, r.Long.D())
-				b = append(b, " and "...)
-				b = appendBurn(b, sb)
-				b = append(b, " over "...)
-				b = appendDur(b, r.Short.D())
-				b = append(b, " > "...)
-				b = appendBurn(b, r.Factor)
-				bad = true
-			}
-		}
+		var bj, bb bool
+		b, bj, bb = e.burnRates(b, br, &w, minReq, out)
+		judged, bad = judged || bj, bad || bb
 	}
 	if ok, r, nr, lv := base.sustained(minReq); ok {
 		judged, bad = true, true
@@ -581,6 +517,99 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b = append(b, "burn rates within budget"...)
 	}
 	return sigGood, false
+}
+
+// lastComplete is the index of the newest point that may be judged (-1: none): points ending
+// after now are in the future, and points ending after completeBefore may be partly ingested;
+// a partial bucket must not veto or inflate a verdict.
+func lastComplete(pts []Point, now, completeBefore time.Time) int {
+	last := len(pts) - 1
+	for last >= 0 && (pts[last].End.After(now) || (!completeBefore.IsZero() && pts[last].End.After(completeBefore))) {
+		last--
+	}
+	return last
+}
+
+// sumWindows sums, in one backward pass over pts (the judged points, oldest first), every
+// window: the health window win (index 0; throttling and latency over it too) and each
+// burn-rate window of br (nil: none). Every window ends at the newest point, not at now:
+// behind Vertex AI's ingestion delay (up to 6 minutes) a 5-minute window ending now would hold
+// few or no buckets.
+func sumWindows(pts []Point, win time.Duration, br *config.BurnRate) windowSums {
+	var w windowSums
+	if len(pts) == 0 {
+		return w
+	}
+	w.index(win)
+	if br != nil {
+		for _, r := range br.Rules {
+			w.index(r.Long.D())
+			w.index(r.Short.D())
+		}
+	}
+	var maxWin time.Duration
+	for i := 0; i < w.n; i++ {
+		maxWin = max(maxWin, w.dur[i])
+	}
+	anchor := pts[len(pts)-1].End
+	for i := len(pts) - 1; i >= 0; i-- {
+		p := &pts[i]
+		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
+		if age >= maxWin {
+			break
+		}
+		for j := 0; j < w.n; j++ {
+			if age < w.dur[j] {
+				w.req[j] += p.Requests
+				w.errs[j] += p.Errors
+			}
+		}
+		if age < win {
+			w.thr += p.Throttled
+		}
+		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
+			w.latSum += p.LatencyP99.Seconds() * p.Requests
+			w.latReq += p.Requests
+		}
+	}
+	return w
+}
+
+// burnRates judges the multi-window burn-rate rules (SRE Workbook): a rule whose long and short
+// windows both burn the error budget faster than its factor is bad. A rule is judged when its
+// long window has at least minReq requests and both have some; the rates go to out.BurnRates
+// and the reason fragment is appended to b.
+func (e *Evaluator) burnRates(b []byte, br *config.BurnRate, w *windowSums, minReq float64, out *RegionStatus) (_ []byte, judged, bad bool) {
+	budget := 1 - br.SLO
+	for _, r := range br.Rules {
+		li, si := w.index(r.Long.D()), w.index(r.Short.D())
+		if li < 0 || si < 0 || w.req[li] < minReq || w.req[li] <= 0 || w.req[si] <= 0 {
+			continue
+		}
+		judged = true
+		lb := ratio(w.errs[li], w.req[li]) / budget
+		sb := ratio(w.errs[si], w.req[si]) / budget
+		if out.BurnRates == nil {
+			out.BurnRates = make(map[string]float64, 2*len(br.Rules))
+		}
+		out.BurnRates[e.winName(r.Long.D())] = lb
+		out.BurnRates[e.winName(r.Short.D())] = sb
+		if lb > r.Factor && sb > r.Factor {
+			b = sep(b)
+			b = append(b, "burn rate "...)
+			b = appendBurn(b, lb)
+			b = append(b, " over "...)
+			b = appendDur(b, r.Long.D())
+			b = append(b, " and "...)
+			b = appendBurn(b, sb)
+			b = append(b, " over "...)
+			b = appendDur(b, r.Short.D())
+			b = append(b, " > "...)
+			b = appendBurn(b, r.Factor)
+			bad = true
+		}
+	}
+	return b, judged, bad
 }
 
 // thresholdLevel compares v with thresholds; a threshold <= 0 is disabled.

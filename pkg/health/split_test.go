@@ -99,3 +99,60 @@ func TestHardDown(t *testing.T) {
 		})
 	}
 }
+
+func TestLastComplete(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	pts := []Point{{End: t0.Add(-3 * time.Minute)}, {End: t0.Add(-2 * time.Minute)}, {End: t0.Add(-time.Minute)}, {End: t0.Add(time.Minute)}}
+	for _, tc := range []struct {
+		name           string
+		pts            []Point
+		completeBefore time.Time
+		want           int
+	}{
+		{"no points", nil, time.Time{}, -1},
+		{"a point in the future is skipped", pts, time.Time{}, 2},
+		{"points still being ingested are skipped", pts, t0.Add(-2 * time.Minute), 1},
+		{"a bucket ending exactly at the bound is complete", pts, t0.Add(-time.Minute), 2},
+		{"everything still being ingested", pts, t0.Add(-time.Hour), -1},
+	} {
+		if got := lastComplete(tc.pts, t0, tc.completeBefore); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSumWindows(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	// One bucket a minute for 10 minutes, the newest ending 4 minutes before t0 (ingest delay):
+	// 100 requests each, the bucket k minutes before the newest with k errors, 1 throttled, a
+	// p99 of 1 s, and no latency data for the oldest bucket.
+	var pts []Point
+	for k := 9; k >= 0; k-- {
+		p := Point{End: t0.Add(-4*time.Minute - time.Duration(k)*time.Minute), Requests: 100, Errors: float64(k), Throttled: 1, LatencyP99: time.Second}
+		if k == 9 {
+			p.LatencyP99 = -1
+		}
+		pts = append(pts, p)
+	}
+	br := &config.BurnRate{SLO: 0.99, Rules: []config.BurnRule{{Long: config.Duration(10 * time.Minute), Short: config.Duration(2 * time.Minute), Factor: 2}}}
+	w := sumWindows(pts, 5*time.Minute, br)
+	// Windows anchored at the newest bucket: 5m holds k = 0..4, 10m all, 2m k = 0..1.
+	for _, tc := range []struct {
+		d         time.Duration
+		req, errs float64
+	}{{5 * time.Minute, 500, 10}, {10 * time.Minute, 1000, 45}, {2 * time.Minute, 200, 1}} {
+		i := w.index(tc.d)
+		if i < 0 || w.req[i] != tc.req || w.errs[i] != tc.errs {
+			t.Errorf("window %s: index %d, requests %v errors %v; want %v, %v", tc.d, i, w.req[max(i, 0)], w.errs[max(i, 0)], tc.req, tc.errs)
+		}
+	}
+	if w.dur[0] != 5*time.Minute || w.n != 3 {
+		t.Errorf("windows %v (n %d): want the health window first, then the rule's two", w.dur[:w.n], w.n)
+	}
+	if w.thr != 5 || w.latReq != 500 || w.latSum != 500 {
+		t.Errorf("throttled %v, latency over %v requests (sum %v); want 5 over the health window, 500, 500", w.thr, w.latReq, w.latSum)
+	}
+	if w := sumWindows(nil, 5*time.Minute, br); w.n != 0 {
+		t.Errorf("no points: %d windows summed", w.n)
+	}
+}
