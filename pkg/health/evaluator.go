@@ -391,81 +391,10 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		out.LatencyP99 = time.Duration(w.latSum / w.latReq * float64(time.Second))
 	}
 
-	// The newest bucket confirms that what the window shows is still happening. With Vertex AI's
-	// ingestion delay only a few buckets of the window are visible, so a spike that has already
-	// ended (a 10 s restart is 5.5 % of three minutes) can hold the window over a threshold for
-	// minutes after the region recovered; repeated evaluations of the same buckets would then
-	// count as consecutive bad evaluations. As in the SRE Workbook's multi-window rules, the
-	// short window (the newest bucket) must agree. A newest bucket without requests says
-	// nothing of recovery and does not veto.
-	newestPt := pts[last]
-	stillErrors := newestPt.Requests <= 0 || ratio(newestPt.Errors, newestPt.Requests) > h.ErrorRatio.Unhealthy
-	stillSlow := newestPt.Requests <= 0 || newestPt.LatencyP99 < 0 || newestPt.LatencyP99 > h.LatencyP99.Unhealthy.D()
-
 	bad, degraded, judged := false, false, false
 	if enough {
 		judged = true
-		hard = out.ErrorRatio >= HardDownErrorRatio
-		t := h.ErrorRatio
-		if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl == sigBad && !stillErrors {
-			b = sep(b)
-			b = append(b, "error ratio "...)
-			b = appendRatio(b, out.ErrorRatio)
-			b = append(b, " > "...)
-			b = appendRatio(b, t.Unhealthy)
-			b = append(b, " over "...)
-			b = appendDur(b, win)
-			b = append(b, " but "...)
-			b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
-			b = append(b, " in the newest minute: recovering"...)
-			degraded = true
-		} else if lvl != sigGood {
-			b = sep(b)
-			b = append(b, "error ratio "...)
-			b = appendRatio(b, out.ErrorRatio)
-			b = append(b, " > "...)
-			if lvl == sigBad {
-				b = appendRatio(b, t.Unhealthy)
-				bad = true
-			} else {
-				b = appendRatio(b, t.Degraded)
-				degraded = true
-			}
-			b = append(b, " over "...)
-			b = appendDur(b, win)
-			b = append(b, " ("...)
-			b = appendCount(b, req)
-			b = append(b, " requests)"...)
-		}
-		lt := h.LatencyP99
-		// Requests but no latency: the latency check is blind; never silent (/status field
-		// no_latency_data and drwatchd_region_latency_data_missing).
-		out.NoLatencyData = !latKnown
-		if latKnown {
-			if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
-				b = sep(b)
-				b = append(b, "p99 latency "...)
-				b = appendDur(b, out.LatencyP99)
-				b = append(b, " > "...)
-				recovering := lvl == sigBad && !stillSlow
-				switch {
-				case recovering:
-					b = appendDur(b, lt.Unhealthy.D())
-					degraded = true
-				case lvl == sigBad:
-					b = appendDur(b, lt.Unhealthy.D())
-					bad = true
-				default:
-					b = appendDur(b, lt.Degraded.D())
-					degraded = true
-				}
-				b = append(b, " over "...)
-				b = appendDur(b, win)
-				if recovering {
-					b = append(b, " but the newest minute is back under it: recovering"...)
-				}
-			}
-		}
+		b, bad, degraded, hard = e.thresholds(b, h, out, win, req, latKnown, pts[last])
 	}
 	if br != nil {
 		var bj, bb bool
@@ -517,6 +446,84 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b = append(b, "burn rates within budget"...)
 	}
 	return sigGood, false
+}
+
+// thresholds judges the error ratio and the p99 latency over the health window win (req
+// requests, the latency known or not) against their degraded and unhealthy thresholds, and
+// appends the reason fragment to b. hard: the error ratio is at least HardDownErrorRatio.
+//
+// The newest bucket confirms that what the window shows is still happening. With Vertex AI's
+// ingestion delay only a few buckets of the window are visible, so a spike that has already
+// ended (a 10 s restart is 5.5 % of three minutes) can hold the window over a threshold for
+// minutes after the region recovered; repeated evaluations of the same buckets would then
+// count as consecutive bad evaluations. As in the SRE Workbook's multi-window rules, the
+// short window (the newest bucket) must agree. A newest bucket without requests says
+// nothing of recovery and does not veto.
+func (e *Evaluator) thresholds(b []byte, h *config.Health, out *RegionStatus, win time.Duration, req float64, latKnown bool, newestPt Point) (_ []byte, bad, degraded, hard bool) {
+	stillErrors := newestPt.Requests <= 0 || ratio(newestPt.Errors, newestPt.Requests) > h.ErrorRatio.Unhealthy
+	stillSlow := newestPt.Requests <= 0 || newestPt.LatencyP99 < 0 || newestPt.LatencyP99 > h.LatencyP99.Unhealthy.D()
+	hard = out.ErrorRatio >= HardDownErrorRatio
+	t := h.ErrorRatio
+	if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl == sigBad && !stillErrors {
+		b = sep(b)
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, out.ErrorRatio)
+		b = append(b, " > "...)
+		b = appendRatio(b, t.Unhealthy)
+		b = append(b, " over "...)
+		b = appendDur(b, win)
+		b = append(b, " but "...)
+		b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
+		b = append(b, " in the newest minute: recovering"...)
+		degraded = true
+	} else if lvl != sigGood {
+		b = sep(b)
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, out.ErrorRatio)
+		b = append(b, " > "...)
+		if lvl == sigBad {
+			b = appendRatio(b, t.Unhealthy)
+			bad = true
+		} else {
+			b = appendRatio(b, t.Degraded)
+			degraded = true
+		}
+		b = append(b, " over "...)
+		b = appendDur(b, win)
+		b = append(b, " ("...)
+		b = appendCount(b, req)
+		b = append(b, " requests)"...)
+	}
+	lt := h.LatencyP99
+	// Requests but no latency: the latency check is blind; never silent (/status field
+	// no_latency_data and drwatchd_region_latency_data_missing).
+	out.NoLatencyData = !latKnown
+	if latKnown {
+		if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
+			b = sep(b)
+			b = append(b, "p99 latency "...)
+			b = appendDur(b, out.LatencyP99)
+			b = append(b, " > "...)
+			recovering := lvl == sigBad && !stillSlow
+			switch {
+			case recovering:
+				b = appendDur(b, lt.Unhealthy.D())
+				degraded = true
+			case lvl == sigBad:
+				b = appendDur(b, lt.Unhealthy.D())
+				bad = true
+			default:
+				b = appendDur(b, lt.Degraded.D())
+				degraded = true
+			}
+			b = append(b, " over "...)
+			b = appendDur(b, win)
+			if recovering {
+				b = append(b, " but the newest minute is back under it: recovering"...)
+			}
+		}
+	}
+	return b, bad, degraded, hard
 }
 
 // lastComplete is the index of the newest point that may be judged (-1: none): points ending

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +155,49 @@ func TestSumWindows(t *testing.T) {
 	}
 	if w := sumWindows(nil, 5*time.Minute, br); w.n != 0 {
 		t.Errorf("no points: %d windows summed", w.n)
+	}
+}
+
+func TestThresholds(t *testing.T) {
+	h := &config.Health{
+		ErrorRatio: config.Thresholds{Degraded: 0.01, Unhealthy: 0.05},
+		LatencyP99: config.LatencyThresholds{Degraded: config.Duration(time.Second), Unhealthy: config.Duration(5 * time.Second)},
+	}
+	bucket := func(req, errs float64, p99 time.Duration) Point {
+		return Point{Requests: req, Errors: errs, LatencyP99: p99}
+	}
+	for _, tc := range []struct {
+		name                string
+		ratio               float64
+		p99                 time.Duration // 0: no latency data
+		newest              Point
+		bad, degraded, hard bool
+		reason              string
+		noLatency           bool
+	}{
+		{"all well", 0.001, time.Second / 2, bucket(100, 0, time.Second/2), false, false, false, "", false},
+		{"errors over unhealthy, the newest bucket agrees", 0.3, time.Second / 2, bucket(100, 30, time.Second/2), true, false, false, "error ratio 0.3 > 0.05 over 5m (500 requests)", false},
+		{"errors over unhealthy, the newest bucket recovered", 0.3, time.Second / 2, bucket(100, 1, time.Second/2), false, true, false, "in the newest minute: recovering", false},
+		{"a newest bucket without requests does not veto", 0.3, time.Second / 2, bucket(0, 0, -1), true, false, false, "error ratio 0.3 > 0.05", false},
+		{"errors over degraded only", 0.02, time.Second / 2, bucket(100, 2, time.Second/2), false, true, false, "error ratio 0.02 > 0.01", false},
+		{"hard down", 0.95, time.Second / 2, bucket(100, 95, time.Second/2), true, false, true, "error ratio 0.95 > 0.05", false},
+		{"slow, the newest bucket agrees", 0.001, 8 * time.Second, bucket(100, 0, 8*time.Second), true, false, false, "p99 latency 8s > 5s over 5m", false},
+		{"slow, the newest bucket is back under", 0.001, 8 * time.Second, bucket(100, 0, time.Second/2), false, true, false, "back under it: recovering", false},
+		{"no latency data is shown, not judged", 0.001, 0, bucket(100, 0, -1), false, false, false, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEvaluator()
+			out := &RegionStatus{ErrorRatio: tc.ratio, LatencyP99: tc.p99}
+			b, bad, degraded, hard := e.thresholds(nil, h, out, 5*time.Minute, 500, tc.p99 > 0, tc.newest)
+			if bad != tc.bad || degraded != tc.degraded || hard != tc.hard {
+				t.Fatalf("bad %v degraded %v hard %v; want %v %v %v (%q)", bad, degraded, hard, tc.bad, tc.degraded, tc.hard, b)
+			}
+			if !strings.Contains(string(b), tc.reason) || (tc.reason == "" && len(b) > 0) {
+				t.Fatalf("reason %q, want it to contain %q", b, tc.reason)
+			}
+			if out.NoLatencyData != tc.noLatency {
+				t.Fatalf("NoLatencyData %v", out.NoLatencyData)
+			}
+		})
 	}
 }
