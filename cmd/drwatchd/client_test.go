@@ -74,3 +74,37 @@ func TestAdminVerbs(t *testing.T) {
 		}
 	}
 }
+
+// `drwatchd drill` against a running daemon sets up its admin client as the other verbs do
+// (clientFlags.client): the token file is read and the token sent.
+func TestDrillUsesTheAdminClient(t *testing.T) {
+	fake := &adminFake{}
+	srv := httptest.NewServer(server.Admin(fake, "right-token", zaptest.NewLogger(t)))
+	defer srv.Close()
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	if err := os.WriteFile(good, []byte("right-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("wrong-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	drill := func(tokenFile string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run([]string{"drill", "--addr", srv.URL, "--token-file", tokenFile, "--service", "fraud-scorer", "--poll", "1ms"}, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := drill(filepath.Join(dir, "missing")); code != 1 || !strings.Contains(out, "drwatchd drill: read admin token:") {
+		t.Fatalf("missing token file: exit %d\n%s", code, out)
+	}
+	if code, out := drill(bad); code == 0 || !strings.Contains(out, "401") {
+		t.Fatalf("wrong token: exit %d, want a failure naming the 401\n%s", code, out)
+	}
+	// The right token reaches the daemon: the fake's service is paused, so the pre-check refuses.
+	if code, out := drill(good); code != 3 || !strings.Contains(out, "paused") {
+		t.Fatalf("right token: exit %d, want 3 (refused by the pre-check: the service is paused)\n%s", code, out)
+	}
+	if len(fake.got) != 0 {
+		t.Fatalf("a refused drill submitted commands: %v", fake.got)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
-	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/sim"
@@ -104,7 +103,7 @@ func TestAdminCommandsAnswerTheirOutcome(t *testing.T) {
 	for i := range 25 {
 		for _, verb := range []failover.Verb{failover.VerbFailover, failover.VerbAbort} {
 			res, err := d.Submit(ctx, "fraud-scorer", verb, api.Command{Who: "oncall", Why: "burst " + string(verb)})
-			if err != nil && !errors.Is(err, daemon.ErrQueueFull) {
+			if err != nil && !errors.Is(err, api.ErrQueueFull) {
 				t.Fatalf("burst %d %s: %v", i, verb, err)
 			}
 			if err == nil && !res.Coalesced {
@@ -134,7 +133,7 @@ func TestAdminCommandsAnswerTheirOutcome(t *testing.T) {
 	for _, c := range []api.Command{{Target: "europe-west1"}, {Target: "us-central1"}, {}, {Target: "us-east1"}, {Target: "europe-west1"}} {
 		for _, verb := range []failover.Verb{failover.VerbFailover, failover.VerbPause, failover.VerbResume, failover.VerbFailback, failover.VerbAbort} {
 			c.Who, c.Why = "oncall", "fill"
-			if _, err := d.Submit(ctx, "fraud-scorer", verb, c); errors.Is(err, daemon.ErrQueueFull) {
+			if _, err := d.Submit(ctx, "fraud-scorer", verb, c); errors.Is(err, api.ErrQueueFull) {
 				full = err
 			}
 		}

@@ -41,7 +41,7 @@ func cloudParts(ctx context.Context, opts gcp.Options, cfg *config.Config, log *
 
 // simEnv is the embedded simulated cloud of `run --sim`.
 type simEnv struct {
-	env   *sim.Env
+	env   *simrun.Env
 	speed float64
 	out   io.Writer
 	cfg   *config.Config
@@ -55,59 +55,49 @@ func demoFaults(cfg *config.Config) []sim.Fault {
 	}
 }
 
-// startSim starts the simulated cloud for cfg (the demo config unless --config is given). The
-// config names the probe server through ${DRWATCHD_SIM_PROBE_BASE}, which exists only once the
-// simulated cloud runs: the config is read once with a placeholder to shape the world, then
-// again with the real address.
+// startSim starts the simulated cloud (simrun) for the config (the demo config unless --config
+// is given), on the process environment, starting now, with the demo's faults.
 func startSim(ctx context.Context, f runFlags, stdout io.Writer) (*simEnv, error) {
-	placeholder := func(k string) (string, bool) {
-		if k == "DRWATCHD_SIM_PROBE_BASE" {
-			return "http://127.0.0.1:1", true
-		}
-		return os.LookupEnv(k)
-	}
-	cfg, err := loadConfig(f, placeholder)
-	if err != nil {
-		return nil, err
-	}
-	spec := sim.SpecFromConfig(cfg)
-	spec.Start = time.Now().UTC().Truncate(time.Second)
-	spec.Faults = demoFaults(cfg)
-	env, err := sim.Start(ctx, spec)
+	env, err := simrun.StartWith(ctx, func(lookup func(string) (string, bool)) (*config.Config, error) {
+		return loadConfig(f, lookup)
+	}, simrun.StartOptions{
+		Lookup: simLookup,
+		Tweak: func(spec *sim.Spec, cfg *config.Config) {
+			spec.Start = time.Now().UTC().Truncate(time.Second)
+			spec.Faults = demoFaults(cfg)
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &simEnv{env: env, speed: f.speed, out: stdout}, nil
 }
 
-func (s *simEnv) lookup(k string) (string, bool) {
-	switch k {
-	case "DRWATCHD_SIM_PROBE_BASE":
-		return s.env.ProbeBase, true
-	case "DRWATCHD_SIM_STATE":
-		if v, ok := os.LookupEnv(k); ok {
-			return v, true
-		}
-		// A fresh state file per demo run: the demo always starts from a healthy service.
-		return fmt.Sprintf("%s/drwatchd-sim-%d.json", os.TempDir(), os.Getpid()), true
+// simLookup is the process environment, with a fresh state file per demo run unless
+// DRWATCHD_SIM_STATE is set: the demo always starts from a healthy service.
+func simLookup(k string) (string, bool) {
+	if v, ok := os.LookupEnv(k); ok || k != "DRWATCHD_SIM_STATE" {
+		return v, ok
 	}
-	return os.LookupEnv(k)
+	return fmt.Sprintf("%s/drwatchd-sim-%d.json", os.TempDir(), os.Getpid()), true
 }
 
-func (s *simEnv) clock() clock.Clock { return s.env.World.Clock() }
+func (s *simEnv) lookup(k string) (string, bool) { return s.env.Lookup(k) }
+
+func (s *simEnv) clock() clock.Clock { return s.env.Sim.World.Clock() }
 
 func (s *simEnv) Close() { s.env.Close() }
 
 func (s *simEnv) parts(ctx context.Context, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer) (daemon.Parts, func(), error) {
 	s.cfg = cfg
-	return cloudParts(ctx, simrun.ClientOptions(s.env), cfg, log, reg)
+	return cloudParts(ctx, simrun.ClientOptions(s.env.Sim), cfg, log, reg)
 }
 
 // drive advances the simulated world in lockstep with the daemon's loop: one iteration, then one
 // loop interval of virtual time, paced at speed virtual seconds per wall second. It prints what
 // happens in the world (faults, traffic moving, requests lost) as a timeline on stdout.
 func (s *simEnv) drive(ctx context.Context, d *daemon.Daemon, log *zap.Logger) error {
-	w := s.env.World
+	w := s.env.Sim.World
 	start := w.Now()
 	last := map[string]string{}
 	fmt.Fprintf(s.out, "simulated cloud: %s; the primary region fails at +%s (speed %gx)\n",
@@ -141,7 +131,7 @@ func describe(cfg *config.Config) string {
 
 // timeline prints a line whenever a region's condition or the effective split changes.
 func (s *simEnv) timeline(start time.Time, last map[string]string) {
-	w := s.env.World
+	w := s.env.Sim.World
 	t := w.Now().Sub(start).Truncate(time.Second)
 	stats := w.Stats()
 	for _, svc := range s.cfg.Services {

@@ -32,7 +32,7 @@ faults:
 		stderr     string
 	}{
 		{"rough profile runs", rough, 0, "PASS  rough-world"},
-		{"misspelt world key", misspelt, 2, `world.router_propagation_jiter: unknown field "router_propagation_jiter"`},
+		{"misspelt world key", misspelt, 2, `world.router_propagation_jiter: unknown field; did you mean "router_propagation_jitter"? (line 3)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

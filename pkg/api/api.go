@@ -3,6 +3,7 @@
 package api
 
 import (
+	"errors"
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/checkpoint"
@@ -92,6 +93,15 @@ type CommandResult struct {
 	// Coalesced: an identical command was already queued; ID is that command's.
 	Coalesced bool `json:"coalesced,omitempty"`
 }
+
+// Errors of Submit (the daemon's, behind the admin API), matched with errors.Is: the server
+// answers 404 and 429 for them, 409 for any other refusal.
+var (
+	// ErrUnknownService: the service is not configured.
+	ErrUnknownService = errors.New("unknown service")
+	// ErrQueueFull: the service's command queue is full.
+	ErrQueueFull = errors.New("command queue full")
+)
 
 // Command statuses.
 const (

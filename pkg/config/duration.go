@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drwatchd/drwatchd/pkg/yamlx"
 )
 
 // UnmarshalYAML parses a scalar such as "30s" or "1h30m". It deliberately does not call
@@ -18,7 +20,7 @@ func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
 		node = node.Alias
 	}
 	if node.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a duration such as \"10s\", got %s", kindName(node))
+		return fmt.Errorf("expected a duration such as \"10s\", got %s", yamlx.KindName(node))
 	}
 	if node.ShortTag() == "!!null" {
 		*d = 0

@@ -401,6 +401,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"int as string", "services: [{regions: [{priority: high}]}]", "services[0].regions[0].priority", []string{`expected an integer, got "high"`}},
 		{"float", "services: [{health: {error_ratio: {degraded: lots}}}]", "services[0].health.error_ratio.degraded", []string{"expected a number"}},
 		{"bool", "admin: {enabled: maybe}", "admin.enabled", []string{"expected a boolean"}},
+		// The decoder shared with scenarios (pkg/yamlx) is strict where yaml.v3 is lenient.
+		{"YAML 1.1 bool", "admin: {enabled: yes}", "admin.enabled", []string{`expected a boolean (true or false), got "yes"`}},
+		{"NaN", "services: [{health: {error_ratio: {degraded: .nan}}}]", "services[0].health.error_ratio.degraded", []string{"expected a finite number, got .nan"}},
 		{"string as map", "log: {level: {a: b}}", "log.level", []string{"expected a string, got a mapping"}},
 		{"section as scalar", "loop: fast", "loop", []string{"expected a mapping", `"fast"`}},
 		{"list as map", "services: {name: x}", "services", []string{"expected a list"}},

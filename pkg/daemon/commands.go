@@ -13,7 +13,6 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
-	"github.com/drwatchd/drwatchd/pkg/server"
 )
 
 // Command queue bounds.
@@ -26,9 +25,6 @@ const (
 	// keptOutcomes: outcomes kept for GET /v1/commands/{id}.
 	keptOutcomes = 256
 )
-
-// ErrQueueFull: the service already has MaxPendingCommands commands waiting.
-var ErrQueueFull = server.ErrQueueFull
 
 // pendingCommand is a queued command with its ID.
 type pendingCommand struct {
@@ -61,7 +57,7 @@ func (d *Daemon) Submit(_ context.Context, service string, verb failover.Verb, c
 	cfg := d.Config()
 	svc := findService(cfg, service)
 	if svc == nil {
-		return api.CommandResult{}, fmt.Errorf("%w %q", server.ErrUnknownService, service)
+		return api.CommandResult{}, fmt.Errorf("%w %q", api.ErrUnknownService, service)
 	}
 	if !verb.Known() {
 		return api.CommandResult{}, fmt.Errorf("unknown verb %q", verb)
@@ -86,7 +82,7 @@ func (d *Daemon) Submit(_ context.Context, service string, verb failover.Verb, c
 	}
 	if len(queue) >= MaxPendingCommands {
 		d.mu.Unlock()
-		return api.CommandResult{}, fmt.Errorf("%w: %s has %d commands waiting for the next iteration", ErrQueueFull, service, len(queue))
+		return api.CommandResult{}, fmt.Errorf("%w: %s has %d commands waiting for the next iteration", api.ErrQueueFull, service, len(queue))
 	}
 	if refused := d.preflight(svc, queue, fc, now); refused != "" {
 		d.journalRefusal(svc, fc, refused, now)

@@ -9,7 +9,6 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/journal"
-	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -109,13 +108,13 @@ func (d *Daemon) pruneJournal(cfg *config.Config, now time.Time) {
 
 // Journal answers /journal: the entries matching q (relative bounds resolved on the daemon's
 // clock), oldest first. A service neither configured nor in the journal is
-// server.ErrUnknownService.
+// api.ErrUnknownService.
 func (d *Daemon) Journal(q journal.Query) (api.Journal, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.clk.Now()
 	if q.Service != "" && findService(d.cfg, q.Service) == nil && !d.journal.Has(q.Service) {
-		return api.Journal{}, fmt.Errorf("%w %q (configured: %s)", server.ErrUnknownService, q.Service, serviceNames(d.cfg))
+		return api.Journal{}, fmt.Errorf("%w %q (configured: %s)", api.ErrUnknownService, q.Service, serviceNames(d.cfg))
 	}
 	entries, more := d.journal.Select(q.Resolve(now))
 	if entries == nil {
@@ -149,5 +148,3 @@ func (d *Daemon) journalLink(service string, kinds ...failover.EventKind) string
 	}
 	return e.ID
 }
-
-var _ server.JournalReader = (*Daemon)(nil)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
+	clk "github.com/drwatchd/drwatchd/pkg/clock" // table.go has a func clock
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -90,16 +91,7 @@ type Observation struct {
 
 // Sleep returns a Wait that sleeps d (or until ctx ends).
 func Sleep(d time.Duration) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
-	}
+	return func(ctx context.Context) error { return clk.Sleep(ctx, d) }
 }
 
 // Results of a drill.

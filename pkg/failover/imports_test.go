@@ -13,13 +13,14 @@ var corePackages = []string{
 }
 
 // purePackages are drwatchd's own packages the core may import: types, the health evaluator and
-// the config schema. Their I/O counterparts (pkg/health/poll, pkg/checkpoint/track) are not here.
+// the config schema with its strict YAML decoder. Their I/O counterparts (pkg/health/poll, pkg/checkpoint/track) are not here.
 var purePackages = map[string]bool{
 	"github.com/drwatchd/drwatchd/pkg/failover":     true,
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan": true,
 	"github.com/drwatchd/drwatchd/pkg/health":       true,
 	"github.com/drwatchd/drwatchd/pkg/checkpoint":   true,
 	"github.com/drwatchd/drwatchd/pkg/config":       true,
+	"github.com/drwatchd/drwatchd/pkg/yamlx":        true,
 }
 
 // thirdParty are the only non-standard, non-drwatchd modules the core may import.

@@ -141,28 +141,8 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	psig := e.classifyProbe(rc, in.Probe, now)
 	psig = e.probeStatistics(&st.probes, in.Probe, psig)
 
-	// Quorum.
-	var raw signal
 	allQuorum := h.Quorum == "all"
-	switch {
-	case !msig.available() && !psig.available():
-		raw = sigUnknown
-	case !msig.available():
-		raw = psig
-	case !psig.available():
-		raw = msig
-	case allQuorum:
-		switch {
-		case msig == sigBad && psig == sigBad:
-			raw = sigBad
-		case msig >= sigDegraded || psig >= sigDegraded:
-			raw = sigDegraded // signals disagree: not confirmed
-		default:
-			raw = sigGood
-		}
-	default: // any: the worse signal wins, even against positive evidence from the other
-		raw = max(msig, psig)
-	}
+	raw := quorum(msig, psig, allQuorum)
 	// Metrics describe the past (the ingestion delay); a probe describes now. When the metrics
 	// say bad but the probe has succeeded without a break for a whole alignment period that
 	// began after the newest metric bucket started, the bad data is about something that has
@@ -178,8 +158,48 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 		e.mbuf = append(e.mbuf, "; probe ok without a break since after that data: spike over, not counted"...)
 	}
 	noDataBad := raw == sigUnknown && h.NoData == "unhealthy"
+	out.Reason = e.reason(st, raw, msig, psig, allQuorum, noDataBad)
 
-	// Reason: the fragments of the signals that decided.
+	ua, ha := max(h.UnhealthyAfter, 1), max(h.HealthyAfter, 1)
+	if noDataBad {
+		raw = sigBad
+	}
+	out.Verdict = st.hysteresis(raw, ua, ha, now)
+	out.Since = st.since
+	out.Bad, out.Good = st.bad, st.good
+	out.LastKnown = st.held
+	out.HardDown = hardDown(raw, msig, psig, mhard, noDataBad, ua, rc, in.Probe, out.MetricsAt)
+	return out
+}
+
+// quorum combines the metrics and probe signals: an unavailable one defers to the other; with
+// quorum all both must be bad (disagreeing signals are degraded, not confirmed); with any the
+// worse signal wins, even against positive evidence from the other.
+func quorum(msig, psig signal, allQuorum bool) signal {
+	switch {
+	case !msig.available() && !psig.available():
+		return sigUnknown
+	case !msig.available():
+		return psig
+	case !psig.available():
+		return msig
+	case allQuorum:
+		switch {
+		case msig == sigBad && psig == sigBad:
+			return sigBad
+		case msig >= sigDegraded || psig >= sigDegraded:
+			return sigDegraded // signals disagree: not confirmed
+		default:
+			return sigGood
+		}
+	default: // any: the worse signal wins, even against positive evidence from the other
+		return max(msig, psig)
+	}
+}
+
+// reason is the region's reason: the fragments (e.mbuf, e.pbuf) of the signals that decided.
+// It is kept in st so that an unchanged reason costs no allocation.
+func (e *Evaluator) reason(st *regionState, raw, msig, psig signal, allQuorum, noDataBad bool) string {
 	b := e.buf[:0]
 	if noDataBad {
 		b = append(b, "no data: "...)
@@ -206,13 +226,13 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 	if string(b) != st.reason { // no allocation when the reason did not change
 		st.reason = string(b)
 	}
-	out.Reason = st.reason
+	return st.reason
+}
 
-	// Hysteresis.
-	ua, ha := max(h.UnhealthyAfter, 1), max(h.HealthyAfter, 1)
-	if noDataBad {
-		raw = sigBad
-	}
+// hysteresis counts raw into the region's bad and good runs and returns its verdict: unhealthy
+// after ua bad evaluations in a row, healthy again after ha good ones; unknown freezes the
+// counts (the last data verdict stays held).
+func (st *regionState) hysteresis(raw signal, ua, ha int, now time.Time) Verdict {
 	var v Verdict
 	switch raw {
 	case sigUnknown:
@@ -248,31 +268,31 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 		st.verdict = v
 		st.since = now
 	}
-	out.Verdict = v
-	out.Since = st.since
-	out.Bad, out.Good = st.bad, st.good
-	out.LastKnown = st.held
+	return v
+}
 
+// hardDown says whether a bad region serves nothing, so that a shift goes all at once.
+//
+// Metric points arrive after the ingestion delay. When every point ended before the probe's
+// failing streak began and those points said the region served well, the metrics describe
+// the region before the failure: they cannot contradict the probe, any more than missing
+// metrics can — a healthy region whose probe suddenly fails on and on went down. The probe
+// alone then carries the evidence, so it must have failed for twice the streak that makes
+// the region unhealthy (a region failing 20 % of its requests fails 3 probes in a row in
+// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
+// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
+// vetoing: hard down then needs them to show >= HardDownErrorRatio.
+//
+// Without metrics (none yet, or all still being ingested) the probe alone carries the
+// evidence the same way: hard down needs the same doubled streak. A region failing part of
+// its requests fails probes here and there (probestats.go makes that a bad signal); taking
+// it for dead would send all of its traffic at once to a cold standby.
+func hardDown(raw, msig, psig signal, mhard, noDataBad bool, ua int, rc *config.Region, p *ProbeResult, metricsAt time.Time) bool {
 	probeDown := psig == sigBad
-	// Metric points arrive after the ingestion delay. When every point ended before the probe's
-	// failing streak began and those points said the region served well, the metrics describe
-	// the region before the failure: they cannot contradict the probe, any more than missing
-	// metrics can — a healthy region whose probe suddenly fails on and on went down. The probe
-	// alone then carries the evidence, so it must have failed for twice the streak that makes
-	// the region unhealthy (a region failing 20 % of its requests fails 3 probes in a row in
-	// under 1 % of tries, 6 in 0.006 %). A shift that started staged escalates to the emergency
-	// steps as soon as this holds. Metrics that already show errors (a partial failure) keep
-	// vetoing: hard down then needs them to show >= HardDownErrorRatio.
-	//
-	// Without metrics (none yet, or all still being ingested) the probe alone carries the
-	// evidence the same way: hard down needs the same doubled streak. A region failing part of
-	// its requests fails probes here and there (probestats.go makes that a bad signal); taking
-	// it for dead would send all of its traffic at once to a cold standby.
-	probeStreak := probeDown && in.Probe != nil && in.Probe.ConsecutiveFailures >= 2*ua
-	metricsPredate := probeStreak && msig == sigGood && !out.MetricsAt.IsZero() &&
-		out.MetricsAt.Before(probeFailingSince(rc, in.Probe))
-	out.HardDown = raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
-	return out
+	probeStreak := probeDown && p != nil && p.ConsecutiveFailures >= 2*ua
+	metricsPredate := probeStreak && msig == sigGood && !metricsAt.IsZero() &&
+		metricsAt.Before(probeFailingSince(rc, p))
+	return raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
 }
 
 // probeOutlastsMetrics: the probe has succeeded continuously for at least one alignment period
@@ -318,10 +338,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		return sigUnknown, false
 	}
 	pts := in.Points
-	last := len(pts) - 1
-	for last >= 0 && (pts[last].End.After(now) || (!in.CompleteBefore.IsZero() && pts[last].End.After(in.CompleteBefore))) {
-		last-- // in the future, or partly ingested: a partial bucket must not veto or inflate a verdict
-	}
+	last := lastComplete(pts, now, in.CompleteBefore)
 	if last < 0 {
 		b = append(b, "no metric points"...)
 		return sigUnknown, false
@@ -346,47 +363,12 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		return sigUnknown, false
 	}
 
-	// One backward pass sums every window: the health window and each burn-rate window.
-	var w windowSums
 	win := h.Window.D()
-	w.index(win)
 	br := h.BurnRate
 	if br != nil && (br.SLO <= 0 || br.SLO >= 1) {
 		br = nil
 	}
-	if br != nil {
-		for _, r := range br.Rules {
-			w.index(r.Long.D())
-			w.index(r.Short.D())
-		}
-	}
-	var maxWin time.Duration
-	for i := 0; i < w.n; i++ {
-		maxWin = max(maxWin, w.dur[i])
-	}
-	// Every window ends at the newest complete bucket, not at now: behind Vertex AI's ingestion
-	// delay (up to 6 minutes) a 5-minute window ending now would hold few or no buckets.
-	anchor := newest
-	for i := last; i >= 0; i-- {
-		p := &pts[i]
-		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
-		if age >= maxWin {
-			break
-		}
-		for j := 0; j < w.n; j++ {
-			if age < w.dur[j] {
-				w.req[j] += p.Requests
-				w.errs[j] += p.Errors
-			}
-		}
-		if age < win {
-			w.thr += p.Throttled
-		}
-		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
-			w.latSum += p.LatencyP99.Seconds() * p.Requests
-			w.latReq += p.Requests
-		}
-	}
+	w := sumWindows(pts[:last+1], win, br)
 
 	minReq := float64(h.MinRequests)
 	req := w.req[0]
@@ -409,112 +391,15 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		out.LatencyP99 = time.Duration(w.latSum / w.latReq * float64(time.Second))
 	}
 
-	// The newest bucket confirms that what the window shows is still happening. With Vertex AI's
-	// ingestion delay only a few buckets of the window are visible, so a spike that has already
-	// ended (a 10 s restart is 5.5 % of three minutes) can hold the window over a threshold for
-	// minutes after the region recovered; repeated evaluations of the same buckets would then
-	// count as consecutive bad evaluations. As in the SRE Workbook's multi-window rules, the
-	// short window (the newest bucket) must agree. A newest bucket without requests says
-	// nothing of recovery and does not veto.
-	newestPt := pts[last]
-	stillErrors := newestPt.Requests <= 0 || ratio(newestPt.Errors, newestPt.Requests) > h.ErrorRatio.Unhealthy
-	stillSlow := newestPt.Requests <= 0 || newestPt.LatencyP99 < 0 || newestPt.LatencyP99 > h.LatencyP99.Unhealthy.D()
-
 	bad, degraded, judged := false, false, false
 	if enough {
 		judged = true
-		hard = out.ErrorRatio >= HardDownErrorRatio
-		t := h.ErrorRatio
-		if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl == sigBad && !stillErrors {
-			b = sep(b)
-			b = append(b, "error ratio "...)
-			b = appendRatio(b, out.ErrorRatio)
-			b = append(b, " > "...)
-			b = appendRatio(b, t.Unhealthy)
-			b = append(b, " over "...)
-			b = appendDur(b, win)
-			b = append(b, " but "...)
-			b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
-			b = append(b, " in the newest minute: recovering"...)
-			degraded = true
-		} else if lvl != sigGood {
-			b = sep(b)
-			b = append(b, "error ratio "...)
-			b = appendRatio(b, out.ErrorRatio)
-			b = append(b, " > "...)
-			if lvl == sigBad {
-				b = appendRatio(b, t.Unhealthy)
-				bad = true
-			} else {
-				b = appendRatio(b, t.Degraded)
-				degraded = true
-			}
-			b = append(b, " over "...)
-			b = appendDur(b, win)
-			b = append(b, " ("...)
-			b = appendCount(b, req)
-			b = append(b, " requests)"...)
-		}
-		lt := h.LatencyP99
-		// Requests but no latency: the latency check is blind; never silent (/status field
-		// no_latency_data and drwatchd_region_latency_data_missing).
-		out.NoLatencyData = !latKnown
-		if latKnown {
-			if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
-				b = sep(b)
-				b = append(b, "p99 latency "...)
-				b = appendDur(b, out.LatencyP99)
-				b = append(b, " > "...)
-				recovering := lvl == sigBad && !stillSlow
-				switch {
-				case recovering:
-					b = appendDur(b, lt.Unhealthy.D())
-					degraded = true
-				case lvl == sigBad:
-					b = appendDur(b, lt.Unhealthy.D())
-					bad = true
-				default:
-					b = appendDur(b, lt.Degraded.D())
-					degraded = true
-				}
-				b = append(b, " over "...)
-				b = appendDur(b, win)
-				if recovering {
-					b = append(b, " but the newest minute is back under it: recovering"...)
-				}
-			}
-		}
+		b, bad, degraded, hard = e.thresholds(b, h, out, win, req, latKnown, pts[last])
 	}
 	if br != nil {
-		budget := 1 - br.SLO
-		for _, r := range br.Rules {
-			li, si := w.index(r.Long.D()), w.index(r.Short.D())
-			if li < 0 || si < 0 || w.req[li] < minReq || w.req[li] <= 0 || w.req[si] <= 0 {
-				continue
-			}
-			judged = true
-			lb := ratio(w.errs[li], w.req[li]) / budget
-			sb := ratio(w.errs[si], w.req[si]) / budget
-			if out.BurnRates == nil {
-				out.BurnRates = make(map[string]float64, 2*len(br.Rules))
-			}
-			out.BurnRates[e.winName(r.Long.D())] = lb
-			out.BurnRates[e.winName(r.Short.D())] = sb
-			if lb > r.Factor && sb > r.Factor {
-				b = sep(b)
-				b = append(b, "burn rate "...)
-				b = appendBurn(b, lb)
-				b = append(b, " over "...)
-				b = appendDur(b, r.Long.D())
-				b = append(b, " and "...)
-				b = appendBurn(b, sb)
-				b = append(b, " over "...)
-				b = appendDur(b, r.Short.D())
-				b = append(b, " > "...)
-				b = appendBurn(b, r.Factor)
-				bad = true
-			}
-		}
+		var bj, bb bool
+		b, bj, bb = e.burnRates(b, br, &w, minReq, out)
+		judged, bad = judged || bj, bad || bb
 	}
 	if ok, r, nr, lv := base.sustained(minReq); ok {
 		judged, bad = true, true
@@ -561,6 +446,177 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b = append(b, "burn rates within budget"...)
 	}
 	return sigGood, false
+}
+
+// thresholds judges the error ratio and the p99 latency over the health window win (req
+// requests, the latency known or not) against their degraded and unhealthy thresholds, and
+// appends the reason fragment to b. hard: the error ratio is at least HardDownErrorRatio.
+//
+// The newest bucket confirms that what the window shows is still happening. With Vertex AI's
+// ingestion delay only a few buckets of the window are visible, so a spike that has already
+// ended (a 10 s restart is 5.5 % of three minutes) can hold the window over a threshold for
+// minutes after the region recovered; repeated evaluations of the same buckets would then
+// count as consecutive bad evaluations. As in the SRE Workbook's multi-window rules, the
+// short window (the newest bucket) must agree. A newest bucket without requests says
+// nothing of recovery and does not veto.
+func (e *Evaluator) thresholds(b []byte, h *config.Health, out *RegionStatus, win time.Duration, req float64, latKnown bool, newestPt Point) (_ []byte, bad, degraded, hard bool) {
+	stillErrors := newestPt.Requests <= 0 || ratio(newestPt.Errors, newestPt.Requests) > h.ErrorRatio.Unhealthy
+	stillSlow := newestPt.Requests <= 0 || newestPt.LatencyP99 < 0 || newestPt.LatencyP99 > h.LatencyP99.Unhealthy.D()
+	hard = out.ErrorRatio >= HardDownErrorRatio
+	t := h.ErrorRatio
+	if lvl := thresholdLevel(out.ErrorRatio, t.Degraded, t.Unhealthy); lvl == sigBad && !stillErrors {
+		b = sep(b)
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, out.ErrorRatio)
+		b = append(b, " > "...)
+		b = appendRatio(b, t.Unhealthy)
+		b = append(b, " over "...)
+		b = appendDur(b, win)
+		b = append(b, " but "...)
+		b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
+		b = append(b, " in the newest minute: recovering"...)
+		degraded = true
+	} else if lvl != sigGood {
+		b = sep(b)
+		b = append(b, "error ratio "...)
+		b = appendRatio(b, out.ErrorRatio)
+		b = append(b, " > "...)
+		if lvl == sigBad {
+			b = appendRatio(b, t.Unhealthy)
+			bad = true
+		} else {
+			b = appendRatio(b, t.Degraded)
+			degraded = true
+		}
+		b = append(b, " over "...)
+		b = appendDur(b, win)
+		b = append(b, " ("...)
+		b = appendCount(b, req)
+		b = append(b, " requests)"...)
+	}
+	lt := h.LatencyP99
+	// Requests but no latency: the latency check is blind; never silent (/status field
+	// no_latency_data and drwatchd_region_latency_data_missing).
+	out.NoLatencyData = !latKnown
+	if latKnown {
+		if lvl := thresholdLevel(out.LatencyP99.Seconds(), lt.Degraded.D().Seconds(), lt.Unhealthy.D().Seconds()); lvl != sigGood {
+			b = sep(b)
+			b = append(b, "p99 latency "...)
+			b = appendDur(b, out.LatencyP99)
+			b = append(b, " > "...)
+			recovering := lvl == sigBad && !stillSlow
+			switch {
+			case recovering:
+				b = appendDur(b, lt.Unhealthy.D())
+				degraded = true
+			case lvl == sigBad:
+				b = appendDur(b, lt.Unhealthy.D())
+				bad = true
+			default:
+				b = appendDur(b, lt.Degraded.D())
+				degraded = true
+			}
+			b = append(b, " over "...)
+			b = appendDur(b, win)
+			if recovering {
+				b = append(b, " but the newest minute is back under it: recovering"...)
+			}
+		}
+	}
+	return b, bad, degraded, hard
+}
+
+// lastComplete is the index of the newest point that may be judged (-1: none): points ending
+// after now are in the future, and points ending after completeBefore may be partly ingested;
+// a partial bucket must not veto or inflate a verdict.
+func lastComplete(pts []Point, now, completeBefore time.Time) int {
+	last := len(pts) - 1
+	for last >= 0 && (pts[last].End.After(now) || (!completeBefore.IsZero() && pts[last].End.After(completeBefore))) {
+		last--
+	}
+	return last
+}
+
+// sumWindows sums, in one backward pass over pts (the judged points, oldest first), every
+// window: the health window win (index 0; throttling and latency over it too) and each
+// burn-rate window of br (nil: none). Every window ends at the newest point, not at now:
+// behind Vertex AI's ingestion delay (up to 6 minutes) a 5-minute window ending now would hold
+// few or no buckets.
+func sumWindows(pts []Point, win time.Duration, br *config.BurnRate) windowSums {
+	var w windowSums
+	if len(pts) == 0 {
+		return w
+	}
+	w.index(win)
+	if br != nil {
+		for _, r := range br.Rules {
+			w.index(r.Long.D())
+			w.index(r.Short.D())
+		}
+	}
+	var maxWin time.Duration
+	for i := 0; i < w.n; i++ {
+		maxWin = max(maxWin, w.dur[i])
+	}
+	anchor := pts[len(pts)-1].End
+	for i := len(pts) - 1; i >= 0; i-- {
+		p := &pts[i]
+		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
+		if age >= maxWin {
+			break
+		}
+		for j := 0; j < w.n; j++ {
+			if age < w.dur[j] {
+				w.req[j] += p.Requests
+				w.errs[j] += p.Errors
+			}
+		}
+		if age < win {
+			w.thr += p.Throttled
+		}
+		if age < win && p.LatencyP99 >= 0 && p.Requests > 0 {
+			w.latSum += p.LatencyP99.Seconds() * p.Requests
+			w.latReq += p.Requests
+		}
+	}
+	return w
+}
+
+// burnRates judges the multi-window burn-rate rules (SRE Workbook): a rule whose long and short
+// windows both burn the error budget faster than its factor is bad. A rule is judged when its
+// long window has at least minReq requests and both have some; the rates go to out.BurnRates
+// and the reason fragment is appended to b.
+func (e *Evaluator) burnRates(b []byte, br *config.BurnRate, w *windowSums, minReq float64, out *RegionStatus) (_ []byte, judged, bad bool) {
+	budget := 1 - br.SLO
+	for _, r := range br.Rules {
+		li, si := w.index(r.Long.D()), w.index(r.Short.D())
+		if li < 0 || si < 0 || w.req[li] < minReq || w.req[li] <= 0 || w.req[si] <= 0 {
+			continue
+		}
+		judged = true
+		lb := ratio(w.errs[li], w.req[li]) / budget
+		sb := ratio(w.errs[si], w.req[si]) / budget
+		if out.BurnRates == nil {
+			out.BurnRates = make(map[string]float64, 2*len(br.Rules))
+		}
+		out.BurnRates[e.winName(r.Long.D())] = lb
+		out.BurnRates[e.winName(r.Short.D())] = sb
+		if lb > r.Factor && sb > r.Factor {
+			b = sep(b)
+			b = append(b, "burn rate "...)
+			b = appendBurn(b, lb)
+			b = append(b, " over "...)
+			b = appendDur(b, r.Long.D())
+			b = append(b, " and "...)
+			b = appendBurn(b, sb)
+			b = append(b, " over "...)
+			b = appendDur(b, r.Short.D())
+			b = append(b, " > "...)
+			b = appendBurn(b, r.Factor)
+			bad = true
+		}
+	}
+	return b, judged, bad
 }
 
 // thresholdLevel compares v with thresholds; a threshold <= 0 is disabled.

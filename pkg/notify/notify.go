@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
 )
 
@@ -174,7 +175,7 @@ func NewNotifier(cfg config.Alerting, log *zap.Logger, reg prometheus.Registerer
 		o.BackoffBase = DefaultBackoffBase
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleepCtx
+		o.Sleep = clock.Sleep
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{}
@@ -483,15 +484,4 @@ func (n *Notifier) post(ctx context.Context, t *target, body []byte) (retry bool
 	}
 	err = fmt.Errorf("alertmanager answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests, err
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -45,7 +45,14 @@ func TestAlertmanagerCredentialsNeverShown(t *testing.T) {
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("error shows the password: %v", err)
 	}
+	if logs.Len() == 0 {
+		t.Fatal("the failed push logged nothing")
+	}
 	for _, e := range logs.All() {
+		// The notifier names its logger; its callers pass theirs unnamed (not "notify.notify").
+		if e.LoggerName != "notify" {
+			t.Errorf("logger %q, want \"notify\"", e.LoggerName)
+		}
 		if strings.Contains(e.Message, secret) || strings.Contains(fieldsString(e.ContextMap()), secret) {
 			t.Errorf("log shows the password: %s %v", e.Message, e.ContextMap())
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/health/poll"
-	"github.com/drwatchd/drwatchd/pkg/server"
 	"github.com/drwatchd/drwatchd/pkg/sim"
 	"github.com/drwatchd/drwatchd/pkg/simrun"
 	"github.com/drwatchd/drwatchd/pkg/traffic"
@@ -99,7 +98,7 @@ func (p *drwatchdPolicy) command(ctx context.Context, c Command) error {
 		why = "scenario command"
 	}
 	res, err := p.inst.Daemon.Submit(ctx, p.svc, c.Verb, api.Command{Target: c.Target, Who: c.Who, Why: why})
-	if errors.Is(err, server.ErrUnknownService) {
+	if errors.Is(err, api.ErrUnknownService) {
 		return err
 	}
 	if err != nil {

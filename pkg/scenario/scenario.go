@@ -11,23 +11,19 @@
 package scenario
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/sim"
+	"github.com/drwatchd/drwatchd/pkg/yamlx"
 )
 
 // Scenario is one parsed scenario file.
@@ -68,11 +64,6 @@ type World struct {
 	ScaleDownAfter, ClientTimeout                        time.Duration
 	ProbeBlips                                           *sim.Blips
 }
-
-// worldKeys are the keys of the world: block.
-var worldKeys = []string{"profile", "qps", "baseline_error_ratio", "sample_period", "ingest_delay", "ingest_jitter",
-	"router_propagation", "router_propagation_jitter", "scale_up", "scale_up_jitter", "stockout_ratio",
-	"autoscale_target", "scale_down_after", "probe_failure_ratio", "probe_blips", "client_timeout", "step"}
 
 // apply sets the world's knobs on a simulator spec.
 func (w World) apply(s *sim.Spec) {
@@ -196,8 +187,6 @@ var faultKinds = []string{
 	sim.KindMonitoringOutage, sim.KindAPIErrors, sim.KindStaleCheckpoints,
 }
 
-// Command verbs, as in the admin API.
-
 // Limits that keep a scenario (and the fuzzer) within reason.
 const (
 	MaxDuration = 7 * 24 * time.Hour
@@ -214,42 +203,47 @@ func ParseFile(path string) (*Scenario, error) {
 	return Parse(data, filepath.Dir(path))
 }
 
-// Parse decodes a scenario strictly (an unknown key anywhere is an error) and validates it.
-// Every problem is reported as a *FieldError with its path, joined with errors.Join. The config
-// path is resolved against baseDir. Region names in targets are checked by Run, against the
-// config.
+// Parse decodes a scenario strictly with the configuration's decoder (pkg/yamlx: an unknown key
+// anywhere is an error, with the key probably meant; a key given twice is an error; aliases are
+// bounded) and validates it. Every problem is reported as a *FieldError with its path, joined
+// with errors.Join. The config path is resolved against baseDir. Region names in targets are
+// checked by Run, against the config.
 func Parse(data []byte, baseDir string) (*Scenario, error) {
 	if len(data) > maxInput {
 		return nil, &FieldError{Msg: fmt.Sprintf("scenario is %d bytes; at most %d", len(data), maxInput)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &FieldError{Msg: "empty scenario"}
-		}
+	root, err := yamlx.ParseDocument(data)
+	var multi *yamlx.MultiDocError
+	switch {
+	case errors.As(err, &multi):
+		return nil, &FieldError{Msg: multi.Error()}
+	case err != nil:
 		return nil, &FieldError{Msg: fmt.Sprintf("parse YAML: %v", err)}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &FieldError{Msg: fmt.Sprintf("more than one YAML document (a second one starts at line %d)", extra.Line)}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, &FieldError{Msg: fmt.Sprintf("parse YAML: %v", err)}
-	}
-	p := &parser{}
-	sc := &Scenario{Seed: 1}
-	if len(doc.Content) == 0 {
+	case root == nil:
 		return nil, &FieldError{Msg: "empty scenario"}
 	}
-	p.scenario(doc.Content[0], sc)
-	if len(p.errs) == 0 {
-		p.validate(sc)
+	p := &parser{}
+	p.yd.MaxItems = maxFaults
+	raw := rawScenario{Seed: 1}
+	p.yd.Decode(root, &raw, "")
+	if p.yd.TooMany() {
+		// Nothing else is worth reporting about a document built to explode.
+		ye := p.yd.Errors()
+		return nil, &FieldError{Path: ye[len(ye)-1].Path, Msg: ye[len(ye)-1].Msg}
 	}
-	if len(p.errs) > 0 {
-		errs := make([]error, len(p.errs))
-		for i, e := range p.errs {
-			errs[i] = e
+	sc := p.scenario(&raw)
+	var errs []error
+	for _, e := range p.yd.Errors() {
+		path := e.Path
+		if path == "" {
+			path = "(document)"
 		}
+		errs = append(errs, &FieldError{Path: path, Msg: e.Msg})
+	}
+	for _, e := range p.errs {
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	if sc.Config != "" && !filepath.IsAbs(sc.Config) {
@@ -258,481 +252,147 @@ func Parse(data []byte, baseDir string) (*Scenario, error) {
 	return sc, nil
 }
 
+// rawScenario is a scenario file as written, decoded by yamlx onto its defaults; pointers tell
+// a key that is absent (or null) from one that is given.
+type rawScenario struct {
+	Name     *string          `yaml:"name"`
+	Seed     int64            `yaml:"seed"`
+	Duration *config.Duration `yaml:"duration"`
+	Config   string           `yaml:"config"`
+	Service  string           `yaml:"service"`
+	World    rawWorld         `yaml:"world"`
+	Faults   []rawFault       `yaml:"faults"`
+	Commands []rawCommand     `yaml:"commands"`
+	Expect   rawExpect        `yaml:"expect"`
+}
+
+// rawWorld is the world: block (see World).
+type rawWorld struct {
+	Profile                 string           `yaml:"profile"`
+	QPS                     float64          `yaml:"qps"`
+	BaselineErrorRatio      float64          `yaml:"baseline_error_ratio"`
+	SamplePeriod            config.Duration  `yaml:"sample_period"`
+	IngestDelay             config.Duration  `yaml:"ingest_delay"`
+	IngestJitter            *config.Duration `yaml:"ingest_jitter"`
+	RouterPropagation       config.Duration  `yaml:"router_propagation"`
+	RouterPropagationJitter *config.Duration `yaml:"router_propagation_jitter"`
+	ScaleUp                 config.Duration  `yaml:"scale_up"`
+	ScaleUpJitter           *config.Duration `yaml:"scale_up_jitter"`
+	StockoutRatio           *float64         `yaml:"stockout_ratio"`
+	AutoscaleTarget         *float64         `yaml:"autoscale_target"`
+	ScaleDownAfter          config.Duration  `yaml:"scale_down_after"`
+	ProbeFailureRatio       *float64         `yaml:"probe_failure_ratio"`
+	ProbeBlips              *rawBlips        `yaml:"probe_blips"`
+	ClientTimeout           config.Duration  `yaml:"client_timeout"`
+	Step                    config.Duration  `yaml:"step"`
+}
+
+type rawBlips struct {
+	PerHour float64         `yaml:"per_hour"`
+	Length  config.Duration `yaml:"length"`
+}
+
+type rawFault struct {
+	At       *config.Duration `yaml:"at"`
+	Target   *string          `yaml:"target"`
+	Kind     string           `yaml:"kind"`
+	Value    *float64         `yaml:"value"`
+	Duration config.Duration  `yaml:"duration"`
+}
+
+type rawCommand struct {
+	At     *config.Duration `yaml:"at"`
+	Verb   string           `yaml:"verb"`
+	Target string           `yaml:"target"`
+	Who    string           `yaml:"who"`
+	Why    string           `yaml:"why"`
+}
+
+type rawExpect struct {
+	Failover     *bool            `yaml:"failover"`
+	DetectWithin *config.Duration `yaml:"detect_within"`
+	RTOWithin    *config.Duration `yaml:"rto_within"`
+	FinalActive  string           `yaml:"final_active"`
+	MaxFailovers *int             `yaml:"max_failovers"`
+	MaxRollbacks *int             `yaml:"max_rollbacks"`
+	MaxPages     *int             `yaml:"max_pages"`
+	MaxFailbacks *int             `yaml:"max_failbacks"`
+}
+
+// parser turns a decoded rawScenario into a Scenario and validates it.
 type parser struct {
+	yd   yamlx.Decoder
 	errs []*FieldError
 }
 
-func (p *parser) fail(path string, n *yaml.Node, format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
-	if n != nil && n.Line > 0 {
-		msg += fmt.Sprintf(" (line %d)", n.Line)
-	}
-	p.errs = append(p.errs, &FieldError{Path: path, Msg: msg})
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; i < 8 && n != nil && n.Kind == yaml.AliasNode; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "..."
-		}
-		return strconv.Quote(v)
-	}
-	return "nothing"
-}
-
-// fields walks a mapping, calling set for each known key; unknown and duplicate keys fail.
-func (p *parser) fields(n *yaml.Node, path string, known []string, set func(key string, v *yaml.Node, path string)) {
-	n = resolve(n)
-	if n == nil || isNull(n) {
+// fail records a validation problem at path, unless a decoding problem at or above it already
+// explains it.
+func (p *parser) fail(path string, format string, a ...any) {
+	if p.yd.Covers(path) {
 		return
 	}
-	if n.Kind != yaml.MappingNode {
-		p.fail(pathOr(path), n, "want a mapping, got %s", describe(n))
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k == nil || v == nil || k.Kind != yaml.ScalarNode {
-			p.fail(pathOr(path), n, "keys must be plain names")
-			continue
-		}
-		kp := join(path, k.Value)
-		if !slices.Contains(known, k.Value) {
-			p.fail(kp, k, "unknown field %q (want one of %s)", k.Value, strings.Join(known, ", "))
-			continue
-		}
-		if seen[k.Value] {
-			p.fail(kp, k, "given twice")
-			continue
-		}
-		seen[k.Value] = true
-		if isNull(v) {
-			continue // absent
-		}
-		set(k.Value, v, kp)
-	}
+	p.errs = append(p.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, a...)})
 }
 
-func pathOr(path string) string {
-	if path == "" {
-		return "(document)"
+func optD(d *config.Duration) *time.Duration {
+	if d == nil {
+		return nil
 	}
-	return path
+	v := d.D()
+	return &v
 }
 
-func (p *parser) scalar(n *yaml.Node, path string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.fail(path, n, "want a value, got %s", describe(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-func (p *parser) str(n *yaml.Node, path string, dst *string) {
-	if s, ok := p.scalar(n, path); ok {
-		*dst = strings.TrimSpace(s)
-	}
-}
-
-func (p *parser) float(n *yaml.Node, path string, dst *float64) {
-	s, ok := p.scalar(n, path)
-	if !ok {
-		return
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		p.fail(path, n, "%q is not a number", s)
-		return
-	}
-	*dst = v
-}
-
-func (p *parser) integer(n *yaml.Node, path string, dst *int64) {
-	s, ok := p.scalar(n, path)
-	if !ok {
-		return
-	}
-	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil {
-		p.fail(path, n, "%q is not an integer", s)
-		return
-	}
-	*dst = v
-}
-
-func (p *parser) count(n *yaml.Node, path string, dst **int) {
-	var v int64
-	before := len(p.errs)
-	p.integer(n, path, &v)
-	if len(p.errs) > before {
-		return
-	}
-	if v < 0 || v > 1_000_000 {
-		p.fail(path, n, "must be in [0, 1000000], got %d", v)
-		return
-	}
-	i := int(v)
-	*dst = &i
-}
-
-func (p *parser) boolean(n *yaml.Node, path string, dst **bool) {
-	s, ok := p.scalar(n, path)
-	if !ok {
-		return
-	}
-	switch strings.TrimSpace(s) {
-	case "true":
-		b := true
-		*dst = &b
-	case "false":
-		b := false
-		*dst = &b
-	default:
-		p.fail(path, n, "%q is not true or false", s)
-	}
-}
-
-func (p *parser) duration(n *yaml.Node, path string, dst *time.Duration) {
-	s, ok := p.scalar(n, path)
-	if !ok {
-		return
-	}
-	d, err := config.ParseDuration(s)
-	if err != nil {
-		p.fail(path, n, "%v", err)
-		return
-	}
-	*dst = d.D()
-}
-
-func (p *parser) optDuration(n *yaml.Node, path string, dst **time.Duration) {
-	var d time.Duration
-	before := len(p.errs)
-	p.duration(n, path, &d)
-	if len(p.errs) == before {
-		*dst = &d
-	}
-}
-
-// given records which optional fields of a fault were present.
-type given struct{ at, target, value bool }
-
-func (p *parser) scenario(n *yaml.Node, sc *Scenario) {
-	n = resolve(n)
-	if n == nil || isNull(n) {
-		p.fail("", nil, "empty scenario")
-		return
-	}
-	seenDuration := false
-	p.fields(n, "", []string{"name", "seed", "duration", "config", "service", "world", "faults", "commands", "expect"},
-		func(key string, v *yaml.Node, path string) {
-			switch key {
-			case "name":
-				p.str(v, path, &sc.Name)
-			case "seed":
-				p.integer(v, path, &sc.Seed)
-			case "duration":
-				seenDuration = true
-				p.duration(v, path, &sc.Duration)
-			case "config":
-				p.str(v, path, &sc.Config)
-			case "service":
-				p.str(v, path, &sc.Service)
-			case "world":
-				p.world(v, path, &sc.World)
-			case "faults":
-				p.faults(v, path, sc)
-			case "commands":
-				p.commands(v, path, sc)
-			case "expect":
-				p.expect(v, path, &sc.Expect)
-			}
-		})
-	if n.Kind == yaml.MappingNode {
-		if sc.Name == "" && !p.has("name") && !hasKey(n, "name") {
-			p.fail("name", nil, "required")
-		}
-		if !seenDuration && !p.has("duration") {
-			p.fail("duration", nil, "required (simulated time, e.g. \"45m\")")
+// scenario converts and validates the whole file.
+func (p *parser) scenario(r *rawScenario) *Scenario {
+	sc := &Scenario{Seed: r.Seed, Config: strings.TrimSpace(r.Config), Service: strings.TrimSpace(r.Service)}
+	if r.Name == nil {
+		p.fail("name", "required")
+	} else {
+		sc.Name = strings.TrimSpace(*r.Name)
+		if sc.Name == "" {
+			p.fail("name", "must not be empty")
 		}
 	}
+	if r.Duration == nil {
+		p.fail("duration", "required (simulated time, e.g. \"45m\")")
+	} else {
+		sc.Duration = r.Duration.D()
+		switch {
+		case sc.Duration <= 0:
+			p.fail("duration", "must be > 0, got %v", sc.Duration)
+		case sc.Duration > MaxDuration:
+			p.fail("duration", "at most %v, got %v", MaxDuration, sc.Duration)
+		}
+	}
+	sc.World = p.world(r.World)
+	for i, rf := range r.Faults {
+		sc.Faults = append(sc.Faults, p.fault(rf, yamlx.Index("faults", i), sc.Duration))
+	}
+	for i, rc := range r.Commands {
+		sc.Commands = append(sc.Commands, p.command(rc, yamlx.Index("commands", i), sc.Duration))
+	}
+	sc.Expect = p.expect(r.Expect)
+	return sc
 }
 
-func (p *parser) has(path string) bool {
-	for _, e := range p.errs {
-		if e.Path == path {
-			return true
-		}
+// world converts and validates the world: block.
+func (p *parser) world(r rawWorld) World {
+	w := World{
+		Profile: strings.TrimSpace(r.Profile), QPS: r.QPS, BaselineErrorRatio: r.BaselineErrorRatio,
+		SamplePeriod: r.SamplePeriod.D(), IngestDelay: r.IngestDelay.D(), RouterPropagation: r.RouterPropagation.D(),
+		ScaleUp: r.ScaleUp.D(), Step: r.Step.D(),
+		IngestJitter: optD(r.IngestJitter), RouterPropagationJitter: optD(r.RouterPropagationJitter), ScaleUpJitter: optD(r.ScaleUpJitter),
+		StockoutRatio: r.StockoutRatio, AutoscaleTarget: r.AutoscaleTarget, ProbeFailureRatio: r.ProbeFailureRatio,
+		ScaleDownAfter: r.ScaleDownAfter.D(), ClientTimeout: r.ClientTimeout.D(),
 	}
-	return false
-}
-
-func (p *parser) optFloat(n *yaml.Node, path string, dst **float64) {
-	var f float64
-	before := len(p.errs)
-	p.float(n, path, &f)
-	if len(p.errs) == before {
-		*dst = &f
+	if b := r.ProbeBlips; b != nil {
+		w.ProbeBlips = &sim.Blips{PerHour: b.PerHour, Length: b.Length.D()}
 	}
-}
-
-func (p *parser) world(n *yaml.Node, path string, w *World) {
-	p.fields(n, path, worldKeys,
-		func(key string, v *yaml.Node, kp string) {
-			switch key {
-			case "profile":
-				p.str(v, kp, &w.Profile)
-			case "ingest_jitter":
-				p.optDuration(v, kp, &w.IngestJitter)
-			case "router_propagation_jitter":
-				p.optDuration(v, kp, &w.RouterPropagationJitter)
-			case "scale_up_jitter":
-				p.optDuration(v, kp, &w.ScaleUpJitter)
-			case "stockout_ratio":
-				p.optFloat(v, kp, &w.StockoutRatio)
-			case "autoscale_target":
-				p.optFloat(v, kp, &w.AutoscaleTarget)
-			case "probe_failure_ratio":
-				p.optFloat(v, kp, &w.ProbeFailureRatio)
-			case "scale_down_after":
-				p.duration(v, kp, &w.ScaleDownAfter)
-			case "client_timeout":
-				p.duration(v, kp, &w.ClientTimeout)
-			case "probe_blips":
-				b := &sim.Blips{}
-				p.fields(v, kp, []string{"per_hour", "length"}, func(key string, v *yaml.Node, bp string) {
-					switch key {
-					case "per_hour":
-						p.float(v, bp, &b.PerHour)
-					case "length":
-						p.duration(v, bp, &b.Length)
-					}
-				})
-				w.ProbeBlips = b
-			case "qps":
-				p.float(v, kp, &w.QPS)
-			case "baseline_error_ratio":
-				p.float(v, kp, &w.BaselineErrorRatio)
-			case "sample_period":
-				p.duration(v, kp, &w.SamplePeriod)
-			case "ingest_delay":
-				p.duration(v, kp, &w.IngestDelay)
-			case "router_propagation":
-				p.duration(v, kp, &w.RouterPropagation)
-			case "scale_up":
-				p.duration(v, kp, &w.ScaleUp)
-			case "step":
-				p.duration(v, kp, &w.Step)
-			}
-		})
-}
-
-func (p *parser) list(n *yaml.Node, path string, each func(i int, item *yaml.Node, ip string)) {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.fail(path, n, "want a list, got %s", describe(n))
-		return
-	}
-	if len(n.Content) > maxFaults {
-		p.fail(path, n, "at most %d entries, got %d", maxFaults, len(n.Content))
-		return
-	}
-	for i, item := range n.Content {
-		each(i, item, fmt.Sprintf("%s[%d]", path, i))
-	}
-}
-
-func (p *parser) faults(n *yaml.Node, path string, sc *Scenario) {
-	p.list(n, path, func(i int, item *yaml.Node, ip string) {
-		var f Fault
-		var g given
-		p.fields(item, ip, []string{"at", "target", "kind", "value", "duration"}, func(key string, v *yaml.Node, kp string) {
-			switch key {
-			case "at":
-				g.at = true
-				p.duration(v, kp, &f.At)
-			case "target":
-				g.target = true
-				p.str(v, kp, &f.Target)
-			case "kind":
-				p.str(v, kp, &f.Kind)
-			case "value":
-				g.value = true
-				p.float(v, kp, &f.Value)
-			case "duration":
-				p.duration(v, kp, &f.Duration)
-			}
-		})
-		p.fault(f, g, ip)
-		sc.Faults = append(sc.Faults, f)
-	})
-}
-
-// fault validates one fault and fills in its defaults (outage: value 1; global kinds: target *).
-func (p *parser) fault(f Fault, g given, ip string) {
-	if !g.at {
-		p.fail(ip+".at", nil, "required (offset from the start, e.g. \"10m\")")
-	}
-	switch f.Kind {
-	case "":
-		p.fail(ip+".kind", nil, "required (want %s)", strings.Join(faultKinds, ", "))
-		return
-	case sim.KindMonitoringOutage, sim.KindAPIErrors:
-		if g.target && f.Target != "*" {
-			p.fail(ip+".target", nil, "%s is cloud-wide: want \"*\" (or no target), got %q", f.Kind, f.Target)
-		}
-	default:
-		if !slices.Contains(faultKinds, f.Kind) {
-			p.fail(ip+".kind", nil, "%q is not a fault kind (want %s)", f.Kind, strings.Join(faultKinds, ", "))
-			return
-		}
-		if !g.target || f.Target == "" {
-			p.fail(ip+".target", nil, "required for %s (a region, \"service/region\", or \"*\")", f.Kind)
-		}
-	}
-	switch f.Kind {
-	case sim.KindErrors, sim.KindAPIErrors:
-		if !g.value {
-			p.fail(ip+".value", nil, "required for %s (a ratio in (0,1])", f.Kind)
-		} else if f.Value <= 0 || f.Value > 1 {
-			p.fail(ip+".value", nil, "%s ratio must be in (0,1], got %v", f.Kind, f.Value)
-		}
-	case sim.KindLatency:
-		if !g.value {
-			p.fail(ip+".value", nil, "required for latency (seconds added to the median)")
-		} else if f.Value <= 0 || f.Value > 3600 {
-			p.fail(ip+".value", nil, "latency seconds must be in (0,3600], got %v", f.Value)
-		}
-	case sim.KindStaleCheckpoints:
-		if !g.value {
-			p.fail(ip+".value", nil, "required for stale-checkpoints (replication lag in seconds)")
-		} else if f.Value <= 0 || f.Value > MaxDuration.Seconds() {
-			p.fail(ip+".value", nil, "stale-checkpoints lag seconds must be in (0,%v], got %v", MaxDuration.Seconds(), f.Value)
-		}
-	case sim.KindOutage:
-		if g.value && f.Value != 1 {
-			p.fail(ip+".value", nil, "an outage is total: omit value or give 1, got %v (for partial failure use kind errors)", f.Value)
-		}
-	case sim.KindRecover, sim.KindMonitoringOutage:
-		if g.value {
-			p.fail(ip+".value", nil, "%s takes no value", f.Kind)
-		}
-	}
-	if f.Kind == sim.KindRecover && f.Duration != 0 {
-		p.fail(ip+".duration", nil, "a recover takes no duration")
-	}
-	if f.At < 0 {
-		p.fail(ip+".at", nil, "must be >= 0, got %v", f.At)
-	}
-	if f.Duration < 0 {
-		p.fail(ip+".duration", nil, "must be >= 0, got %v", f.Duration)
-	}
-}
-
-func (p *parser) commands(n *yaml.Node, path string, sc *Scenario) {
-	p.list(n, path, func(i int, item *yaml.Node, ip string) {
-		var c Command
-		hasAt := false
-		p.fields(item, ip, []string{"at", "verb", "target", "who", "why"}, func(key string, v *yaml.Node, kp string) {
-			switch key {
-			case "at":
-				hasAt = true
-				p.duration(v, kp, &c.At)
-			case "verb":
-				var verb string
-				p.str(v, kp, &verb)
-				c.Verb = failover.Verb(verb)
-			case "target":
-				p.str(v, kp, &c.Target)
-			case "who":
-				p.str(v, kp, &c.Who)
-			case "why":
-				p.str(v, kp, &c.Why)
-			}
-		})
-		if !hasAt && !p.has(ip+".at") {
-			p.fail(ip+".at", nil, "required")
-		}
-		if c.At < 0 {
-			p.fail(ip+".at", nil, "must be >= 0, got %v", c.At)
-		}
-		if !c.Verb.Known() {
-			p.fail(ip+".verb", nil, "%q is not a command (want %s)", c.Verb, failover.VerbList())
-		}
-		if c.Target != "" && c.Verb != failover.VerbFailover {
-			p.fail(ip+".target", nil, "only a failover takes a target")
-		}
-		if c.Who == "" {
-			c.Who = "scenario"
-		}
-		sc.Commands = append(sc.Commands, c)
-	})
-}
-
-func (p *parser) expect(n *yaml.Node, path string, e *Expect) {
-	p.fields(n, path, []string{"failover", "detect_within", "rto_within", "final_active", "max_failovers", "max_rollbacks", "max_pages", "max_failbacks"},
-		func(key string, v *yaml.Node, kp string) {
-			switch key {
-			case "failover":
-				p.boolean(v, kp, &e.Failover)
-			case "detect_within":
-				p.optDuration(v, kp, &e.DetectWithin)
-			case "rto_within":
-				p.optDuration(v, kp, &e.RTOWithin)
-			case "final_active":
-				p.str(v, kp, &e.FinalActive)
-			case "max_failovers":
-				p.count(v, kp, &e.MaxFailovers)
-			case "max_rollbacks":
-				p.count(v, kp, &e.MaxRollbacks)
-			case "max_pages":
-				p.count(v, kp, &e.MaxPages)
-			case "max_failbacks":
-				p.count(v, kp, &e.MaxFailbacks)
-			}
-		})
-}
-
-// validate checks the values that parsed.
-func (p *parser) validate(sc *Scenario) {
-	if strings.TrimSpace(sc.Name) == "" {
-		p.fail("name", nil, "must not be empty")
-	}
-	switch {
-	case sc.Duration <= 0:
-		p.fail("duration", nil, "must be > 0, got %v", sc.Duration)
-	case sc.Duration > MaxDuration:
-		p.fail("duration", nil, "at most %v, got %v", MaxDuration, sc.Duration)
-	}
-	w := sc.World
 	if w.QPS < 0 || w.QPS > 1e6 {
-		p.fail("world.qps", nil, "must be in [0, 1e6], got %v", w.QPS)
+		p.fail("world.qps", "must be in [0, 1e6], got %v", w.QPS)
 	}
 	if w.BaselineErrorRatio < 0 || w.BaselineErrorRatio >= 1 {
-		p.fail("world.baseline_error_ratio", nil, "must be in [0,1), got %v", w.BaselineErrorRatio)
+		p.fail("world.baseline_error_ratio", "must be in [0,1), got %v", w.BaselineErrorRatio)
 	}
 	for _, d := range []struct {
 		name string
@@ -743,16 +403,16 @@ func (p *parser) validate(sc *Scenario) {
 		{"router_propagation", w.RouterPropagation, 0}, {"scale_up", w.ScaleUp, 0}, {"step", w.Step, 100 * time.Millisecond},
 	} {
 		if d.v < 0 || (d.v > 0 && d.v < d.min) || d.v > 24*time.Hour {
-			p.fail("world."+d.name, nil, "must be in [%v, 24h] (or absent for the default), got %v", d.min, d.v)
+			p.fail("world."+d.name, "must be in [%v, 24h] (or absent for the default), got %v", d.min, d.v)
 		}
 	}
 	if w.Step > time.Minute {
-		p.fail("world.step", nil, "at most 1m, got %v", w.Step)
+		p.fail("world.step", "at most 1m, got %v", w.Step)
 	}
 	switch w.Profile {
 	case "", sim.ProfileDefault, sim.ProfileRough:
 	default:
-		p.fail("world.profile", nil, "%q is not a profile (want %s or %s)", w.Profile, sim.ProfileDefault, sim.ProfileRough)
+		p.fail("world.profile", "%q is not a profile (want %s or %s)", w.Profile, sim.ProfileDefault, sim.ProfileRough)
 	}
 	for _, d := range []struct {
 		name string
@@ -761,7 +421,7 @@ func (p *parser) validate(sc *Scenario) {
 		{"ingest_jitter", w.IngestJitter}, {"router_propagation_jitter", w.RouterPropagationJitter}, {"scale_up_jitter", w.ScaleUpJitter},
 	} {
 		if d.v != nil && (*d.v < 0 || *d.v > 24*time.Hour) {
-			p.fail("world."+d.name, nil, "must be in [0, 24h], got %v", *d.v)
+			p.fail("world."+d.name, "must be in [0, 24h], got %v", *d.v)
 		}
 	}
 	for _, r := range []struct {
@@ -771,42 +431,141 @@ func (p *parser) validate(sc *Scenario) {
 		{"stockout_ratio", w.StockoutRatio}, {"autoscale_target", w.AutoscaleTarget}, {"probe_failure_ratio", w.ProbeFailureRatio},
 	} {
 		if r.v != nil && (*r.v < 0 || *r.v > 1) {
-			p.fail("world."+r.name, nil, "must be in [0,1], got %v", *r.v)
+			p.fail("world."+r.name, "must be in [0,1], got %v", *r.v)
 		}
 	}
 	if w.ScaleDownAfter < 0 || w.ScaleDownAfter > 24*time.Hour {
-		p.fail("world.scale_down_after", nil, "must be in [0, 24h] (0 or absent for the default), got %v", w.ScaleDownAfter)
+		p.fail("world.scale_down_after", "must be in [0, 24h] (0 or absent for the default), got %v", w.ScaleDownAfter)
 	}
 	if w.ClientTimeout < 0 || w.ClientTimeout > time.Hour {
-		p.fail("world.client_timeout", nil, "must be in [0, 1h] (0 or absent for the default), got %v", w.ClientTimeout)
+		p.fail("world.client_timeout", "must be in [0, 1h] (0 or absent for the default), got %v", w.ClientTimeout)
 	}
 	if b := w.ProbeBlips; b != nil {
 		if b.PerHour < 0 || b.PerHour > 3600 {
-			p.fail("world.probe_blips.per_hour", nil, "must be in [0, 3600], got %v", b.PerHour)
+			p.fail("world.probe_blips.per_hour", "must be in [0, 3600], got %v", b.PerHour)
 		}
 		if b.Length < 0 || b.Length > time.Hour {
-			p.fail("world.probe_blips.length", nil, "must be in [0, 1h] (0 or absent for the default %v), got %v", sim.DefaultBlipLength, b.Length)
+			p.fail("world.probe_blips.length", "must be in [0, 1h] (0 or absent for the default %v), got %v", sim.DefaultBlipLength, b.Length)
 		}
 	}
-	for i, f := range sc.Faults {
-		if sc.Duration > 0 && f.At >= sc.Duration {
-			p.fail(fmt.Sprintf("faults[%d].at", i), nil, "%v is not before the end of the scenario (%v)", f.At, sc.Duration)
-		}
-	}
-	for i, c := range sc.Commands {
-		if sc.Duration > 0 && c.At >= sc.Duration {
-			p.fail(fmt.Sprintf("commands[%d].at", i), nil, "%v is not before the end of the scenario (%v)", c.At, sc.Duration)
-		}
-	}
+	return w
 }
 
-func hasKey(n *yaml.Node, key string) bool {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return true
+// fault converts and validates one fault (outage: value 1; global kinds: target *, both filled
+// in by simFaults).
+func (p *parser) fault(r rawFault, ip string, total time.Duration) Fault {
+	f := Fault{Kind: strings.TrimSpace(r.Kind), Duration: r.Duration.D()}
+	if r.At != nil {
+		f.At = r.At.D()
+	} else {
+		p.fail(ip+".at", "required (offset from the start, e.g. \"10m\")")
+	}
+	if r.Target != nil {
+		f.Target = strings.TrimSpace(*r.Target)
+	}
+	if r.Value != nil {
+		f.Value = *r.Value
+	}
+	switch f.Kind {
+	case "":
+		p.fail(ip+".kind", "required (want %s)", strings.Join(faultKinds, ", "))
+		return f
+	case sim.KindMonitoringOutage, sim.KindAPIErrors:
+		if r.Target != nil && f.Target != "*" {
+			p.fail(ip+".target", "%s is cloud-wide: want \"*\" (or no target), got %q", f.Kind, f.Target)
+		}
+	default:
+		if !slices.Contains(faultKinds, f.Kind) {
+			p.fail(ip+".kind", "%q is not a fault kind (want %s)", f.Kind, strings.Join(faultKinds, ", "))
+			return f
+		}
+		if r.Target == nil || f.Target == "" {
+			p.fail(ip+".target", "required for %s (a region, \"service/region\", or \"*\")", f.Kind)
 		}
 	}
-	return false
+	given := r.Value != nil
+	switch f.Kind {
+	case sim.KindErrors, sim.KindAPIErrors:
+		if !given {
+			p.fail(ip+".value", "required for %s (a ratio in (0,1])", f.Kind)
+		} else if f.Value <= 0 || f.Value > 1 {
+			p.fail(ip+".value", "%s ratio must be in (0,1], got %v", f.Kind, f.Value)
+		}
+	case sim.KindLatency:
+		if !given {
+			p.fail(ip+".value", "required for latency (seconds added to the median)")
+		} else if f.Value <= 0 || f.Value > 3600 {
+			p.fail(ip+".value", "latency seconds must be in (0,3600], got %v", f.Value)
+		}
+	case sim.KindStaleCheckpoints:
+		if !given {
+			p.fail(ip+".value", "required for stale-checkpoints (replication lag in seconds)")
+		} else if f.Value <= 0 || f.Value > MaxDuration.Seconds() {
+			p.fail(ip+".value", "stale-checkpoints lag seconds must be in (0,%v], got %v", MaxDuration.Seconds(), f.Value)
+		}
+	case sim.KindOutage:
+		if given && f.Value != 1 {
+			p.fail(ip+".value", "an outage is total: omit value or give 1, got %v (for partial failure use kind errors)", f.Value)
+		}
+	case sim.KindRecover, sim.KindMonitoringOutage:
+		if given {
+			p.fail(ip+".value", "%s takes no value", f.Kind)
+		}
+	}
+	if f.Kind == sim.KindRecover && f.Duration != 0 {
+		p.fail(ip+".duration", "a recover takes no duration")
+	}
+	if f.At < 0 {
+		p.fail(ip+".at", "must be >= 0, got %v", f.At)
+	} else if total > 0 && f.At >= total {
+		p.fail(ip+".at", "%v is not before the end of the scenario (%v)", f.At, total)
+	}
+	if f.Duration < 0 {
+		p.fail(ip+".duration", "must be >= 0, got %v", f.Duration)
+	}
+	return f
+}
+
+// command converts and validates one operator command.
+func (p *parser) command(r rawCommand, ip string, total time.Duration) Command {
+	c := Command{Verb: failover.Verb(strings.TrimSpace(r.Verb)), Target: strings.TrimSpace(r.Target),
+		Who: strings.TrimSpace(r.Who), Why: strings.TrimSpace(r.Why)}
+	if r.At == nil {
+		p.fail(ip+".at", "required")
+	} else {
+		c.At = r.At.D()
+	}
+	if c.At < 0 {
+		p.fail(ip+".at", "must be >= 0, got %v", c.At)
+	} else if total > 0 && c.At >= total {
+		p.fail(ip+".at", "%v is not before the end of the scenario (%v)", c.At, total)
+	}
+	if !c.Verb.Known() {
+		p.fail(ip+".verb", "%q is not a command (want %s)", c.Verb, failover.VerbList())
+	}
+	if c.Target != "" && c.Verb != failover.VerbFailover {
+		p.fail(ip+".target", "only a failover takes a target")
+	}
+	if c.Who == "" {
+		c.Who = "scenario"
+	}
+	return c
+}
+
+// expect converts and validates the expectations.
+func (p *parser) expect(r rawExpect) Expect {
+	e := Expect{Failover: r.Failover, DetectWithin: optD(r.DetectWithin), RTOWithin: optD(r.RTOWithin),
+		FinalActive:  strings.TrimSpace(r.FinalActive),
+		MaxFailovers: r.MaxFailovers, MaxRollbacks: r.MaxRollbacks, MaxPages: r.MaxPages, MaxFailbacks: r.MaxFailbacks}
+	for _, c := range []struct {
+		key string
+		v   *int
+	}{{"max_failovers", e.MaxFailovers}, {"max_rollbacks", e.MaxRollbacks}, {"max_pages", e.MaxPages}, {"max_failbacks", e.MaxFailbacks}} {
+		if c.v != nil && (*c.v < 0 || *c.v > 1_000_000) {
+			p.fail("expect."+c.key, "must be in [0, 1000000], got %d", *c.v)
+		}
+	}
+	return e
 }
 
 func readFile(path string) ([]byte, error) {

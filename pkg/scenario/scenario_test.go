@@ -37,7 +37,7 @@ func TestParseErrorsNameTheirPath(t *testing.T) {
 		name, doc string
 		want      []string
 	}{
-		{"unknown top-level key", base + "faultz: []\n", []string{`faultz: unknown field "faultz"`}},
+		{"unknown top-level key", base + "faultz: []\n", []string{`faultz: unknown field; did you mean "faults"? (line 3)`}},
 		{"unknown fault key", base + "faults:\n  - {at: 1m, target: us-central1, kind: outage, valu: 1}\n", []string{`faults[0].valu: unknown field`}},
 		{"bad kind", base + "faults:\n  - {at: 1m, target: a, kind: errors, value: 0.1}\n  - {at: 2m, target: a, kind: outage}\n  - {at: 3m, target: a, kind: outagee}\n",
 			[]string{`faults[2].kind: "outagee" is not a fault kind (want outage, errors, latency, recover, monitoring-outage, api-errors, stale-checkpoints)`}},
@@ -49,11 +49,19 @@ func TestParseErrorsNameTheirPath(t *testing.T) {
 		{"fault after the end", base + "faults:\n  - {at: 10m, target: a, kind: outage}\n", []string{`faults[0].at: 10m0s is not before the end`}},
 		{"cloud-wide fault on a region", base + "faults:\n  - {at: 1m, target: a, kind: monitoring-outage}\n", []string{`faults[0].target: monitoring-outage is cloud-wide`}},
 		{"bad expectation", base + "expect:\n  failover: maybe\n  max_rollbacks: -1\n  rto: 5m\n",
-			[]string{`expect.failover: "maybe" is not true or false`, `expect.max_rollbacks: must be in [0, 1000000]`, `expect.rto: unknown field`}},
+			[]string{`expect.failover: expected a boolean (true or false), got "maybe" (line 4)`, `expect.max_rollbacks: must be in [0, 1000000]`, `expect.rto: unknown field; known fields here: detect_within, failover,`}},
 		{"bad world knob", base + "world:\n  qps: -3\n  step: 5m\n", []string{`world.qps: must be in [0, 1e6]`, `world.step: at most 1m`}},
 		{"bad command", base + "commands:\n  - {at: 1m, verb: pauze}\n", []string{`commands[0].verb: "pauze" is not a command`}},
-		{"not a mapping", "- a\n- b\n", []string{`(document): want a mapping`}},
+		{"not a mapping", "- a\n- b\n", []string{`(document): expected a mapping of keys to values, got a list`}},
 		{"two documents", base + "---\nname: y\n", []string{`more than one YAML document`}},
+		// The configuration's decoder (pkg/yamlx): what the hand-written parser did not catch.
+		{"misspelt world key", base + "world:\n  ingest_jiter: 10s\n", []string{`world.ingest_jiter: unknown field; did you mean "ingest_jitter"? (line 4)`}},
+		{"key given twice", base + "faults:\n  - {at: 1m, target: a, kind: outage, at: 2m}\n", []string{`faults[0].at: defined twice (first at line 4); keep one`}},
+		{"YAML 1.1 boolean", base + "expect:\n  failover: yes\n", []string{`expect.failover: expected a boolean (true or false), got "yes"`}},
+		{"not a finite number", base + "world:\n  qps: .nan\n", []string{`world.qps: expected a finite number, got .nan`}},
+		{"count with a fraction", base + "expect:\n  max_pages: 1.5\n", []string{`expect.max_pages: expected an integer, got 1.5 (a fraction)`}},
+		{"alias bomb", base + aliasBomb(7), []string{`too many nodes through aliases`}},
+		{"too many faults", base + "faults:\n" + strings.Repeat("  - {at: 1m, target: a, kind: outage}\n", maxFaults+1), []string{`faults: at most 1000 entries, got 1001`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -70,6 +78,29 @@ func TestParseErrorsNameTheirPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// aliasBomb is a faults: list whose entry k merges ten copies of entry k-1: levels entries
+// expand to 10^(levels-1) mappings through aliases.
+func aliasBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("faults:\n  - &f0 {at: 1m, target: a, kind: outage}\n")
+	for k := 1; k < levels; k++ {
+		fmt.Fprintf(&b, "  - &f%d {<<: [%s]}\n", k, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*f%d,", k-1), 10), ","))
+	}
+	return b.String()
+}
+
+// A merge key (<<) works in a scenario as in the configuration: the mapping's own keys win.
+func TestParseMergeKeys(t *testing.T) {
+	sc, err := Parse([]byte("name: x\nduration: 10m\nfaults:\n  - &o {at: 1m, target: us-central1, kind: outage}\n  - {<<: *o, at: 5m, kind: recover}\n"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Fault{{At: time.Minute, Target: "us-central1", Kind: "outage"}, {At: 5 * time.Minute, Target: "us-central1", Kind: "recover"}}
+	if fmt.Sprint(sc.Faults) != fmt.Sprint(want) {
+		t.Fatalf("faults %+v, want %+v", sc.Faults, want)
 	}
 }
 

@@ -89,39 +89,74 @@ func secs(v *float64) string {
 	return config.Duration(time.Duration(math.Round(*v)) * time.Second).String()
 }
 
-func (d *drawing) draw() {
-	r := d.r
-	if dur, err := time.ParseDuration(r.Duration); err == nil {
-		d.end = dur.Seconds()
-	}
-	if n := len(r.Series); n > 0 && r.Series[n-1].T > d.end {
-		d.end = r.Series[n-1].T
-	}
-	markerTop := 78.0
-	stateTop := markerTop + 52
-	globalTop := stateTop + 30
-	hasGlobal := false
+// layout is the vertical arrangement of the timeline, top to bottom: title and summary, event
+// markers, the state band, the cloud-wide fault band (only when there is a cloud-wide fault),
+// one lane per region, the failed-requests lane, the time axis and the legend.
+type layout struct {
+	markerTop, stateTop, globalTop, lanesTop, failTop, bottom, axisY, legendY, height float64
+	hasGlobal                                                                         bool
+}
+
+func layoutFor(r *Report) layout {
+	var l layout
+	l.markerTop = 78.0
+	l.stateTop = l.markerTop + 52
+	l.globalTop = l.stateTop + 30
 	for _, f := range r.Faults {
 		if len(f.Regions) == 0 {
-			hasGlobal = true
+			l.hasGlobal = true
 		}
 	}
-	lanesTop := globalTop
-	if hasGlobal {
-		lanesTop += 26
+	l.lanesTop = l.globalTop
+	if l.hasGlobal {
+		l.lanesTop += 26
 	}
-	lanesTop += 8
-	failTop := lanesTop + float64(len(r.Regions))*(laneHeight+laneGap)
-	axisY := failTop + 60
-	legendY := axisY + 50
-	height := legendY + 50
+	l.lanesTop += 8
+	l.failTop = l.lanesTop + float64(len(r.Regions))*(laneHeight+laneGap)
+	l.bottom = l.failTop + 50
+	l.axisY = l.failTop + 60
+	l.legendY = l.axisY + 50
+	l.height = l.legendY + 50
+	return l
+}
 
+// timeEnd is the timeline's last second: the scenario's duration, or the last sample if later.
+func timeEnd(r *Report) float64 {
+	end := 0.0
+	if dur, err := time.ParseDuration(r.Duration); err == nil {
+		end = dur.Seconds()
+	}
+	if n := len(r.Series); n > 0 && r.Series[n-1].T > end {
+		end = r.Series[n-1].T
+	}
+	return end
+}
+
+func (d *drawing) draw() {
+	r := d.r
+	d.end = timeEnd(r)
+	l := layoutFor(r)
+	d.header(l)
+	d.globalFaults(l)
+	d.stateBand(l.stateTop)
+	for k, reg := range r.Regions {
+		d.lane(k, reg, l.lanesTop+float64(k)*(laneHeight+laneGap))
+	}
+	d.failedLane(l.failTop)
+	d.markers(markersOf(r), l.markerTop, l.bottom)
+	d.axis(l.axisY, l.markerTop, l.bottom)
+	d.legend(l.legendY)
+	d.printf("</svg>\n")
+}
+
+// header opens the SVG and writes the title and the summary line (and the failed expectations).
+func (d *drawing) header(l layout) {
+	r := d.r
 	d.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%.0f" viewBox="0 0 %d %.0f" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n",
-		svgWidth, height, svgWidth, height)
+		svgWidth, l.height, svgWidth, l.height)
 	d.printf(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
 	d.printf(`<defs><pattern id="hatch" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="8" stroke="#000" stroke-opacity="0.12" stroke-width="3"/></pattern></defs>` + "\n")
 
-	// Title and summary.
 	verdict, vcolor := "PASS", "#2e7d32"
 	if !r.Passed {
 		verdict, vcolor = "FAIL", "#c62828"
@@ -144,63 +179,76 @@ func (d *drawing) draw() {
 	if len(failedExp) > 0 {
 		d.printf(`<text x="20" y="68" font-size="12" fill="#c62828">failed: %s</text>`+"\n", esc(strings.Join(failedExp, "; ")))
 	}
+}
 
-	bottom := failTop + 50
-	// Global fault bands across everything.
-	for _, f := range r.Faults {
+// globalFaults shades the cloud-wide fault windows across everything, with a label band.
+func (d *drawing) globalFaults(l layout) {
+	for _, f := range d.r.Faults {
 		if len(f.Regions) > 0 {
 			continue
 		}
 		x0, x1 := d.window(f)
 		c := faultColors[f.Kind]
-		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.10"/>`+"\n", x0, globalTop, x1-x0, bottom-globalTop, c)
-		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="20" fill="%s" fill-opacity="0.55"/>`+"\n", x0, globalTop, x1-x0, c)
-		d.printf(`<text x="%.1f" y="%.1f" fill="#fff" font-size="11">%s</text>`+"\n", x0+3, globalTop+14, esc(faultLabel(f)))
+		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" fill-opacity="0.10"/>`+"\n", x0, l.globalTop, x1-x0, l.bottom-l.globalTop, c)
+		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="20" fill="%s" fill-opacity="0.55"/>`+"\n", x0, l.globalTop, x1-x0, c)
+		d.printf(`<text x="%.1f" y="%.1f" fill="#fff" font-size="11">%s</text>`+"\n", x0+3, l.globalTop+14, esc(faultLabel(f)))
 	}
-	if hasGlobal {
-		d.printf(`<text x="%d" y="%.1f" text-anchor="end" fill="#333">cloud-wide</text>`+"\n", plotLeft-8, globalTop+14)
+	if l.hasGlobal {
+		d.printf(`<text x="%d" y="%.1f" text-anchor="end" fill="#333">cloud-wide</text>`+"\n", plotLeft-8, l.globalTop+14)
 	}
+}
 
-	// State band.
-	d.printf(`<text x="%d" y="%.1f" text-anchor="end" fill="#333">state</text>`+"\n", plotLeft-8, stateTop+15)
-	for i := 0; i < len(r.Series); {
+// stateRun is a stretch of the timeline in one decision state, from one sample's time to the
+// next state's first sample (the last run ends at end).
+type stateRun struct {
+	from, to float64
+	state    string
+}
+
+// stateRuns merges consecutive samples in the same state into runs.
+func stateRuns(series []Sample, end float64) []stateRun {
+	var runs []stateRun
+	for i := 0; i < len(series); {
 		j := i
-		for j+1 < len(r.Series) && r.Series[j+1].State == r.Series[i].State {
+		for j+1 < len(series) && series[j+1].State == series[i].State {
 			j++
 		}
-		x0 := d.x(r.Series[i].T)
-		x1 := d.end
-		if j+1 < len(r.Series) {
-			x1 = r.Series[j+1].T
+		to := end
+		if j+1 < len(series) {
+			to = series[j+1].T
 		}
-		xe := d.x(x1)
-		st := r.Series[i].State
-		c := stateColors[st]
+		runs = append(runs, stateRun{from: series[i].T, to: to, state: series[i].State})
+		i = j + 1
+	}
+	return runs
+}
+
+// stateBand draws the decision state as a colored band, a run's name written in it when it fits.
+func (d *drawing) stateBand(top float64) {
+	d.printf(`<text x="%d" y="%.1f" text-anchor="end" fill="#333">state</text>`+"\n", plotLeft-8, top+15)
+	for _, run := range stateRuns(d.r.Series, d.end) {
+		x0, xe := d.x(run.from), d.x(run.to)
+		c := stateColors[run.state]
 		if c == "" {
 			c = "#999"
 		}
-		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="22" fill="%s"><title>%s</title></rect>`+"\n", x0, stateTop, math.Max(xe-x0, 0.5), c, esc(st))
-		if xe-x0 > float64(len(st))*6.5+6 {
-			d.printf(`<text x="%.1f" y="%.1f" fill="#fff" font-size="11">%s</text>`+"\n", x0+4, stateTop+15, esc(st))
+		d.printf(`<rect x="%.1f" y="%.1f" width="%.1f" height="22" fill="%s"><title>%s</title></rect>`+"\n", x0, top, math.Max(xe-x0, 0.5), c, esc(run.state))
+		if xe-x0 > float64(len(run.state))*6.5+6 {
+			d.printf(`<text x="%.1f" y="%.1f" fill="#fff" font-size="11">%s</text>`+"\n", x0+4, top+15, esc(run.state))
 		}
-		i = j + 1
 	}
+}
 
-	// Region lanes.
-	for k, reg := range r.Regions {
-		top := lanesTop + float64(k)*(laneHeight+laneGap)
-		d.lane(k, reg, top)
-	}
+// mark is a vertical marker across the lanes.
+type mark struct {
+	t            float64
+	color, label string
+	dash         string
+}
 
-	// Failed requests per second.
-	d.failedLane(failTop)
-
-	// Markers: onset, RTO, then events.
-	type mark struct {
-		t            float64
-		color, label string
-		dash         string
-	}
+// markersOf lists the markers in order: the onset, the RTO (onset + RTO), then the events that
+// have a marker style, labelled with what they did.
+func markersOf(r *Report) []mark {
 	var marks []mark
 	if r.OnsetSeconds != nil {
 		marks = append(marks, mark{*r.OnsetSeconds, "#000", "onset", "2,3"})
@@ -227,30 +275,50 @@ func (d *drawing) draw() {
 		}
 		marks = append(marks, mark{ev.T, ms.color, label, ""})
 	}
-	// Labels in three staggered rows; a label is skipped when it would overlap the previous
-	// one of its row (its line still shows, and its title has the text).
+	return marks
+}
+
+// labelRows places the labels starting at xs (widths wide) in three staggered rows: each in the
+// first row whose previous label has ended, or -1 (not written: its line still shows, and its
+// title has the text) when it would overlap in every row.
+func labelRows(xs, widths []float64) []int {
+	rows := make([]int, len(xs))
 	rowEnd := [3]float64{-1e9, -1e9, -1e9}
-	for _, m := range marks {
-		x := d.x(m.t)
-		d.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.3" stroke-dasharray="%s"><title>%s</title></line>`+"\n",
-			x, markerTop+4, x, bottom, m.color, m.dash, esc(fmt.Sprintf("%s at %s", m.label, secs(&m.t))))
-		width := float64(len(m.label))*6.3 + 6
+	for i, x := range xs {
+		rows[i] = -1
 		for row := range 3 {
 			if x >= rowEnd[row] {
-				d.printf(`<text x="%.1f" y="%.1f" fill="%s" font-size="11">%s</text>`+"\n", x+2, markerTop+float64(row)*15+12, m.color, esc(m.label))
-				rowEnd[row] = x + width
+				rows[i] = row
+				rowEnd[row] = x + widths[i]
 				break
 			}
 		}
 	}
+	return rows
+}
 
-	// Time axis.
-	d.axis(axisY, markerTop, bottom)
+// markers draws the markers from top to bottom, their labels staggered above the state band.
+func (d *drawing) markers(marks []mark, top, bottom float64) {
+	xs, widths := make([]float64, len(marks)), make([]float64, len(marks))
+	for i, m := range marks {
+		xs[i], widths[i] = d.x(m.t), float64(len(m.label))*6.3+6
+	}
+	rows := labelRows(xs, widths)
+	for i, m := range marks {
+		x := xs[i]
+		d.printf(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.3" stroke-dasharray="%s"><title>%s</title></line>`+"\n",
+			x, top+4, x, bottom, m.color, m.dash, esc(fmt.Sprintf("%s at %s", m.label, secs(&m.t))))
+		if row := rows[i]; row >= 0 {
+			d.printf(`<text x="%.1f" y="%.1f" fill="%s" font-size="11">%s</text>`+"\n", x+2, top+float64(row)*15+12, m.color, esc(m.label))
+		}
+	}
+}
 
-	// Legend.
+// legend explains the lanes' marks and the state colors, in two rows.
+func (d *drawing) legend(y float64) {
 	lx := float64(plotLeft)
 	item := func(sw, label string) {
-		d.printf(`<g transform="translate(%.1f,%.1f)">%s<text x="26" y="10">%s</text></g>`+"\n", lx, legendY, sw, esc(label))
+		d.printf(`<g transform="translate(%.1f,%.1f)">%s<text x="26" y="10">%s</text></g>`+"\n", lx, y, sw, esc(label))
 		lx += 34 + float64(len(label))*6.4
 	}
 	item(`<rect width="20" height="12" fill="#1e88e5" fill-opacity="0.35" stroke="#1e88e5"/>`, "traffic weight in effect (0-100 %)")
@@ -259,11 +327,10 @@ func (d *drawing) draw() {
 	item(`<rect width="20" height="12" fill="#c62828" fill-opacity="0.6"/>`, "failed requests/s")
 	item(`<line x1="10" y1="0" x2="10" y2="12" stroke="#ef6c00" stroke-width="2"/>`, "policy events")
 	lx = plotLeft
-	legendY += 20
+	y += 20
 	for _, st := range []string{"healthy", "suspect", "failing-over", "failed-over", "failing-back", "rolling-back", "blocked", "paused"} {
 		item(fmt.Sprintf(`<rect width="20" height="12" fill="%s"/>`, stateColors[st]), st)
 	}
-	d.printf("</svg>\n")
 }
 
 // window returns a fault's x range.

@@ -114,14 +114,14 @@ faults:
 func TestWorldBlockErrorsNameTheirPath(t *testing.T) {
 	base := "name: x\nduration: 10m\n"
 	cases := []struct{ doc, want string }{
-		{base + "world: {ingest_jiter: 10s}\n", `world.ingest_jiter: unknown field "ingest_jiter"`},
-		{base + "world: {probe_blips: {per_hour: 2, lenght: 5s}}\n", `world.probe_blips.lenght: unknown field "lenght"`},
+		{base + "world: {ingest_jiter: 10s}\n", `world.ingest_jiter: unknown field; did you mean "ingest_jitter"?`},
+		{base + "world: {probe_blips: {per_hour: 2, lenght: 5s}}\n", `world.probe_blips.lenght: unknown field; did you mean "length"?`},
 		{base + "world: {profile: smooth}\n", `world.profile: "smooth" is not a profile`},
 		{base + "world: {stockout_ratio: 1.5}\n", `world.stockout_ratio: must be in [0,1]`},
 		{base + "world: {ingest_jitter: -1s}\n", `world.ingest_jitter: must be in [0, 24h]`},
 		{base + "world: {probe_blips: {per_hour: -1}}\n", `world.probe_blips.per_hour: must be in [0, 3600]`},
 		{base + "world: {client_timeout: 2h}\n", `world.client_timeout: must be in [0, 1h]`},
-		{base + "world: {autoscale_target: lots}\n", `world.autoscale_target: "lots" is not a number`},
+		{base + "world: {autoscale_target: lots}\n", `world.autoscale_target: expected a number, got "lots"`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.doc), ".")

@@ -26,7 +26,7 @@ type journalDaemon struct {
 
 func (f *journalDaemon) Journal(q journal.Query) (api.Journal, error) {
 	if q.Service != "" && q.Service != "fraud-scorer" && q.Service != "search" {
-		return api.Journal{}, fmt.Errorf("%w %q", ErrUnknownService, q.Service)
+		return api.Journal{}, fmt.Errorf("%w %q", api.ErrUnknownService, q.Service)
 	}
 	es, more := f.j.Select(q.Resolve(f.now))
 	return api.Journal{Time: f.now, Entries: es, More: more}, nil

@@ -39,12 +39,6 @@ type Liveness interface {
 	Live() error
 }
 
-// ErrUnknownService is returned by Submit for a service that is not configured.
-var ErrUnknownService = errors.New("unknown service")
-
-// ErrQueueFull is returned by Submit when the service's command queue is full (HTTP 429).
-var ErrQueueFull = errors.New("command queue full")
-
 // CommandResults is implemented by a daemon that reports a submitted command's outcome, served
 // at GET /v1/commands/{id}.
 type CommandResults interface {
@@ -56,7 +50,7 @@ type CommandResults interface {
 // (journal.Query{Service: name, Limit: n}).
 type JournalReader interface {
 	// Journal returns the entries matching q, oldest first; an error wrapping
-	// ErrUnknownService for a service neither configured nor in the journal.
+	// api.ErrUnknownService for a service neither configured nor in the journal.
 	Journal(q journal.Query) (api.Journal, error)
 }
 
@@ -104,7 +98,7 @@ func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.
 		}
 		out, err := jr.Journal(q)
 		switch {
-		case errors.Is(err, ErrUnknownService):
+		case errors.Is(err, api.ErrUnknownService):
 			writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
 		case err != nil:
 			writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
@@ -174,9 +168,9 @@ func AdminWithToken(d Daemon, token *Token, log *zap.Logger) http.Handler {
 			zap.String("who", cmd.Who), zap.String("why", cmd.Why), zap.String("peer", r.RemoteAddr))
 		res, err := d.Submit(r.Context(), service, verb, cmd)
 		switch {
-		case errors.Is(err, ErrUnknownService):
+		case errors.Is(err, api.ErrUnknownService):
 			writeJSON(w, http.StatusNotFound, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
-		case errors.Is(err, ErrQueueFull):
+		case errors.Is(err, api.ErrQueueFull):
 			writeJSON(w, http.StatusTooManyRequests, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})
 		case err != nil:
 			writeJSON(w, http.StatusConflict, api.CommandResult{Message: err.Error(), Status: api.CommandRefused})

@@ -42,7 +42,7 @@ func (f *fakeDaemon) Status() api.Status {
 
 func (f *fakeDaemon) Submit(_ context.Context, service string, verb failover.Verb, cmd api.Command) (api.CommandResult, error) {
 	if service != "fraud-scorer" {
-		return api.CommandResult{}, ErrUnknownService
+		return api.CommandResult{}, api.ErrUnknownService
 	}
 	f.submitted = append(f.submitted, string(verb)+" "+cmd.Target+" by "+cmd.Who)
 	return api.CommandResult{Accepted: true, Message: "queued"}, nil

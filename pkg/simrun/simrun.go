@@ -51,20 +51,44 @@ type Env struct {
 
 // Start loads the config (once with a placeholder probe address to shape the world, then with
 // the real one), adjusts the world spec with tweak (may be nil), and starts the simulated cloud.
+// Nothing is read from the process environment (see lookupDefault).
 func Start(ctx context.Context, load Loader, tweak func(*sim.Spec)) (*Env, error) {
+	var o StartOptions
+	if tweak != nil {
+		o.Tweak = func(s *sim.Spec, _ *config.Config) { tweak(s) }
+	}
+	return StartWith(ctx, load, o)
+}
+
+// StartOptions tune StartWith.
+type StartOptions struct {
+	// Lookup resolves the ${VARS} other than ProbeBaseVar (default lookupDefault: nothing from
+	// the process environment, so that a simulation is reproducible). `drwatchd run --sim`
+	// passes the environment: its demo is a daemon an operator configures.
+	Lookup func(string) (string, bool)
+	// Tweak adjusts the world spec built from the config (may be nil).
+	Tweak func(*sim.Spec, *config.Config)
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, load Loader, o StartOptions) (*Env, error) {
+	fallback := o.Lookup
+	if fallback == nil {
+		fallback = lookupDefault
+	}
 	placeholder := func(k string) (string, bool) {
 		if k == ProbeBaseVar {
 			return "http://127.0.0.1:1", true
 		}
-		return lookupDefault(k)
+		return fallback(k)
 	}
 	cfg, err := load(placeholder)
 	if err != nil {
 		return nil, err
 	}
 	spec := sim.SpecFromConfig(cfg)
-	if tweak != nil {
-		tweak(&spec)
+	if o.Tweak != nil {
+		o.Tweak(&spec, cfg)
 	}
 	se, err := sim.Start(ctx, spec)
 	if err != nil {
@@ -75,7 +99,7 @@ func Start(ctx context.Context, load Loader, tweak func(*sim.Spec)) (*Env, error
 		if k == ProbeBaseVar {
 			return se.ProbeBase, true
 		}
-		return lookupDefault(k)
+		return fallback(k)
 	}
 	if e.Config, err = load(e.lookup); err != nil {
 		se.Close()

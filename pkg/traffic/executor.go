@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/gauges"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
@@ -97,7 +98,7 @@ func NewExecutor(log *zap.Logger, reg prometheus.Registerer, opts ExecutorOption
 		opts.BackoffMax = DefaultBackoffMax
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = clock.Sleep
 	}
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
@@ -418,15 +419,4 @@ func FormatWeights(w plan.Weights) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, w[k]))
 	}
 	return strings.Join(parts, ",")
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

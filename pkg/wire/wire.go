@@ -125,7 +125,7 @@ func Parts(cfg *config.Config, clients *gcp.Clients, log *zap.Logger, reg promet
 		p.Lease = state.NoLease{Identity: identity}
 	}
 	// Always a notifier, even with no Alertmanager yet: a reload may add some (Update).
-	n, err := notify.NewNotifier(cfg.Alerting, log.Named("notify"), reg)
+	n, err := notify.NewNotifier(cfg.Alerting, log, reg) // it names its logger "notify"
 	if err != nil {
 		return daemon.Parts{}, fmt.Errorf("alerting: %w", err)
 	}

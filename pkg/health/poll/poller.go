@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/drwatchd/drwatchd/pkg/clock"
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
@@ -341,14 +342,7 @@ func (p *Poller) wait(ctx context.Context, d time.Duration) bool {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*d {
 		return false // no time left for the wait and another call
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return clock.Sleep(ctx, d) == nil
 }
 
 // merge folds fetched (sorted by End) into the history: a bucket with the same End is replaced
