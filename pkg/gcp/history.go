@@ -7,8 +7,6 @@ import (
 
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/drwatchd/drwatchd/pkg/checkpoint"
 )
 
 // LagHistory reads every point of the replication-lag gauge metricType in project over
@@ -24,15 +22,9 @@ func (l *LagSource) LagHistory(ctx context.Context, project, metricType string, 
 		View:     monitoringpb.ListTimeSeriesRequest_FULL,
 	}
 	err := listTimeSeries(ctx, l.client, l.Timeout, l.Retry, l.Observe, req, func(ts *monitoringpb.TimeSeries) {
-		loc := ts.GetMetric().GetLabels()["location"]
-		if loc == "" {
-			loc = ts.GetResource().GetLabels()["location"]
-		}
+		loc := lagKey(ts)
 		if loc == "" {
 			return
-		}
-		if svc := ts.GetMetric().GetLabels()["service"]; svc != "" {
-			loc = checkpoint.LagKey(svc, loc)
 		}
 		for _, pt := range ts.GetPoints() {
 			v, ok := numeric(pt.GetValue())

@@ -57,15 +57,9 @@ func (l *LagSource) Lag(ctx context.Context, project, metricType string, now tim
 		View: monitoringpb.ListTimeSeriesRequest_FULL,
 	}
 	err := listTimeSeries(ctx, l.client, l.Timeout, l.Retry, l.Observe, req, func(ts *monitoringpb.TimeSeries) {
-		loc := ts.GetMetric().GetLabels()["location"]
-		if loc == "" {
-			loc = ts.GetResource().GetLabels()["location"]
-		}
+		loc := lagKey(ts)
 		if loc == "" {
 			return
-		}
-		if svc := ts.GetMetric().GetLabels()["service"]; svc != "" {
-			loc = checkpoint.LagKey(svc, loc)
 		}
 		for _, pt := range ts.GetPoints() {
 			v, ok := numeric(pt.GetValue())
@@ -87,4 +81,21 @@ func (l *LagSource) Lag(ctx context.Context, project, metricType string, now tim
 		out[loc] = time.Duration(b.v * float64(time.Second))
 	}
 	return out, nil
+}
+
+// lagKey is the key a lag series is reported under: its location (a metric label, else the
+// resource's), qualified by the service label when the series carries one (checkpoint.LagKey);
+// "" for a series without a location, which is skipped.
+func lagKey(ts *monitoringpb.TimeSeries) string {
+	loc := ts.GetMetric().GetLabels()["location"]
+	if loc == "" {
+		loc = ts.GetResource().GetLabels()["location"]
+	}
+	if loc == "" {
+		return ""
+	}
+	if svc := ts.GetMetric().GetLabels()["service"]; svc != "" {
+		loc = checkpoint.LagKey(svc, loc)
+	}
+	return loc
 }
