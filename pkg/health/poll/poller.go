@@ -33,6 +33,15 @@ const (
 	// TimingRefresh is how often a project's metric timing (ingest delay) is read again.
 	TimingRefresh = time.Hour
 
+	// UnknownIngestDelay is the ingest delay history is kept for while the descriptors' is
+	// unknown (not read yet, unreadable, or a source that cannot say): Vertex AI documents its
+	// prediction metrics as "not visible for up to 360 seconds" (pkg/sim/doc.go).
+	UnknownIngestDelay = 360 * time.Second
+	// MaxIngestDelay bounds the ingest delay history is kept for, whatever a descriptor says: a
+	// window behind a longer delay is no use for failover, and the history and every backfill
+	// grow with it. Buckets older than that show as "no metric points" (never silent).
+	MaxIngestDelay = time.Hour
+
 	defaultAlignment    = 60 * time.Second
 	defaultLoopInterval = 10 * time.Second
 )
@@ -47,7 +56,8 @@ func WithRetryBackoff(d time.Duration) PollerOption {
 }
 
 // Poller fetches every configured endpoint's prediction metrics, one Fetch per project per
-// loop, and keeps a per-endpoint history of aligned buckets covering the lookback. Poll and
+// loop, and keeps a per-endpoint history of aligned buckets covering the lookback plus the
+// metrics' ingest delay (keep). Poll and
 // Update may be called from different goroutines; calls are serialised.
 type Poller struct {
 	src          health.MetricsSource
@@ -68,10 +78,11 @@ type projectPoll struct {
 	private   bool                         // some endpoints are private (prediction/online/private/*)
 	series    map[health.SeriesKey]*series // configured endpoints only
 
-	lastSuccess time.Time // zero until the first successful (backfill) fetch
-	err         error     // the last poll's error (nil after a success)
-	strikes     int       // consecutive quota errors
-	skip        int       // polls left to skip
+	lastSuccess time.Time     // zero until the first successful (backfill) fetch
+	depth       time.Duration // history the last backfill covered (keep() then)
+	err         error         // the last poll's error (nil after a success)
+	strikes     int           // consecutive quota errors
+	skip        int           // polls left to skip
 	scratch     []health.Point
 
 	ingestDelay time.Duration // from the metrics' descriptors (0: unknown)
@@ -146,6 +157,7 @@ func (p *Poller) Update(cfg *config.Config) {
 		}
 		if old != nil && old.lookback >= pp.lookback && old.alignment == pp.alignment {
 			pp.lastSuccess, pp.err, pp.strikes, pp.skip = old.lastSuccess, old.err, old.strikes, old.skip
+			pp.depth = old.depth
 		}
 		if old != nil {
 			pp.ingestDelay, pp.timingAt = old.ingestDelay, old.timingAt
@@ -172,6 +184,31 @@ func lookback(h *config.Health) time.Duration {
 		}
 	}
 	return d
+}
+
+// delayAllowance is how far behind now the project's complete buckets end: the descriptors'
+// ingest delay, UnknownIngestDelay while it is unknown, at most MaxIngestDelay.
+func (pp *projectPoll) delayAllowance() time.Duration {
+	d := pp.ingestDelay
+	if d <= 0 {
+		d = UnknownIngestDelay
+	}
+	return min(d, MaxIngestDelay)
+}
+
+// keep is the history the project's endpoints keep: the lookback plus the ingest delay plus one
+// bucket. The evaluator judges only buckets complete before now - ingest delay and anchors its
+// windows at the newest of them (on the alignment grid: up to one bucket earlier), so a window of
+// lookback ending there reaches back to now - (lookback + delay + alignment). Keeping only the
+// lookback would leave behind a 360 s delay no judgeable bucket of a 5m window at all.
+func (pp *projectPoll) keep() time.Duration {
+	return pp.lookback + pp.delayAllowance() + pp.alignment
+}
+
+// refetch is how far back a poll re-reads once backfilled: RefetchSpan, and at least the ingest
+// delay plus two buckets, so every bucket is re-read until it is complete (and once after).
+func (pp *projectPoll) refetch() time.Duration {
+	return min(max(RefetchSpan, 3*pp.alignment, pp.delayAllowance()+2*pp.alignment), pp.keep())
 }
 
 // Snapshot is the poller's view after one Poll. It is immutable: later polls never modify the
@@ -253,10 +290,14 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 		}
 		return
 	}
-	span := pp.lookback
-	if !pp.lastSuccess.IsZero() {
-		refetch := min(max(RefetchSpan, 3*pp.alignment), pp.lookback)
-		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), pp.lookback)
+	// A backfill reads the whole history to keep; it is repeated when that grew (a longer
+	// ingest delay read from the descriptors after the first backfill).
+	keep := pp.keep()
+	span := keep
+	backfill := pp.lastSuccess.IsZero() || pp.depth < keep
+	if !backfill {
+		refetch := pp.refetch()
+		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), keep)
 	}
 	// The query ends on the alignment grid: Cloud Monitoring aligns buckets to the interval's end
 	// time, so a query ending at now would return buckets ending at now, now-alignment, ... which
@@ -307,10 +348,13 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	}
 	pp.err, pp.strikes = nil, 0
 	pp.lastSuccess = now
+	if backfill {
+		pp.depth = keep
+	}
 	p.readTiming(ctx, pp, now)
 	p.m.lastSuccess.WithLabelValues(lbl).Set(float64(now.UnixNano()) / 1e9)
 
-	cutoff := now.Add(-pp.lookback)
+	cutoff := now.Add(-keep)
 	for k, s := range pp.series {
 		pp.scratch = s.merge(res[k], cutoff, pp.scratch)
 	}
@@ -318,7 +362,8 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 
 // readTiming reads the project's ingest delay from the metrics' descriptors when the source can
 // (TimingSource), at the first successful poll and every TimingRefresh. A failure keeps the last
-// value (unknown at first: every visible bucket counts) and is logged.
+// value (unknown at first: every visible bucket counts, history is kept for UnknownIngestDelay)
+// and is logged. A delay longer than the history kept so far makes the next poll backfill again.
 func (p *Poller) readTiming(ctx context.Context, pp *projectPoll, now time.Time) {
 	ts, ok := p.src.(health.TimingSource)
 	if !ok || (!pp.timingAt.IsZero() && now.Sub(pp.timingAt) < TimingRefresh) {
@@ -330,6 +375,10 @@ func (p *Poller) readTiming(ctx context.Context, pp *projectPoll, now time.Time)
 		p.log.Warn("cannot read the metrics' ingest delay; judging every visible bucket",
 			zap.String("project", pp.name), zap.Error(err))
 		return
+	}
+	if d > MaxIngestDelay {
+		p.log.Warn("metrics' ingest delay exceeds the history kept for it; older buckets are not judged",
+			zap.String("project", pp.name), zap.Duration("ingest_delay", d), zap.Duration("max", MaxIngestDelay))
 	}
 	pp.ingestDelay = d
 }

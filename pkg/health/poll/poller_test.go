@@ -123,8 +123,9 @@ func TestPollerOneFetchPerProject(t *testing.T) {
 	snap := p.Poll(context.Background(), now)
 	for _, s := range cfg.Services {
 		for _, r := range s.Regions {
-			if got := len(snap.Points(r.Name, r.EndpointID)); got != 60 {
-				t.Fatalf("%s/%s: %d points, want 60 (1h lookback)", r.Name, r.EndpointID, got)
+			// The fake cannot say its ingest delay: UnknownIngestDelay is kept beyond the lookback.
+			if got := len(snap.Points(r.Name, r.EndpointID)); got != 67 {
+				t.Fatalf("%s/%s: %d points, want 67 (1h lookback + 6m unknown ingest delay + 1 bucket)", r.Name, r.EndpointID, got)
 			}
 		}
 	}
@@ -154,7 +155,8 @@ func TestPollerBackfillThenShort(t *testing.T) {
 	q := src.calls("p1")
 	// Queries start and end on the alignment grid (t0 is on it): buckets keep the same ends from
 	// poll to poll, so a re-read replaces them instead of adding overlapping ones.
-	want := []time.Duration{time.Hour, time.Hour, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	// Backfills cover the lookback plus the (unknown: 6m) ingest delay plus one bucket.
+	want := []time.Duration{time.Hour + 7*time.Minute, time.Hour + 7*time.Minute, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}
 	if len(q) != len(want) {
 		t.Fatalf("%d fetches, want %d", len(q), len(want))
 	}
@@ -204,15 +206,15 @@ func TestPollerMergeReplace(t *testing.T) {
 			t.Errorf("snapshot at %v: %v, want %v", tc.snap.At, got, tc.want)
 		}
 	}
-	// Expiry: after the 1h lookback the old buckets go.
-	answer = map[health.SeriesKey][]health.Point{key: {{End: m(62), Requests: 5}}}
-	s4 := p.Poll(context.Background(), m(62))
+	// Expiry: after the 1h lookback + 6m (unknown) ingest delay + 1 bucket the old buckets go.
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(69), Requests: 5}}}
+	s4 := p.Poll(context.Background(), m(69))
 	if got := reqs(s4.Points(key.Location, key.EndpointID)); fmt.Sprint(got) != "[7 1 5]" {
 		t.Errorf("after expiry: %v, want [7 1 5]", got)
 	}
 	// Out-of-order late bucket is inserted in order.
-	answer = map[health.SeriesKey][]health.Point{key: {{End: m(61), Requests: 9}, {End: m(62), Requests: 5}}}
-	s5 := p.Poll(context.Background(), m(62))
+	answer = map[health.SeriesKey][]health.Point{key: {{End: m(68), Requests: 9}, {End: m(69), Requests: 5}}}
+	s5 := p.Poll(context.Background(), m(69))
 	if got := reqs(s5.Points(key.Location, key.EndpointID)); fmt.Sprint(got) != "[7 1 9 5]" {
 		t.Errorf("after late bucket: %v, want [7 1 9 5]", got)
 	}
