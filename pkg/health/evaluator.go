@@ -65,6 +65,8 @@ type Evaluator struct {
 	// sustainedNewest is then the newest bucket's error ratio.
 	sustained       bool
 	sustainedNewest float64
+	// ws: the windows summed in this evaluation; reasons state the span of data they held.
+	ws windowSums
 }
 
 // NewEvaluator returns an Evaluator with no history: every region starts without a verdict.
@@ -84,11 +86,15 @@ func (e *Evaluator) Forget(service, region string) {
 const maxWindows = 9
 
 type windowSums struct {
-	n      int
-	dur    [maxWindows]time.Duration
-	req    [maxWindows]float64
-	errs   [maxWindows]float64
-	latSum float64 // sum of p99 (seconds) x requests over Window, buckets with latency only
+	n    int
+	dur  [maxWindows]time.Duration
+	req  [maxWindows]float64
+	errs [maxWindows]float64
+	// oldest: End of the oldest bucket summed in each window (zero: none).
+	oldest [maxWindows]time.Time
+	anchor time.Time     // End of the newest bucket summed
+	bucket time.Duration // the buckets' length (0: unknown)
+	latSum float64       // sum of p99 (seconds) x requests over Window, buckets with latency only
 	latReq float64
 	thr    float64 // 429 responses over Window
 }
@@ -105,6 +111,23 @@ func (w *windowSums) index(d time.Duration) int {
 	w.dur[w.n] = d
 	w.n++
 	return w.n - 1
+}
+
+// appendSpan appends the window d as a reason states it: "5m", or "2m of 5m" when the buckets
+// summed in it span less than d (the history holds fewer: a new endpoint, no traffic), so a
+// reason never claims more data than it used.
+func (w *windowSums) appendSpan(b []byte, d time.Duration) []byte {
+	for j := 0; j < w.n; j++ {
+		if w.dur[j] != d || w.oldest[j].IsZero() {
+			continue
+		}
+		if span := w.anchor.Sub(w.oldest[j]) + w.bucket; span < d {
+			b = appendDur(b, span)
+			b = append(b, " of "...)
+		}
+		break
+	}
+	return appendDur(b, d)
 }
 
 func ratio(errs, req float64) float64 {
@@ -368,7 +391,15 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	if br != nil && (br.SLO <= 0 || br.SLO >= 1) {
 		br = nil
 	}
-	w := sumWindows(pts[:last+1], win, br)
+	e.ws = sumWindows(pts[:last+1], win, br)
+	w := &e.ws
+	al := h.Alignment.D()
+	if al <= 0 {
+		al = time.Minute
+	}
+	if w.bucket == 0 || al < w.bucket {
+		w.bucket = al // one bucket only, or gaps between them: the alignment
+	}
 
 	minReq := float64(h.MinRequests)
 	req := w.req[0]
@@ -398,7 +429,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 	}
 	if br != nil {
 		var bj, bb bool
-		b, bj, bb = e.burnRates(b, br, &w, minReq, out)
+		b, bj, bb = e.burnRates(b, br, w, minReq, out)
 		judged, bad = judged || bj, bad || bb
 	}
 	if ok, r, nr, lv := base.sustained(minReq); ok {
@@ -422,7 +453,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b = append(b, " < "...)
 		b = appendCount(b, minReq)
 		b = append(b, ") over "...)
-		b = appendDur(b, win)
+		b = e.ws.appendSpan(b, win)
 		return sigUnknown, false
 	case bad:
 		return sigBad, hard
@@ -434,7 +465,7 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b = append(b, "error ratio "...)
 		b = appendRatio(b, out.ErrorRatio)
 		b = append(b, " over "...)
-		b = appendDur(b, win)
+		b = e.ws.appendSpan(b, win)
 		b = append(b, " ("...)
 		b = appendCount(b, req)
 		b = append(b, " requests)"...)
@@ -471,7 +502,7 @@ func (e *Evaluator) thresholds(b []byte, h *config.Health, out *RegionStatus, wi
 		b = append(b, " > "...)
 		b = appendRatio(b, t.Unhealthy)
 		b = append(b, " over "...)
-		b = appendDur(b, win)
+		b = e.ws.appendSpan(b, win)
 		b = append(b, " but "...)
 		b = appendRatio(b, ratio(newestPt.Errors, newestPt.Requests))
 		b = append(b, " in the newest minute: recovering"...)
@@ -489,7 +520,7 @@ func (e *Evaluator) thresholds(b []byte, h *config.Health, out *RegionStatus, wi
 			degraded = true
 		}
 		b = append(b, " over "...)
-		b = appendDur(b, win)
+		b = e.ws.appendSpan(b, win)
 		b = append(b, " ("...)
 		b = appendCount(b, req)
 		b = append(b, " requests)"...)
@@ -517,7 +548,7 @@ func (e *Evaluator) thresholds(b []byte, h *config.Health, out *RegionStatus, wi
 				degraded = true
 			}
 			b = append(b, " over "...)
-			b = appendDur(b, win)
+			b = e.ws.appendSpan(b, win)
 			if recovering {
 				b = append(b, " but the newest minute is back under it: recovering"...)
 			}
@@ -559,16 +590,21 @@ func sumWindows(pts []Point, win time.Duration, br *config.BurnRate) windowSums 
 		maxWin = max(maxWin, w.dur[i])
 	}
 	anchor := pts[len(pts)-1].End
+	w.anchor = anchor
 	for i := len(pts) - 1; i >= 0; i-- {
 		p := &pts[i]
 		age := anchor.Sub(p.End) // End in (anchor-W, anchor]  <=>  0 <= age < W
 		if age >= maxWin {
 			break
 		}
+		if gap := pts[min(i+1, len(pts)-1)].End.Sub(p.End); gap > 0 && (w.bucket == 0 || gap < w.bucket) {
+			w.bucket = gap // the buckets' length: the smallest step between them
+		}
 		for j := 0; j < w.n; j++ {
 			if age < w.dur[j] {
 				w.req[j] += p.Requests
 				w.errs[j] += p.Errors
+				w.oldest[j] = p.End
 			}
 		}
 		if age < win {
@@ -606,11 +642,11 @@ func (e *Evaluator) burnRates(b []byte, br *config.BurnRate, w *windowSums, minR
 			b = append(b, "burn rate "...)
 			b = appendBurn(b, lb)
 			b = append(b, " over "...)
-			b = appendDur(b, r.Long.D())
+			b = w.appendSpan(b, r.Long.D())
 			b = append(b, " and "...)
 			b = appendBurn(b, sb)
 			b = append(b, " over "...)
-			b = appendDur(b, r.Short.D())
+			b = w.appendSpan(b, r.Short.D())
 			b = append(b, " > "...)
 			b = appendBurn(b, r.Factor)
 			bad = true

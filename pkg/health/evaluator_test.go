@@ -236,7 +236,7 @@ func TestEvaluateOnce(t *testing.T) {
 			}},
 		{name: "error ratio unhealthy", verdict: Unhealthy,
 			in:     Input{Points: []Point{{End: now.Add(-time.Minute), Requests: 4210, Errors: 1305, LatencyP99: -1}}},
-			reason: "=error ratio 0.31 > 0.05 over 5m (4,210 requests)"},
+			reason: "=error ratio 0.31 > 0.05 over 1m of 5m (4,210 requests)"},
 		{name: "error ratio degraded", in: degr(now), verdict: Degraded,
 			reason: "=error ratio 0.02 > 0.01 over 5m (5,000 requests)"},
 		{name: "latency unhealthy", in: Input{Points: mkSeries(now, 5, 1000, 0, 6*time.Second)}, verdict: Unhealthy,
@@ -253,11 +253,11 @@ func TestEvaluateOnce(t *testing.T) {
 			in:     Input{Points: mkSeries(now, 5, 1000, 300, 6*time.Second)},
 			reason: "=error ratio 0.3 > 0.05 over 5m (5,000 requests); p99 latency 6s > 5s over 5m"},
 		{name: "too few requests", verdict: Unknown, in: Input{Points: mkSeries(now, 3, 1, 1, -1)},
-			reason: "=not enough requests (3 < 100) over 5m"},
+			reason: "=not enough requests (3 < 100) over 3m of 5m"},
 		{name: "min requests reached exactly", verdict: Unhealthy, in: Input{Points: mkSeries(now, 4, 25, 10, -1)},
-			reason: "=error ratio 0.4 > 0.05 over 5m (100 requests)"},
+			reason: "=error ratio 0.4 > 0.05 over 4m of 5m (100 requests)"},
 		{name: "min requests one short", verdict: Unknown, in: Input{Points: mkSeries(now, 3, 33, 10, -1)},
-			reason: "=not enough requests (99 < 100) over 5m"},
+			reason: "=not enough requests (99 < 100) over 3m of 5m"},
 		{name: "bad buckets outside the window are ignored", verdict: Healthy,
 			in: func() Input {
 				pts := append(mkSeries(now.Add(-5*time.Minute), 3, 1000, 1000, -1), mkSeries(now, 5, 1000, 0, -1)...)
