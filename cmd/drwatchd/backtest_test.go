@@ -23,7 +23,8 @@ func TestBacktestSimPrintsTheDecision(t *testing.T) {
 		"Probes are absent from the replay",
 		"fraud-scorer (regions us-central1, us-east1, europe-west1)",
 		"(+15m)  healthy -> suspect: active us-central1",
-		"error ratio 0.3 > 0.05",
+		// The first bad bucket (30 % errors) among four good ones of the 5m window.
+		"error ratio 0.061 > 0.05 over 5m (30,332 requests)",
 		"(+15m10s)  blocked (no-target): no eligible target: us-east1 unknown: no metric points",
 		"=> would not have failed over, but was blocked 1 time(s)",
 		"RPO: replayed from the history of custom.googleapis.com/checkpoint/replication_lag_seconds",

@@ -32,6 +32,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
 	"github.com/drwatchd/drwatchd/pkg/health"
+	"github.com/drwatchd/drwatchd/pkg/health/poll"
 )
 
 // Defaults.
@@ -242,6 +243,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			continue
 		}
 		ph.ingestDelay = d
+	}
+	// The poller keeps the lookback plus the ingest delay plus one bucket (poll.History), so
+	// that the windows the evaluator anchors at the newest complete bucket are whole.
+	for _, ph := range projects {
+		ph.lookback = poll.History(ph.lookback, ph.ingestDelay, ph.alignment)
 	}
 
 	clk := clock.NewFake(o.From)

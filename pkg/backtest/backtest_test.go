@@ -117,7 +117,8 @@ func TestReplayDecidesFailoverWithTargetAndReason(t *testing.T) {
 	if s.FirstFailover.From != "us-central1" || s.FirstFailover.To != "europe-west1" {
 		t.Errorf("failover %s -> %s, want us-central1 -> europe-west1 (us-east1's RPO is stale in the lag history)", s.FirstFailover.From, s.FirstFailover.To)
 	}
-	if !strings.Contains(s.FirstFailover.Reason, "active us-central1 unhealthy: error ratio 0.5 > 0.05") {
+	// The window is the 5 minutes up to that bucket: four good ones and the bad one (half errors).
+	if !strings.Contains(s.FirstFailover.Reason, "active us-central1 unhealthy: error ratio 0.1 > 0.05 over 5m (5,000 requests)") {
 		t.Errorf("reason %q", s.FirstFailover.Reason)
 	}
 	if s.Failovers != 1 || s.FinalActive != "europe-west1" || s.FinalState != "failed-over" || s.WouldAct == 0 {

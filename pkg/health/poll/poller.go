@@ -186,23 +186,31 @@ func lookback(h *config.Health) time.Duration {
 	return d
 }
 
-// delayAllowance is how far behind now the project's complete buckets end: the descriptors'
-// ingest delay, UnknownIngestDelay while it is unknown, at most MaxIngestDelay.
-func (pp *projectPoll) delayAllowance() time.Duration {
-	d := pp.ingestDelay
-	if d <= 0 {
-		d = UnknownIngestDelay
+// delayAllowance is how far behind now complete buckets end: the descriptors' ingest delay
+// (0: unknown), UnknownIngestDelay while it is unknown, at most MaxIngestDelay.
+func delayAllowance(ingestDelay time.Duration) time.Duration {
+	if ingestDelay <= 0 {
+		ingestDelay = UnknownIngestDelay
 	}
-	return min(d, MaxIngestDelay)
+	return min(ingestDelay, MaxIngestDelay)
 }
 
-// keep is the history the project's endpoints keep: the lookback plus the ingest delay plus one
-// bucket. The evaluator judges only buckets complete before now - ingest delay and anchors its
-// windows at the newest of them (on the alignment grid: up to one bucket earlier), so a window of
-// lookback ending there reaches back to now - (lookback + delay + alignment). Keeping only the
-// lookback would leave behind a 360 s delay no judgeable bucket of a 5m window at all.
+func (pp *projectPoll) delayAllowance() time.Duration { return delayAllowance(pp.ingestDelay) }
+
+// History is how far behind now an endpoint's history must reach for the evaluator to see whole
+// windows of lookback: the lookback plus the ingest delay (0: unknown; UnknownIngestDelay, at
+// most MaxIngestDelay) plus one bucket of alignment. The evaluator judges only buckets complete
+// before now - ingest delay and anchors its windows at the newest of them (on the alignment grid:
+// up to one bucket earlier), so a window of lookback ending there reaches back to now - (lookback
+// + delay + alignment). Keeping only the lookback would leave behind a 360 s delay no judgeable
+// bucket of a 5m window at all. The backtest replays what the poller holds with it.
+func History(lookback, ingestDelay, alignment time.Duration) time.Duration {
+	return lookback + delayAllowance(ingestDelay) + alignment
+}
+
+// keep is the history the project's endpoints keep (History).
 func (pp *projectPoll) keep() time.Duration {
-	return pp.lookback + pp.delayAllowance() + pp.alignment
+	return History(pp.lookback, pp.ingestDelay, pp.alignment)
 }
 
 // refetch is how far back a poll re-reads once backfilled: RefetchSpan, and at least the ingest
