@@ -198,8 +198,9 @@ type Health struct {
 	NoData string `yaml:"no_data"`
 	// Staleness: metric points older than this are stale (unknown). Default 10m.
 	Staleness Duration `yaml:"staleness"`
-	// Lookback: how much history the poller keeps per endpoint. Default: the longest burn-rate
-	// window, or Window.
+	// Lookback: how much complete history the evaluator needs per endpoint. Default: the longest
+	// burn-rate window, or Window. The poller keeps Lookback plus the metrics' ingest delay plus
+	// one bucket (poll.History), so that whole windows are judged behind the delay.
 	Lookback Duration `yaml:"lookback"`
 	// Alignment of fetched metric points. Default 60s (Vertex AI's sampling period).
 	Alignment Duration `yaml:"alignment"`

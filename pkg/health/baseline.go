@@ -37,8 +37,8 @@ const (
 
 // errorBaseline is a region's learned error ratio (exponentially weighted sums of the errors and
 // requests of the complete buckets that were not elevated) and the current run of elevated
-// buckets. Behind Vertex AI's ingestion delay a window holds only a bucket or two, so both are
-// kept across evaluations: each complete bucket is considered once, in order.
+// buckets. Both are kept across evaluations, each complete bucket considered once and in order,
+// so that a run longer than the poller's history (and a baseline learned over hours) survive.
 type errorBaseline struct {
 	errs, reqs float64
 	n          int       // buckets learned
