@@ -110,9 +110,9 @@ type candidateView struct {
 	Region, Verdict, Reason string
 }
 
-// pageEvent is one line of the "what happened" list. It is a view of its own so that its
-// source can change (today the state's recent events; a decision journal later) without
-// touching the template.
+// pageEvent is one line of the "what happened" list: a view of its own, built from the decision
+// journal (pageEventsFromJournal) or, for a service without entries, from the state's recent
+// events (pageEventsFromState), with one template for both.
 type pageEvent struct {
 	At      time.Time
 	Kind    string
