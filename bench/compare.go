@@ -25,6 +25,9 @@ type compareRow struct {
 	Report                  *scenario.Report
 	Err                     string
 	Wall                    time.Duration
+	// Bar: issue 12's ratio bar to the oracle on an outage scenario (scenario.Bar: 1.5 on a
+	// hard outage, 2.5 otherwise); 0 when not an outage.
+	Bar float64
 }
 
 // comparison is the corpus run under every policy in every world.
@@ -56,12 +59,16 @@ func compare(ctx context.Context, dir string, worlds []string) *comparison {
 			continue
 		}
 		outage := sc.Expect.Failover != nil && *sc.Expect.Failover
+		bar := 0.0
+		if outage {
+			bar = sc.Bar()
+		}
 		for _, world := range worlds {
 			for _, pol := range comparePolicies {
 				fmt.Fprintf(os.Stderr, "bench: comparison: %s (%s world) under %s ...\n", name, world, pol)
 				t0 := time.Now()
 				rep, err := scenario.Run(ctx, sc, scenario.Options{Policy: pol, Profile: world})
-				row := compareRow{Scenario: name, World: world, Policy: pol, Outage: outage, Report: rep, Wall: time.Since(t0)}
+				row := compareRow{Scenario: name, World: world, Policy: pol, Outage: outage, Report: rep, Wall: time.Since(t0), Bar: bar}
 				if err != nil {
 					row.Err = err.Error()
 				}

@@ -228,7 +228,9 @@ func (r *results) compareTable(b *strings.Builder) {
 		"traffic to the highest-priority healthy region). Decisions and failovers are counted from the simulated "+
 		"Compute API's log of URL-map writes, not from what a policy says of itself. Times are simulated seconds from "+
 		"the fault's onset; \"-\" is never (or not applicable). *Impaired* requests are failed plus slow (served by a "+
-		"region under a latency fault); **× oracle** is a policy's impaired requests over the oracle's. *Replica-min* is "+
+		"region under a latency fault); **× oracle** is a policy's impaired requests over the oracle's, with drwatchd's "+
+		"verdict against issue 12's bar on outage scenarios (at most 1.5 on a hard outage, where every fault that "+
+		"impairs requests is an outage, 2.5 otherwise). *Replica-min* is "+
 		"the replica-minutes paid above each region's starting size (primary at production, standbys at standby): the "+
 		"cost of speed. See [docs/benchmarks.md](../docs/benchmarks.md).\n\n", c.Dir, strings.Join(c.Worlds, " and "))
 	if c.Err != "" {
@@ -279,6 +281,13 @@ func (r *results) compareTable(b *strings.Builder) {
 			ratio := "-"
 			if x, ok := g.ratio(pol); ok {
 				ratio = fmt.Sprintf("%.2f", x)
+				if pol == scenario.PolicyDrwatchd && row.Bar > 0 {
+					verdict := "within"
+					if x > row.Bar {
+						verdict = "**over**"
+					}
+					ratio += fmt.Sprintf(" (%s %.1f)", verdict, row.Bar)
+				}
 			}
 			name, rtoCell, failed := row.Policy, secp(rep.RTOSeconds), fmt.Sprint(rep.FailedRequests)
 			if pol == scenario.PolicyDrwatchd && len(losses) > 0 {

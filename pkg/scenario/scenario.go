@@ -593,3 +593,38 @@ func (sc *Scenario) simFaults() []sim.Fault {
 	}
 	return out
 }
+
+// The bar of issue 12 on an outage scenario: drwatchd's impaired requests (failed + slow) at most
+// this multiple of the oracle's.
+const (
+	OracleBar     = 2.5
+	OracleBarHard = 1.5
+)
+
+// HardOutage reports whether every fault of the scenario that impairs requests (outage, errors,
+// latency) is an outage: the region serves nothing, every signal says so at once (probes fail,
+// errors at 100 %), and the only cost beyond the oracle's is detection, propagation and
+// capacity. Faults that impair no request (Monitoring or cloud API outages, stale checkpoints,
+// recover) do not make an outage softer. A partial outage (errors, latency) is judged on
+// statistics that take evidence to gather, hence the looser bar.
+func (s *Scenario) HardOutage() bool {
+	hard := false
+	for _, f := range s.Faults {
+		switch f.Kind {
+		case sim.KindOutage:
+			hard = true
+		case sim.KindErrors, sim.KindLatency:
+			return false
+		}
+	}
+	return hard
+}
+
+// Bar is the scenario's ratio bar to the oracle: OracleBarHard on a hard outage, OracleBar
+// otherwise.
+func (s *Scenario) Bar() float64 {
+	if s.HardOutage() {
+		return OracleBarHard
+	}
+	return OracleBar
+}

@@ -151,6 +151,16 @@ var knownLosses = map[string]string{
 	"failback-keeps-failing/rough/seed/rto": "9m5s vs 7m5s",
 }
 
+// knownOverOracle are the outage scenarios where drwatchd impairs more requests than issue 12's
+// bar allows: at most OracleBar (2.5) times the oracle's, OracleBarHard (1.5) on a hard outage
+// (every fault that impairs requests is an outage: Scenario.HardOutage). "scenario/world" ->
+// "ratio vs bar", measured when listed; the same ratchet as knownLosses.
+var knownOverOracle = map[string]string{
+	"flapping-primary/default":        "1.93 vs 1.5",
+	"slow-error-ramp/rough":           "2.79 vs 2.5",
+	"standby-fails-mid-shift/default": "2.52 vs 2.5",
+}
+
 // knownFalseFailovers and knownUnmet are the same ratchet for the daemon's own defects in the
 // rougher worlds: false failovers ("scenario/world" -> count) and unmet expectations of the
 // default world ("scenario/expectation" -> got). Listed ones must still happen; new ones fail.
@@ -275,6 +285,11 @@ func TestCorpusYardstick(t *testing.T) {
 					}
 					return
 				}
+				if oi := or.FailedRequests + or.SlowRequests; oi > 0 {
+					ratio := float64(dw.FailedRequests+dw.SlowRequests) / float64(oi)
+					ratchet(t, seen, knownOverOracle, name+"/"+world, ratio > sc.Bar(), truncated, "drwatchd over the oracle bar",
+						fmt.Sprintf("%.2f vs %.1f", ratio, sc.Bar()))
+				}
 				for _, base := range []string{PolicySeed, PolicyLB} {
 					b := reps[base]
 					check := func(metric string, lost bool, figures string) {
@@ -291,7 +306,7 @@ func TestCorpusYardstick(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		return
 	}
-	for _, list := range []map[string]string{knownLosses, knownFalseFailovers, knownUnmet} {
+	for _, list := range []map[string]string{knownLosses, knownOverOracle, knownFalseFailovers, knownUnmet} {
 		for key := range list {
 			if !seen[key] {
 				t.Errorf("a known list names %q, which no scenario of the corpus checks", key)
