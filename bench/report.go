@@ -284,7 +284,7 @@ func (r *results) compareTable(b *strings.Builder) {
 				if pol == scenario.PolicyDrwatchd && row.Bar > 0 {
 					verdict := "within"
 					if x > row.Bar {
-						verdict = "**over**"
+						verdict = "over"
 					}
 					ratio += fmt.Sprintf(" (%s %.1f)", verdict, row.Bar)
 				}
