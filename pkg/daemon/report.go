@@ -60,7 +60,11 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 			d.m.rollbacks.WithLabelValues(service, string(ev.Kind)).Inc()
 			d.log.Error("shift rolled back or held", fields...)
 		case failover.EventBlocked, failover.EventRPOViolation:
-			d.log.Error("needs a human", fields...)
+			if heldBriefly(ev, st) {
+				d.log.Warn("held, then released in the same iteration", fields...)
+			} else {
+				d.log.Error("needs a human", fields...)
+			}
 		case failover.EventPracticeStarted, failover.EventPracticeSucceeded, failover.EventPracticeFailed,
 			failover.EventPracticeSkipped, failover.EventPracticeAborted:
 			// Logged with their level by the practice metrics (practice.go).
@@ -170,4 +174,12 @@ func (d *Daemon) Live() error {
 			since.Truncate(time.Second), bound)
 	}
 	return nil
+}
+
+// heldBriefly tells a blocked event the same iteration already left behind: a practice run
+// that aborts its failover holds the split (abort), releases it (resume) and fails back, all
+// in one Step. The service is not blocked at the end (final), so nobody is needed; an error
+// saying "needs a human" at 3 a.m. would be a false page for whoever reads the logs.
+func heldBriefly(ev failover.Event, final failover.State) bool {
+	return ev.Kind == failover.EventBlocked && final.State != failover.Blocked
 }

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +309,11 @@ func TestPracticeThroughStep(t *testing.T) {
 	st3, _, evs := Step(svc, st2, Observation{Health: h, Weights: plan.Weights{central: 90, east: 10}, Leader: true, Commands: cmds}, at)
 	if st3.Plan == nil || st3.Plan.Kind != KindFailback || st3.Plan.To != central || st3.State != FailingBack {
 		t.Fatalf("state %s plan %+v events %+v", st3.State, st3.Plan, evs)
+	}
+	// The abort holds the split for an instant (a blocked event) that the same Step releases:
+	// the daemon logs such a hold as released, not as "needs a human" (pkg/daemon heldBriefly).
+	if !slices.ContainsFunc(evs, func(e Event) bool { return e.Kind == EventBlocked }) {
+		t.Fatalf("no momentary hold among the abort's events %+v", evs)
 	}
 
 	// Refused: the target's RPO is stale.
