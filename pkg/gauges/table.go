@@ -10,10 +10,14 @@
 package gauges
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Opts names one gauge of a Table.
@@ -26,6 +30,7 @@ type Opts struct {
 // are never deleted (as a GaugeVec child that is never deleted). Safe for concurrent use.
 type Table struct {
 	descs  []*prometheus.Desc
+	fams   []*Family // the same gauges, for WriteText
 	labels int
 
 	mu   sync.Mutex // guards rows and vals
@@ -43,6 +48,7 @@ func NewTable(labels []string, opts ...Opts) *Table {
 	t := &Table{labels: len(labels), rows: make(map[key]int32)}
 	for _, o := range opts {
 		t.descs = append(t.descs, prometheus.NewDesc(o.Name, o.Help, labels, nil))
+		t.fams = append(t.fams, NewFamily(o.Name, o.Help, dto.MetricType_GAUGE, labels...))
 	}
 	return t
 }
@@ -90,6 +96,42 @@ func (t *Table) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, row[j], k.a, k.b)
 			} else {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, row[j], k.a)
+			}
+		}
+	}
+}
+
+// WriteText implements Streamer: every gauge's family in turn, its rows sorted by label values
+// (in the order of the label names, as the registry sorts them). The rows are copied under the
+// lock (a key and a few floats each), written without it.
+func (t *Table) WriteText(w *TextWriter) {
+	type row struct {
+		k key
+		i int32
+	}
+	t.mu.Lock()
+	rows := make([]row, 0, len(t.rows))
+	for k, i := range t.rows {
+		rows = append(rows, row{k, i})
+	}
+	vals := slices.Clone(t.vals)
+	t.mu.Unlock()
+	// The registry sorts series by their label values in the order of the sorted label names.
+	swap := t.labels == 2 && t.fams[0].order[0] == 1
+	slices.SortFunc(rows, func(x, y row) int {
+		if swap {
+			return cmp.Or(strings.Compare(x.k.b, y.k.b), strings.Compare(x.k.a, y.k.a))
+		}
+		return cmp.Or(strings.Compare(x.k.a, y.k.a), strings.Compare(x.k.b, y.k.b))
+	})
+	n := len(t.fams)
+	for j, f := range t.fams {
+		for _, r := range rows {
+			v := vals[int(r.i)*n+j]
+			if t.labels == 2 {
+				w.Sample(f, v, r.k.a, r.k.b)
+			} else {
+				w.Sample(f, v, r.k.a)
 			}
 		}
 	}
