@@ -3,12 +3,14 @@ package daemon
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
@@ -131,11 +133,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, reason := range rollbackReasons {
 		rollbacks = append(rollbacks, comboKey{b: reason})
 	}
-	m.failovers = newLabelCounters(prometheus.NewDesc("drwatchd_failovers_total",
+	m.failovers = newLabelCounters("drwatchd_failovers_total",
 		"Traffic shifts by kind (failover, failback) and result (started, completed, failed).",
-		[]string{"service", "kind", "result"}, nil), 3, shifts)
-	m.rollbacks = newLabelCounters(prometheus.NewDesc("drwatchd_rollbacks_total",
-		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, nil), 2, rollbacks)
+		[]string{"service", "kind", "result"}, shifts)
+	m.rollbacks = newLabelCounters("drwatchd_rollbacks_total",
+		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, rollbacks)
 	if reg != nil {
 		reg.MustRegister(m.svc, m.failovers, m.rollbacks, m.warmReplicas, m.failbackFailures)
 	}
@@ -225,6 +227,7 @@ func (m *metrics) setState(service string, s failover.StateName) {
 // about 400 bytes per series, 12 series per service (~24 MB at 10,000 endpoints).
 type serviceGauges struct {
 	state, paused, step, pct, left *prometheus.Desc
+	fam                            struct{ state, paused, step, pct, left *gauges.Family }
 
 	mu       sync.Mutex // guards services: the loop writes, scrapes read
 	services map[string]*serviceRecord
@@ -239,19 +242,23 @@ type serviceRecord struct {
 
 func newServiceGauges() *serviceGauges {
 	svc := []string{"service"}
-	return &serviceGauges{
-		state: prometheus.NewDesc("drwatchd_service_state",
-			"1 for the state the service is in, 0 for the others.", []string{"service", "state"}, nil),
-		paused: prometheus.NewDesc("drwatchd_service_paused",
-			"1 while an operator has paused the service.", svc, nil),
-		step: prometheus.NewDesc("drwatchd_shift_step",
-			"Step of the shift in progress, counted from 1 (0 when none).", svc, nil),
-		pct: prometheus.NewDesc("drwatchd_shift_step_target_percent",
-			"Target region's share at the current step of the shift in progress (0 when none).", svc, nil),
-		left: prometheus.NewDesc("drwatchd_shift_bake_remaining_seconds",
-			"Time left in the current bake (0 when not baking).", svc, nil),
-		services: make(map[string]*serviceRecord),
+	g := &serviceGauges{services: make(map[string]*serviceRecord)}
+	// Each family as a Desc (Collect) and a gauges.Family (WriteText) from the same strings.
+	def := func(d **prometheus.Desc, f **gauges.Family, name, help string, labels []string) {
+		*d = prometheus.NewDesc(name, help, labels, nil)
+		*f = gauges.NewFamily(name, help, dto.MetricType_GAUGE, labels...)
 	}
+	def(&g.state, &g.fam.state, "drwatchd_service_state",
+		"1 for the state the service is in, 0 for the others.", []string{"service", "state"})
+	def(&g.paused, &g.fam.paused, "drwatchd_service_paused",
+		"1 while an operator has paused the service.", svc)
+	def(&g.step, &g.fam.step, "drwatchd_shift_step",
+		"Step of the shift in progress, counted from 1 (0 when none).", svc)
+	def(&g.pct, &g.fam.pct, "drwatchd_shift_step_target_percent",
+		"Target region's share at the current step of the shift in progress (0 when none).", svc)
+	def(&g.left, &g.fam.left, "drwatchd_shift_bake_remaining_seconds",
+		"Time left in the current bake (0 when not baking).", svc)
+	return g
 }
 
 // record returns service's record, creating it; the caller holds g.mu.
@@ -298,6 +305,63 @@ func (g *serviceGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// WriteText implements gauges.Streamer: the families Collect sends, each whole, by service
+// name (and state name), as the registry sorts them. The records are copied under the lock.
+func (g *serviceGauges) WriteText(w *gauges.TextWriter) {
+	type snap struct {
+		name string
+		r    serviceRecord
+	}
+	g.mu.Lock()
+	ss := make([]snap, 0, len(g.services))
+	for name, r := range g.services {
+		ss = append(ss, snap{name, *r})
+	}
+	g.mu.Unlock()
+	slices.SortFunc(ss, func(a, b snap) int { return strings.Compare(a.name, b.name) })
+	for _, x := range ss {
+		if x.r.hasState {
+			for _, st := range sortedStates {
+				w.Sample(g.fam.state, b2f(st == x.r.state), x.name, string(st))
+			}
+		}
+	}
+	for _, x := range ss {
+		if x.r.hasState {
+			w.Sample(g.fam.paused, b2f(x.r.state == failover.Paused), x.name)
+		}
+	}
+	for _, f := range []struct {
+		f *gauges.Family
+		v func(*serviceRecord) float64
+	}{
+		{g.fam.step, func(r *serviceRecord) float64 { return r.step }},
+		{g.fam.pct, func(r *serviceRecord) float64 { return r.pct }},
+		{g.fam.left, func(r *serviceRecord) float64 { return r.left }},
+	} {
+		for i := range ss {
+			if ss[i].r.hasPlan {
+				w.Sample(f.f, f.v(&ss[i].r), ss[i].name)
+			}
+		}
+	}
+}
+
+// sortedStates is failover.States sorted by name (the state label's values, as the registry
+// sorts them).
+var sortedStates = func() []failover.StateName {
+	s := slices.Clone(failover.States)
+	slices.Sort(s)
+	return s
+}()
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // labelCounters is a counter family over two or three label values (the first is the service),
 // created at 0 by initService for every service: 14 series per service. As CounterVec children
 // they cost about 450 bytes each (24 MB at 10,000 endpoints), and as one map entry per series
@@ -306,6 +370,7 @@ func (g *serviceGauges) Collect(ch chan<- prometheus.Metric) {
 // WithLabelValues(...).Inc() reads as the CounterVec it replaces.
 type labelCounters struct {
 	desc   *prometheus.Desc
+	fam    *gauges.Family // the same family, for WriteText
 	labels int
 	combos []comboKey // the label values after the service that have a slot in every row
 
@@ -334,11 +399,12 @@ func (c *counterCell) Inc() { c.n.Add(1) }
 
 // newLabelCounters: desc's variable labels number labels (2 or 3); combos are the label values
 // after the service that get a slot in every service's row (at most 64).
-func newLabelCounters(desc *prometheus.Desc, labels int, combos []comboKey) *labelCounters {
+func newLabelCounters(name, help string, labels []string, combos []comboKey) *labelCounters {
+	desc := prometheus.NewDesc(name, help, labels, nil)
 	if len(combos) > 64 {
 		panic(fmt.Sprintf("%s: %d label combinations, at most 64", desc, len(combos)))
 	}
-	return &labelCounters{desc: desc, labels: labels, combos: combos,
+	return &labelCounters{desc: desc, fam: gauges.NewFamily(name, help, dto.MetricType_COUNTER, labels...), labels: len(labels), combos: combos,
 		rows: make(map[string]*counterRow), other: make(map[counterKey]*counterCell)}
 }
 
@@ -396,5 +462,40 @@ func (l *labelCounters) collect(ch chan<- prometheus.Metric, v float64, a, b, c 
 		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, a, b, c)
 	} else {
 		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.CounterValue, v, a, b)
+	}
+}
+
+// WriteText implements gauges.Streamer: the family Collect sends, sorted by label values (in
+// the order of the label names, as the registry sorts them). The counts are read under the
+// lock into one small record per series, written without it.
+func (l *labelCounters) WriteText(w *gauges.TextWriter) {
+	type series struct {
+		lv [3]string // as declared: service, then the others
+		v  float64
+	}
+	l.mu.Lock()
+	ss := make([]series, 0, len(l.rows)*len(l.combos)+len(l.other))
+	for service, r := range l.rows {
+		for i, k := range l.combos {
+			if r.created&(1<<i) != 0 {
+				ss = append(ss, series{[3]string{service, k.b, k.c}, float64(r.cells[i].n.Load())})
+			}
+		}
+	}
+	for k, c := range l.other {
+		ss = append(ss, series{[3]string{k.a, k.b, k.c}, float64(c.n.Load())})
+	}
+	l.mu.Unlock()
+	order := l.fam.SortedLabels()
+	slices.SortFunc(ss, func(a, b series) int {
+		for _, i := range order {
+			if c := strings.Compare(a.lv[i], b.lv[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	for i := range ss {
+		w.Sample(l.fam, ss[i].v, ss[i].lv[:l.labels]...)
 	}
 }

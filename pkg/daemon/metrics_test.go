@@ -10,6 +10,8 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/gauges"
+	"github.com/drwatchd/drwatchd/pkg/gauges/gaugestest"
 	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
@@ -164,4 +166,54 @@ drwatchd_rollbacks_total{reason="rolled-back",service="b"} 1
 		}
 	}()
 	m.rollbacks.WithLabelValues("a")
+}
+
+// TestMetricsStream: the daemon's streamed collectors (service gauges, failover and rollback
+// counters, the pre-warm and failback tables) write what they gather, byte for byte per
+// family, with every family populated and odd service names (the fixed label combinations and
+// ones outside them).
+func TestMetricsStream(t *testing.T) {
+	m := newMetrics(nil)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i, name := range []string{"a", `q"uote`, "back\\slash", "new\nline", "ünï"} {
+		m.initService(name)
+		m.setState(name, failover.States[i%len(failover.States)])
+		if i%2 == 0 {
+			m.setPlan(name, &plan.Plan{Steps: []int{10, 50, 100}, Step: i % 3, Phase: plan.Baking, BakeUntil: now.Add(90 * time.Second)}, now)
+		}
+		m.failovers.WithLabelValues(name, "failover", "started").Inc()
+		m.rollbacks.WithLabelValues(name, "conflict").Inc()
+		svc := &config.Service{Name: name, Regions: []config.Region{
+			{Name: "us-central1", Replicas: config.Replicas{Standby: 1, Production: 4}},
+			{Name: "us-east1", Replicas: config.Replicas{Standby: 1, Production: 4}},
+		}}
+		m.setWarm(svc, failover.State{Service: name, FailbackFailures: i,
+			Warm: &failover.Warm{Region: "us-east1", Since: now, Requested: true}}, now)
+	}
+	m.setPlan("plan only", nil, now)                           // shift gauges without a state
+	m.failovers.WithLabelValues("a", "drill", "started").Inc() // outside the fixed combinations
+	m.rollbacks.WithLabelValues("z", "rolled-back").Inc()      // a service initService did not see
+	for name, c := range map[string]interface {
+		prometheus.Collector
+		WriteText(*gauges.TextWriter)
+	}{"service gauges": m.svc, "failovers": m.failovers, "rollbacks": m.rollbacks,
+		"prewarm replicas": m.warmReplicas, "failback failures": m.failbackFailures} {
+		t.Run(name, func(t *testing.T) {
+			body, err := gaugestest.Compare(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(body) == 0 {
+				t.Fatal("nothing streamed")
+			}
+		})
+	}
+	// Every family of the service gauges is there.
+	body, _ := gaugestest.Compare(m.svc)
+	for _, f := range []string{"drwatchd_service_state{", "drwatchd_service_paused{", "drwatchd_shift_step{",
+		"drwatchd_shift_step_target_percent{", "drwatchd_shift_bake_remaining_seconds{"} {
+		if !strings.Contains(string(body), f) {
+			t.Errorf("%s not streamed", f)
+		}
+	}
 }

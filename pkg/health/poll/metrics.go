@@ -1,11 +1,16 @@
 package poll
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/drwatchd/drwatchd/pkg/gauges"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -20,6 +25,11 @@ import (
 type Metrics struct {
 	verdict, errorRatio, burnRate, latency, requests, bad, good, hardDown *prometheus.Desc
 	noLatency, throttled                                                  *prometheus.Desc
+	// fam: the same families for WriteText.
+	fam struct {
+		verdict, errorRatio, burnRate, latency, requests, bad, good, hardDown *gauges.Family
+		noLatency, throttled                                                  *gauges.Family
+	}
 
 	mu      sync.Mutex // guards regions: Observe and Forget (the loop) against Collect (scrapes)
 	regions map[regionKey]*regionRecord
@@ -72,30 +82,33 @@ func (r *regionRecord) setBurn(w string, v float64) {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	sr := []string{"service", "region"}
 	srw := []string{"service", "region", "window"}
-	m := &Metrics{
-		verdict: prometheus.NewDesc("drwatchd_region_verdict",
-			"Region health verdict: 1 for the current verdict, 0 for the others.",
-			[]string{"service", "region", "verdict"}, nil),
-		errorRatio: prometheus.NewDesc("drwatchd_region_error_ratio",
-			"Error ratio of the region over the health window.", srw, nil),
-		burnRate: prometheus.NewDesc("drwatchd_region_burn_rate",
-			"SLO error-budget burn rate of the region over a burn-rate window.", srw, nil),
-		latency: prometheus.NewDesc("drwatchd_region_latency_p99_seconds",
-			"Approximate p99 prediction latency over the health window (request-weighted mean of bucket p99s).", sr, nil),
-		requests: prometheus.NewDesc("drwatchd_region_requests",
-			"Requests seen over the health window.", sr, nil),
-		bad: prometheus.NewDesc("drwatchd_region_consecutive_bad",
-			"Consecutive bad evaluations (hysteresis counter).", sr, nil),
-		good: prometheus.NewDesc("drwatchd_region_consecutive_good",
-			"Consecutive good evaluations (hysteresis counter).", sr, nil),
-		hardDown: prometheus.NewDesc("drwatchd_region_hard_down",
-			"1 when every signal says the region serves nothing.", sr, nil),
-		noLatency: prometheus.NewDesc("drwatchd_region_latency_data_missing",
-			"1 when the region served enough requests over the health window but no latency data was found (the p99 check gives no verdict).", sr, nil),
-		throttled: prometheus.NewDesc("drwatchd_region_throttled_requests",
-			"429 responses (a regional quota) over the health window; not counted as errors.", sr, nil),
-		regions: make(map[regionKey]*regionRecord),
+	m := &Metrics{regions: make(map[regionKey]*regionRecord)}
+	// Each family as a Desc (Collect) and a gauges.Family (WriteText) from the same strings.
+	def := func(d **prometheus.Desc, f **gauges.Family, name, help string, labels []string) {
+		*d = prometheus.NewDesc(name, help, labels, nil)
+		*f = gauges.NewFamily(name, help, dto.MetricType_GAUGE, labels...)
 	}
+	def(&m.verdict, &m.fam.verdict, "drwatchd_region_verdict",
+		"Region health verdict: 1 for the current verdict, 0 for the others.",
+		[]string{"service", "region", "verdict"})
+	def(&m.errorRatio, &m.fam.errorRatio, "drwatchd_region_error_ratio",
+		"Error ratio of the region over the health window.", srw)
+	def(&m.burnRate, &m.fam.burnRate, "drwatchd_region_burn_rate",
+		"SLO error-budget burn rate of the region over a burn-rate window.", srw)
+	def(&m.latency, &m.fam.latency, "drwatchd_region_latency_p99_seconds",
+		"Approximate p99 prediction latency over the health window (request-weighted mean of bucket p99s).", sr)
+	def(&m.requests, &m.fam.requests, "drwatchd_region_requests",
+		"Requests seen over the health window.", sr)
+	def(&m.bad, &m.fam.bad, "drwatchd_region_consecutive_bad",
+		"Consecutive bad evaluations (hysteresis counter).", sr)
+	def(&m.good, &m.fam.good, "drwatchd_region_consecutive_good",
+		"Consecutive good evaluations (hysteresis counter).", sr)
+	def(&m.hardDown, &m.fam.hardDown, "drwatchd_region_hard_down",
+		"1 when every signal says the region serves nothing.", sr)
+	def(&m.noLatency, &m.fam.noLatency, "drwatchd_region_latency_data_missing",
+		"1 when the region served enough requests over the health window but no latency data was found (the p99 check gives no verdict).", sr)
+	def(&m.throttled, &m.fam.throttled, "drwatchd_region_throttled_requests",
+		"429 responses (a regional quota) over the health window; not counted as errors.", sr)
 	if reg != nil {
 		reg.MustRegister(m)
 	}
@@ -136,6 +149,78 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// WriteText implements gauges.Streamer: the families Collect sends, each whole, the regions
+// sorted by (region, service) and the verdicts and windows by label value, as the registry
+// sorts them. The records are copied under the lock (a few floats and the window slices per
+// region) and written without it.
+func (m *Metrics) WriteText(w *gauges.TextWriter) {
+	type snap struct {
+		k regionKey
+		r regionRecord
+	}
+	m.mu.Lock()
+	rs := make([]snap, 0, len(m.regions))
+	for k, r := range m.regions {
+		c := *r
+		c.ratio, c.burn = slices.Clone(r.ratio), slices.Clone(r.burn)
+		rs = append(rs, snap{k, c})
+	}
+	m.mu.Unlock()
+	slices.SortFunc(rs, func(a, b snap) int {
+		return cmp.Or(strings.Compare(a.k.region, b.k.region), strings.Compare(a.k.service, b.k.service))
+	})
+	byLabel := func(a, b windowValue) int { return strings.Compare(a.label, b.label) }
+	for i := range rs {
+		slices.SortFunc(rs[i].r.ratio, byLabel)
+		slices.SortFunc(rs[i].r.burn, byLabel)
+	}
+	for _, x := range rs {
+		for _, i := range verdictOrder {
+			v := 0.0
+			if x.r.verdict == i {
+				v = 1
+			}
+			w.Sample(m.fam.verdict, v, x.k.service, x.k.region, string(health.Verdicts[i]))
+		}
+	}
+	for _, g := range []struct {
+		f *gauges.Family
+		v func(*regionRecord) float64
+	}{
+		{m.fam.latency, func(r *regionRecord) float64 { return r.latency }},
+		{m.fam.requests, func(r *regionRecord) float64 { return r.requests }},
+		{m.fam.bad, func(r *regionRecord) float64 { return r.bad }},
+		{m.fam.good, func(r *regionRecord) float64 { return r.good }},
+		{m.fam.hardDown, func(r *regionRecord) float64 { return r.hardDown }},
+		{m.fam.noLatency, func(r *regionRecord) float64 { return r.noLatency }},
+		{m.fam.throttled, func(r *regionRecord) float64 { return r.throttled }},
+	} {
+		for i := range rs {
+			w.Sample(g.f, g.v(&rs[i].r), rs[i].k.service, rs[i].k.region)
+		}
+	}
+	for _, x := range rs {
+		for _, r := range x.r.ratio {
+			w.Sample(m.fam.errorRatio, r.v, x.k.service, x.k.region, r.label)
+		}
+	}
+	for _, x := range rs {
+		for _, b := range x.r.burn {
+			w.Sample(m.fam.burnRate, b.v, x.k.service, x.k.region, b.label)
+		}
+	}
+}
+
+// verdictOrder is health.Verdicts' indexes sorted by the verdict's name (the label value).
+var verdictOrder = func() []int {
+	o := make([]int, len(health.Verdicts))
+	for i := range o {
+		o[i] = i
+	}
+	slices.SortFunc(o, func(a, b int) int { return strings.Compare(string(health.Verdicts[a]), string(health.Verdicts[b])) })
+	return o
+}()
 
 // Observe exports st; window is the service's health window (svc.Health.Window.D()), the
 // error-ratio gauge's window label. Safe for concurrent use with scrapes.

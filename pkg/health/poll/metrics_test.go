@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/drwatchd/drwatchd/pkg/gauges/gaugestest"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -52,5 +54,45 @@ drwatchd_region_verdict{region="us-central1",service="fraud",verdict="unknown"} 
 	m.Forget("fraud", "us-central1")
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
 		t.Errorf("after Forget: %d series (%v)", n, err)
+	}
+}
+
+// TestMetricsStream: WriteText writes what Collect sends, byte for byte per family, for every
+// family populated (two health windows after a reload, burn rates, every verdict, NaN and
+// +Inf), odd label values and regions in no particular order; and nothing for a region
+// forgotten.
+func TestMetricsStream(t *testing.T) {
+	m := NewMetrics(nil)
+	services := []string{"fraud", `q"uote`, "back\\slash", "new\nline", "ünï"}
+	regions := []string{"us-central1", "europe-west4", "asia-east1"}
+	for i, svc := range services {
+		for j, rg := range regions {
+			st := health.RegionStatus{Service: svc, Region: rg, Verdict: health.Verdicts[(i+j)%len(health.Verdicts)],
+				Bad: i, Good: j, HardDown: i == j, NoLatencyData: i > j, Throttled: float64(i * j),
+				ErrorRatio: []float64{0.25, math.NaN(), 0, 1}[(i+j)%4], Requests: float64(1000 * i),
+				LatencyP99: time.Duration(j) * time.Second / 3, BurnRates: map[string]float64{"1h": math.Inf(1), "5m": float64(i)}}
+			m.Observe(st, 5*time.Minute)
+			if j == 1 {
+				m.Observe(st, 10*time.Minute) // a reload changed the health window
+			}
+		}
+	}
+	m.Forget("fraud", "asia-east1")
+	body, err := gaugestest.Compare(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), `{region="asia-east1",service="fraud"}`) {
+		t.Error("a forgotten region is streamed")
+	}
+	fams, err := gaugestest.Parse(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"verdict", "error_ratio", "burn_rate", "latency_p99_seconds", "requests", "consecutive_bad",
+		"consecutive_good", "hard_down", "latency_data_missing", "throttled_requests"} {
+		if len(fams["drwatchd_region_"+d].GetMetric()) == 0 {
+			t.Errorf("drwatchd_region_%s not streamed", d)
+		}
 	}
 }
