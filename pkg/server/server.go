@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/drwatchd/drwatchd/pkg/api"
@@ -57,10 +56,7 @@ type JournalReader interface {
 // Public returns the handler of the public listener.
 func Public(d Daemon, gatherer prometheus.Gatherer, ready func() bool, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-		ErrorLog:          zap.NewStdLog(log.Named("promhttp")),
-		EnableOpenMetrics: true,
-	}))
+	mux.Handle("GET /metrics", Metrics(gatherer, log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		// Liveness: a daemon whose loop is stuck is not alive, whatever its HTTP server says.
