@@ -73,7 +73,7 @@ func (r *results) scaleTable(b *strings.Builder) {
 	p("N endpoints = N/2 services (primary + standby) in one project, metrics-only health, an RPO lag metric, URL-map routing. " +
 		"The loop is measured in the bench process against the simulated cloud running in a child process " +
 		"(so the simulator's CPU and memory are not counted); its peak RSS is after the loops (\"loop alone\") and after one `/metrics` scrape " +
-		"served in the same process (the registry builds every series at once: Prometheus scrapes every 15-60 s, so the scrape's peak is the daemon's); the last columns come from the built `bin/drwatchd run --sim` " +
+		"served in the same process by the daemon's handler (`server.Metrics`: the per-region and per-service families written from their records, the rest gathered; Prometheus scrapes every 15-60 s, so the scrape's peak is the daemon's); the last columns come from the built `bin/drwatchd run --sim` " +
 		"as a subprocess, which embeds the simulated cloud (RSS is therefore an upper bound of the daemon's own).\n\n")
 	p("| endpoints | services | Monitoring calls / loop | ListTimeSeries requests / loop (pages) | other cloud calls / loop | CPU / loop | wall / loop | allocs / loop | alloc bytes / loop | daemon heap | daemon peak RSS, loop alone | daemon peak RSS, loop + one `/metrics` scrape | `drwatchd run --sim` peak RSS (daemon + simulator) | `/metrics` scrape |\n")
 	p("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
+	"github.com/drwatchd/drwatchd/pkg/gauges"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/logging"
 	"github.com/drwatchd/drwatchd/pkg/server"
@@ -144,7 +145,9 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.String("version", version.String()), zap.Bool("sim", f.sim), zap.Int("services", len(cfg.Services)))
 
-	reg := prometheus.NewRegistry()
+	// A gauges.Registry: /metrics streams the per-region and per-service families from their
+	// records instead of gathering every series at once (docs/metrics.md).
+	reg := gauges.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dm := newDaemonMetrics(reg)
 	dm.reloads.WithLabelValues("success")
