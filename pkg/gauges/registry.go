@@ -13,7 +13,8 @@ import (
 // gathering every series at once. Its Gather gathers everything, as a prometheus.Registry does
 // (tests compare through it). A collector is registered in full (its Describe checked against
 // every other collector's); one wrapped by prometheus.WrapRegistererWith is no Streamer and is
-// gathered with the rest.
+// gathered with the rest. Streamers are told apart by identity (Unregister compares them with
+// ==): implement Streamer on a pointer.
 type Registry struct {
 	all  *prometheus.Registry // every collector: Gather, and the consistency checks of Register
 	rest *prometheus.Registry // the collectors that are not Streamers

@@ -12,6 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // A Streamer is a collector that can also write its families straight to the text format, one
@@ -32,10 +33,20 @@ type Family struct {
 }
 
 // NewFamily describes a family whose series carry the variable labels in this order. Only
-// counters and gauges can be streamed (a sample is one value).
+// counters and gauges can be streamed (a sample is one value), and only names that need no
+// quoting (the legacy name rules, which every drwatchd name follows); it panics otherwise, as
+// prometheus.MustNewConstMetric does on a programming error.
 func NewFamily(name, help string, typ dto.MetricType, labels ...string) *Family {
 	if typ != dto.MetricType_COUNTER && typ != dto.MetricType_GAUGE {
 		panic(fmt.Sprintf("gauges.NewFamily %s: type %s cannot be streamed (counters and gauges only)", name, typ))
+	}
+	if !model.LegacyValidation.IsValidMetricName(name) {
+		panic(fmt.Sprintf("gauges.NewFamily %q: not a legacy metric name (expfmt would quote it)", name))
+	}
+	for _, l := range labels {
+		if !model.LegacyValidation.IsValidLabelName(l) {
+			panic(fmt.Sprintf("gauges.NewFamily %s: label %q is not a legacy label name (expfmt would quote it)", name, l))
+		}
 	}
 	order := make([]int, len(labels))
 	for i := range order {
@@ -51,6 +62,7 @@ func (f *Family) Name() string { return f.name }
 
 // SortedLabels is the declared labels' indexes in the order of their names: the order of a
 // series' label pairs in the exposition, and the order by which the registry sorts series.
+// The caller must not modify it.
 func (f *Family) SortedLabels() []int { return f.order }
 
 // TextWriter writes metric families in the Prometheus text format 0.0.4 byte for byte as

@@ -136,11 +136,21 @@ func TestTextWriterStickyError(t *testing.T) {
 	}
 }
 
-func TestNewFamilyRefusesHistograms(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("no panic for a histogram")
-		}
-	}()
-	NewFamily("h_seconds", "H.", dto.MetricType_HISTOGRAM)
+// A family the writer could not write as expfmt does is a programming error: a histogram (more
+// than one value per series), a name or label name expfmt would quote.
+func TestNewFamilyRefuses(t *testing.T) {
+	for name, f := range map[string]func(){
+		"histogram":  func() { NewFamily("h_seconds", "H.", dto.MetricType_HISTOGRAM) },
+		"name":       func() { NewFamily("drwatchd.region", "R.", dto.MetricType_GAUGE) },
+		"label name": func() { NewFamily("drwatchd_region", "R.", dto.MetricType_GAUGE, "service", "re-gion") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("no panic")
+				}
+			}()
+			f()
+		})
+	}
 }

@@ -93,8 +93,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", MetricsContentType)
-	hdr.Add("Vary", "Accept")
-	hdr.Add("Vary", "Accept-Encoding")
+	hdr.Add("Vary", "Accept-Encoding") // not Accept: the format is the same for every Accept
 	var out io.Writer = w
 	var gz *gzip.Writer
 	if acceptsGzip(r.Header.Values("Accept-Encoding")) {
