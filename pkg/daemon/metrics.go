@@ -133,11 +133,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, reason := range rollbackReasons {
 		rollbacks = append(rollbacks, comboKey{b: reason})
 	}
-	m.failovers = newLabelCounters("drwatchd_failovers_total",
+	desc, fam := gauges.NewDesc("drwatchd_failovers_total",
 		"Traffic shifts by kind (failover, failback) and result (started, completed, failed).",
-		[]string{"service", "kind", "result"}, shifts)
-	m.rollbacks = newLabelCounters("drwatchd_rollbacks_total",
-		"Shifts rolled back or held because the target misbehaved.", []string{"service", "reason"}, rollbacks)
+		dto.MetricType_COUNTER, "service", "kind", "result")
+	m.failovers = newLabelCounters(desc, fam, 3, shifts)
+	desc, fam = gauges.NewDesc("drwatchd_rollbacks_total",
+		"Shifts rolled back or held because the target misbehaved.", dto.MetricType_COUNTER, "service", "reason")
+	m.rollbacks = newLabelCounters(desc, fam, 2, rollbacks)
 	if reg != nil {
 		reg.MustRegister(m.svc, m.failovers, m.rollbacks, m.warmReplicas, m.failbackFailures)
 	}
@@ -243,21 +245,17 @@ type serviceRecord struct {
 func newServiceGauges() *serviceGauges {
 	svc := []string{"service"}
 	g := &serviceGauges{services: make(map[string]*serviceRecord)}
-	// Each family as a Desc (Collect) and a gauges.Family (WriteText) from the same strings.
-	def := func(d **prometheus.Desc, f **gauges.Family, name, help string, labels []string) {
-		*d = prometheus.NewDesc(name, help, labels, nil)
-		*f = gauges.NewFamily(name, help, dto.MetricType_GAUGE, labels...)
-	}
-	def(&g.state, &g.fam.state, "drwatchd_service_state",
-		"1 for the state the service is in, 0 for the others.", []string{"service", "state"})
-	def(&g.paused, &g.fam.paused, "drwatchd_service_paused",
-		"1 while an operator has paused the service.", svc)
-	def(&g.step, &g.fam.step, "drwatchd_shift_step",
-		"Step of the shift in progress, counted from 1 (0 when none).", svc)
-	def(&g.pct, &g.fam.pct, "drwatchd_shift_step_target_percent",
-		"Target region's share at the current step of the shift in progress (0 when none).", svc)
-	def(&g.left, &g.fam.left, "drwatchd_shift_bake_remaining_seconds",
-		"Time left in the current bake (0 when not baking).", svc)
+	t := dto.MetricType_GAUGE
+	g.state, g.fam.state = gauges.NewDesc("drwatchd_service_state",
+		"1 for the state the service is in, 0 for the others.", t, "service", "state")
+	g.paused, g.fam.paused = gauges.NewDesc("drwatchd_service_paused",
+		"1 while an operator has paused the service.", t, svc...)
+	g.step, g.fam.step = gauges.NewDesc("drwatchd_shift_step",
+		"Step of the shift in progress, counted from 1 (0 when none).", t, svc...)
+	g.pct, g.fam.pct = gauges.NewDesc("drwatchd_shift_step_target_percent",
+		"Target region's share at the current step of the shift in progress (0 when none).", t, svc...)
+	g.left, g.fam.left = gauges.NewDesc("drwatchd_shift_bake_remaining_seconds",
+		"Time left in the current bake (0 when not baking).", t, svc...)
 	return g
 }
 
@@ -397,14 +395,14 @@ type counterCell struct{ n atomic.Uint64 }
 // Inc adds one.
 func (c *counterCell) Inc() { c.n.Add(1) }
 
-// newLabelCounters: desc's variable labels number labels (2 or 3); combos are the label values
-// after the service that get a slot in every service's row (at most 64).
-func newLabelCounters(name, help string, labels []string, combos []comboKey) *labelCounters {
-	desc := prometheus.NewDesc(name, help, labels, nil)
+// newLabelCounters: desc and fam describe the family (gauges.NewDesc), with labels (2 or 3)
+// variable labels; combos are the label values after the service that get a slot in every
+// service's row (at most 64).
+func newLabelCounters(desc *prometheus.Desc, fam *gauges.Family, labels int, combos []comboKey) *labelCounters {
 	if len(combos) > 64 {
 		panic(fmt.Sprintf("%s: %d label combinations, at most 64", desc, len(combos)))
 	}
-	return &labelCounters{desc: desc, fam: gauges.NewFamily(name, help, dto.MetricType_COUNTER, labels...), labels: len(labels), combos: combos,
+	return &labelCounters{desc: desc, fam: fam, labels: labels, combos: combos,
 		rows: make(map[string]*counterRow), other: make(map[counterKey]*counterCell)}
 }
 

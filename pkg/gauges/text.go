@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -55,6 +56,12 @@ func NewFamily(name, help string, typ dto.MetricType, labels ...string) *Family 
 	// client_golang sorts a series' label pairs by name; expfmt writes them in that order.
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
 	return &Family{name: name, help: help, typ: typ, labels: labels, order: order}
+}
+
+// NewDesc returns a streamed family's Desc (for a collector's Describe and Collect) and its
+// Family (for WriteText), from the same name, help, type and variable labels.
+func NewDesc(name, help string, typ dto.MetricType, labels ...string) (*prometheus.Desc, *Family) {
+	return prometheus.NewDesc(name, help, labels, nil), NewFamily(name, help, typ, labels...)
 }
 
 // Name is the family's name.

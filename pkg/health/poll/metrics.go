@@ -83,32 +83,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	sr := []string{"service", "region"}
 	srw := []string{"service", "region", "window"}
 	m := &Metrics{regions: make(map[regionKey]*regionRecord)}
-	// Each family as a Desc (Collect) and a gauges.Family (WriteText) from the same strings.
-	def := func(d **prometheus.Desc, f **gauges.Family, name, help string, labels []string) {
-		*d = prometheus.NewDesc(name, help, labels, nil)
-		*f = gauges.NewFamily(name, help, dto.MetricType_GAUGE, labels...)
-	}
-	def(&m.verdict, &m.fam.verdict, "drwatchd_region_verdict",
-		"Region health verdict: 1 for the current verdict, 0 for the others.",
-		[]string{"service", "region", "verdict"})
-	def(&m.errorRatio, &m.fam.errorRatio, "drwatchd_region_error_ratio",
-		"Error ratio of the region over the health window.", srw)
-	def(&m.burnRate, &m.fam.burnRate, "drwatchd_region_burn_rate",
-		"SLO error-budget burn rate of the region over a burn-rate window.", srw)
-	def(&m.latency, &m.fam.latency, "drwatchd_region_latency_p99_seconds",
-		"Approximate p99 prediction latency over the health window (request-weighted mean of bucket p99s).", sr)
-	def(&m.requests, &m.fam.requests, "drwatchd_region_requests",
-		"Requests seen over the health window.", sr)
-	def(&m.bad, &m.fam.bad, "drwatchd_region_consecutive_bad",
-		"Consecutive bad evaluations (hysteresis counter).", sr)
-	def(&m.good, &m.fam.good, "drwatchd_region_consecutive_good",
-		"Consecutive good evaluations (hysteresis counter).", sr)
-	def(&m.hardDown, &m.fam.hardDown, "drwatchd_region_hard_down",
-		"1 when every signal says the region serves nothing.", sr)
-	def(&m.noLatency, &m.fam.noLatency, "drwatchd_region_latency_data_missing",
-		"1 when the region served enough requests over the health window but no latency data was found (the p99 check gives no verdict).", sr)
-	def(&m.throttled, &m.fam.throttled, "drwatchd_region_throttled_requests",
-		"429 responses (a regional quota) over the health window; not counted as errors.", sr)
+	g := dto.MetricType_GAUGE
+	m.verdict, m.fam.verdict = gauges.NewDesc("drwatchd_region_verdict",
+		"Region health verdict: 1 for the current verdict, 0 for the others.", g, "service", "region", "verdict")
+	m.errorRatio, m.fam.errorRatio = gauges.NewDesc("drwatchd_region_error_ratio",
+		"Error ratio of the region over the health window.", g, srw...)
+	m.burnRate, m.fam.burnRate = gauges.NewDesc("drwatchd_region_burn_rate",
+		"SLO error-budget burn rate of the region over a burn-rate window.", g, srw...)
+	m.latency, m.fam.latency = gauges.NewDesc("drwatchd_region_latency_p99_seconds",
+		"Approximate p99 prediction latency over the health window (request-weighted mean of bucket p99s).", g, sr...)
+	m.requests, m.fam.requests = gauges.NewDesc("drwatchd_region_requests",
+		"Requests seen over the health window.", g, sr...)
+	m.bad, m.fam.bad = gauges.NewDesc("drwatchd_region_consecutive_bad",
+		"Consecutive bad evaluations (hysteresis counter).", g, sr...)
+	m.good, m.fam.good = gauges.NewDesc("drwatchd_region_consecutive_good",
+		"Consecutive good evaluations (hysteresis counter).", g, sr...)
+	m.hardDown, m.fam.hardDown = gauges.NewDesc("drwatchd_region_hard_down",
+		"1 when every signal says the region serves nothing.", g, sr...)
+	m.noLatency, m.fam.noLatency = gauges.NewDesc("drwatchd_region_latency_data_missing",
+		"1 when the region served enough requests over the health window but no latency data was found (the p99 check gives no verdict).", g, sr...)
+	m.throttled, m.fam.throttled = gauges.NewDesc("drwatchd_region_throttled_requests",
+		"429 responses (a regional quota) over the health window; not counted as errors.", g, sr...)
 	if reg != nil {
 		reg.MustRegister(m)
 	}
