@@ -102,19 +102,18 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		align = MinAlignment
 	}
 	align = align.Truncate(time.Second) // the API wants whole seconds
-	acc := map[containerKey]map[int64]*health.Point{}
+	// Each endpoint's points, newest first: Cloud Monitoring returns a series' points in
+	// reverse time order, so the first series of an endpoint appends and the others find their
+	// buckets by binary search (one slice per endpoint, no map of points).
+	acc := map[containerKey][]health.Point{}
 	at := func(k containerKey, end time.Time) *health.Point {
-		byEnd := acc[k]
-		if byEnd == nil {
-			byEnd = map[int64]*health.Point{}
-			acc[k] = byEnd
+		pts := acc[k]
+		i, found := slices.BinarySearchFunc(pts, end, func(p health.Point, t time.Time) int { return t.Compare(p.End) })
+		if !found {
+			pts = slices.Insert(pts, i, health.Point{End: end, LatencyP99: -1})
+			acc[k] = pts
 		}
-		p := byEnd[end.UnixNano()]
-		if p == nil {
-			p = &health.Point{End: end, LatencyP99: -1}
-			byEnd[end.UnixNano()] = p
-		}
-		return p
+		return &pts[i]
 	}
 
 	unit := time.Millisecond // read before the latency query (latencyUnit)
@@ -192,14 +191,9 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		}
 	}
 
-	out := make(map[health.SeriesKey][]health.Point, len(acc))
-	for k, byEnd := range pickContainers(acc, q.Project) {
-		pts := make([]health.Point, 0, len(byEnd))
-		for _, p := range byEnd {
-			pts = append(pts, *p)
-		}
-		sort.Slice(pts, func(i, j int) bool { return pts[i].End.Before(pts[j].End) })
-		out[k] = pts
+	out := pickContainers(acc, q.Project)
+	for _, pts := range out {
+		slices.Reverse(pts) // oldest first
 	}
 	return out, nil
 }
@@ -215,24 +209,29 @@ type containerKey struct {
 // the project's number, which the config does not know) is kept too; one seen under several,
 // none naming project, is dropped: another project's endpoint with the same ID must never merge
 // with or stand in for ours.
-func pickContainers(acc map[containerKey]map[int64]*health.Point, project string) map[health.SeriesKey]map[int64]*health.Point {
-	byKey := map[health.SeriesKey][]containerKey{}
-	for ck := range acc {
-		byKey[ck.SeriesKey] = append(byKey[ck.SeriesKey], ck)
+func pickContainers(acc map[containerKey][]health.Point, project string) map[health.SeriesKey][]health.Point {
+	type pick struct {
+		ck    containerKey
+		n     int  // containers the endpoint was seen under
+		named bool // ck names project
 	}
-	out := make(map[health.SeriesKey]map[int64]*health.Point, len(byKey))
-	for k, cks := range byKey {
-		var pick *containerKey
-		for i, ck := range cks {
-			if ck.container == project || ck.container == "projects/"+project {
-				pick = &cks[i]
+	qualified := "projects/" + project
+	picks := make(map[health.SeriesKey]pick, len(acc))
+	for ck := range acc {
+		p := picks[ck.SeriesKey]
+		p.n++
+		if named := ck.container == project || ck.container == qualified; named || p.n == 1 {
+			if named || !p.named {
+				p.ck = ck
 			}
+			p.named = p.named || named
 		}
-		if pick == nil && len(cks) == 1 {
-			pick = &cks[0]
-		}
-		if pick != nil {
-			out[k] = acc[*pick]
+		picks[ck.SeriesKey] = p
+	}
+	out := make(map[health.SeriesKey][]health.Point, len(picks))
+	for k, p := range picks {
+		if p.named || p.n == 1 {
+			out[k] = acc[p.ck]
 		}
 	}
 	return out
