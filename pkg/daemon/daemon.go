@@ -131,8 +131,11 @@ type Daemon struct {
 	journalSaved uint64
 	journalRaw   []byte
 	journalKey   [3]uint64
-	started      time.Time // wall time New returned
-	wake         chan struct{}
+	// doc encodes the persisted document, re-encoding only the states that changed (leader's
+	// commits only; guarded by mu like the states it reads).
+	doc     docEncoder
+	started time.Time // wall time New returned
+	wake    chan struct{}
 }
 
 // viewSource is what a service's /status view is built from: the last observation's maps,

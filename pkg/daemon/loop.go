@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -345,24 +344,19 @@ func (d *Daemon) commit(ctx context.Context, decs []*decision, token int64, lead
 	for _, dec := range decs {
 		d.states[dec.svc.Name] = dec.next
 	}
-	doc := documentOut{Version: 1, Services: make(map[string]failover.State, len(d.states))}
-	for k, v := range d.states {
-		doc.Services[k] = v
-	}
 	if leader {
 		d.pruneJournal(d.cfg, d.clk.Now())
 	}
 	jr, err := d.journalJSON()
-	doc.Journal = jr
 	journalNext := d.journal.Next
-	d.mu.Unlock()
-	if err != nil {
+	if err != nil || !leader || d.parts.Store == nil {
+		d.mu.Unlock()
 		return err
 	}
-	if !leader || d.parts.Store == nil {
-		return nil
-	}
-	raw, err := json.Marshal(doc)
+	// The document as json.Marshal(documentOut) writes it, re-encoding only the states that
+	// changed (document.go); unchanged, it is the very slice of the last write.
+	raw, err := d.doc.encode(d.states, jr)
+	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
