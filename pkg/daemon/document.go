@@ -30,9 +30,12 @@ type docEncoder struct {
 	raw     []byte   // the last assembled document (nil: none); never modified once returned
 }
 
+// docPart is one service's entry, `"name":{state}`: in raw at [off, off+n) once assembled,
+// in enc while it waits for the next assembly (not kept twice: the document is the copy).
 type docPart struct {
-	st  failover.State // deep copy of the state enc encodes
-	enc []byte         // "name":{state}
+	st     failover.State // deep copy of the state encoded
+	enc    []byte
+	off, n int
 }
 
 // encode returns the document of states and the journal's encoding jr. The slice returned is
@@ -49,13 +52,16 @@ func (e *docEncoder) encode(states map[string]failover.State, jr []byte) ([]byte
 		}
 		enc, err := encodePart(name, st)
 		if err != nil {
+			// Forget the part: the set differs from the states until it encodes, so whatever
+			// else changed in this call is assembled by the next one that succeeds.
+			delete(e.parts, name)
 			return nil, err
 		}
 		if p == nil {
 			p = &docPart{}
 			e.parts[name] = p
 		}
-		p.st, p.enc = deepCopy(st), enc
+		p.st, p.enc, p.n = deepCopy(st), enc, len(enc)
 		dirty = true
 	}
 	if !dirty {
@@ -70,7 +76,7 @@ func (e *docEncoder) encode(states map[string]failover.State, jr []byte) ([]byte
 	size := len(`{"version":1,"services":{},"journal":}`) + len(jr)
 	for name, p := range e.parts {
 		e.names = append(e.names, name)
-		size += len(p.enc) + 1
+		size += p.n + 1
 	}
 	slices.Sort(e.names)
 	raw := make([]byte, 0, size) // a new buffer: the last one may be held as the last write
@@ -79,7 +85,13 @@ func (e *docEncoder) encode(states map[string]failover.State, jr []byte) ([]byte
 		if i > 0 {
 			raw = append(raw, ',')
 		}
-		raw = append(raw, e.parts[name].enc...)
+		p := e.parts[name]
+		enc := p.enc
+		if enc == nil {
+			enc = e.raw[p.off : p.off+p.n]
+		}
+		p.off, p.enc = len(raw), nil
+		raw = append(raw, enc...)
 	}
 	raw = append(raw, '}')
 	if len(jr) > 0 {

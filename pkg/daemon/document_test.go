@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -74,6 +75,18 @@ func TestDocEncoderMatchesMarshal(t *testing.T) {
 	check("service added")
 	delete(states, "svc-b")
 	check("service removed")
+	// A state that cannot be encoded fails the call; what changed with it is written by the
+	// next call that succeeds.
+	st = states["svc-c"]
+	st.Baselines = map[string]float64{"us-east1": math.NaN()}
+	states["svc-c"] = st
+	states["svc-a"].Practice.LastReason = "changed in the failing call"
+	if _, err := e.encode(states, journal); err == nil {
+		t.Fatal("NaN baseline: encode succeeded; json.Marshal refuses NaN")
+	}
+	st.Baselines = nil
+	states["svc-c"] = st
+	check("after a failed call")
 	journal = []byte(`{"next":2,"entries":[{"seq":1}]}`)
 	check("journal changed")
 	journal = nil
