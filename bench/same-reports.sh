@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # same-reports.sh: prove a refactoring changed no behaviour. Builds drwatchd at two revisions,
-# runs `drwatchd simulate` on every scenario in scenarios/ under every policy, and diffs the JSON
-# reports with wall_seconds (the only real-time figure) removed.
+# runs `drwatchd simulate` on every scenario in scenarios/ (drwatchd in the default and rough
+# worlds, with and without probes, and the seed's rule), and diffs the JSON reports with
+# wall_seconds (the only real-time figure) removed.
 #
 #   bench/same-reports.sh BASE_REV [NEW_REV]    (NEW_REV defaults to the working tree)
 #
@@ -27,19 +28,25 @@ build() {
   fi
 }
 
-# reports DIR: run every scenario under every policy with DIR's binary into DIR/out.
+# The runs of each scenario: drwatchd in both world profiles, with its probes and on metrics
+# alone (--no-probes: every verdict from the Monitoring poller), and the seed's rule ("naive").
+variants=("drwatchd" "drwatchd --profile rough" "drwatchd --no-probes" "drwatchd --profile rough --no-probes" "naive")
+
+# reports DIR: run every scenario in every variant with DIR's binary into DIR/out.
 reports() {
-  local dir=$1 f name policy
+  local dir=$1 f name v tag
   mkdir -p "$dir/out"
   for f in "$root"/scenarios/*.yaml; do
     name=$(basename "$f" .yaml)
-    for policy in drwatchd naive; do
+    for v in "${variants[@]}"; do
+      tag=${v// --/.}; tag=${tag// /-}
       # Exit status 1 (an expectation failed) is a result like any other: it is compared too.
-      "$dir/drwatchd" simulate --scenario "$f" --policy "$policy" --out "$dir/out/$name.$policy.json" \
-        2>"$dir/out/$name.$policy.summary" || [ $? -eq 1 ]
-      sed -i '/"wall_seconds":/d' "$dir/out/$name.$policy.json"
+      # shellcheck disable=SC2086 # $v holds the policy and its flags
+      "$dir/drwatchd" simulate --scenario "$f" --policy $v --out "$dir/out/$name.$tag.json" \
+        2>"$dir/out/$name.$tag.summary" || [ $? -eq 1 ]
+      sed -i '/"wall_seconds":/d' "$dir/out/$name.$tag.json"
       # The summary's first line carries the wall time ("... simulated in 0.9s)"): drop it.
-      sed -i '1s/ in [0-9.]*s)$/)/' "$dir/out/$name.$policy.summary"
+      sed -i '1s/ in [0-9.]*s)$/)/' "$dir/out/$name.$tag.summary"
     done
   done
 }

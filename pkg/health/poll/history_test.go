@@ -63,8 +63,9 @@ func historyService(window, lookback time.Duration) (*config.Config, []health.Se
 }
 
 // TestPollerKeepsLookbackPlusIngestDelay: the history reaches lookback + the descriptors' ingest
-// delay + one bucket behind now (UnknownIngestDelay while the delay is unknown), and a delay read
-// after the first backfill that needs more history backfills again.
+// delay + one bucket behind now (UnknownIngestDelay while the delay is unknown), later fetches
+// re-read the ingest delay plus two buckets, and a delay read after the first backfill that needs
+// more history backfills again.
 func TestPollerKeepsLookbackPlusIngestDelay(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -75,17 +76,17 @@ func TestPollerKeepsLookbackPlusIngestDelay(t *testing.T) {
 		keep      time.Duration
 	}{
 		{name: "rough world 360s", lookback: 5 * time.Minute, ingest: 360 * time.Second,
-			backfills: []time.Duration{12 * time.Minute, 10 * time.Minute}, keep: 12 * time.Minute},
+			backfills: []time.Duration{12 * time.Minute, 8 * time.Minute}, keep: 12 * time.Minute},
 		{name: "default world 240s", lookback: 5 * time.Minute, ingest: 240 * time.Second,
-			backfills: []time.Duration{12 * time.Minute, 10 * time.Minute}, keep: 10 * time.Minute},
+			backfills: []time.Duration{12 * time.Minute, 6 * time.Minute}, keep: 10 * time.Minute},
 		{name: "1h burn-rate lookback", lookback: time.Hour, ingest: 360 * time.Second,
-			backfills: []time.Duration{time.Hour + 7*time.Minute, 10 * time.Minute}, keep: time.Hour + 7*time.Minute},
+			backfills: []time.Duration{time.Hour + 7*time.Minute, 8 * time.Minute}, keep: time.Hour + 7*time.Minute},
 		{name: "delay longer than assumed: backfill again", lookback: 5 * time.Minute, ingest: 15 * time.Minute,
 			backfills: []time.Duration{12 * time.Minute, 21 * time.Minute}, keep: 21 * time.Minute},
 		{name: "delay beyond MaxIngestDelay is capped", lookback: 5 * time.Minute, ingest: 3 * time.Hour,
 			backfills: []time.Duration{12 * time.Minute, 5*time.Minute + MaxIngestDelay + time.Minute}, keep: 5*time.Minute + MaxIngestDelay + time.Minute},
 		{name: "unknown delay", lookback: 5 * time.Minute, timingErr: errors.New("descriptors unreadable"),
-			backfills: []time.Duration{12 * time.Minute, 10 * time.Minute}, keep: 12 * time.Minute},
+			backfills: []time.Duration{12 * time.Minute, 8 * time.Minute}, keep: 12 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, keys := historyService(5*time.Minute, tc.lookback)
@@ -181,5 +182,58 @@ func TestEvaluatorSeesFullWindow(t *testing.T) {
 				t.Fatalf("sustained excess seen at %v, want within a minute after %v", sustainedAt, visible)
 			}
 		})
+	}
+}
+
+// partialSource ingests each bucket gradually: a bucket ending at e shows 1000 requests × the
+// share of delay elapsed since e, all of them from e + delay on (what the descriptors state),
+// so a read before then is partial and must be replaced by a later one.
+type partialSource struct {
+	keys  []health.SeriesKey
+	delay time.Duration
+	now   time.Time
+}
+
+func (d *partialSource) Fetch(_ context.Context, q health.Query) (map[health.SeriesKey][]health.Point, error) {
+	out := map[health.SeriesKey][]health.Point{}
+	for _, k := range d.keys {
+		for e := q.Start.Truncate(q.Alignment).Add(q.Alignment); !e.After(q.End) && e.Before(d.now); e = e.Add(q.Alignment) {
+			share := min(float64(d.now.Sub(e))/float64(d.delay), 1)
+			out[k] = append(out[k], health.Point{End: e, Requests: 1000 * share, LatencyP99: 80 * time.Millisecond})
+		}
+	}
+	return out, nil
+}
+
+func (d *partialSource) IngestDelay(context.Context, string) (time.Duration, error) { return d.delay, nil }
+
+// TestPollerRereadsUntilComplete: the re-read (ingest delay plus two buckets) reads every bucket
+// again once it is whole, so every bucket the history holds that ended at least the ingest delay
+// ago holds all its requests, whatever the loop's phase against the bucket grid.
+func TestPollerRereadsUntilComplete(t *testing.T) {
+	for _, delay := range []time.Duration{240 * time.Second, 360 * time.Second, 250 * time.Second} {
+		for _, every := range []time.Duration{10 * time.Second, 7 * time.Second, 45 * time.Second} {
+			cfg, keys := historyService(5*time.Minute, 0)
+			src := &partialSource{keys: keys, delay: delay}
+			p, _ := newTestPoller(t, src, cfg)
+			for now := t0; now.Before(t0.Add(40 * time.Minute)); now = now.Add(every) {
+				src.now = now
+				snap := p.Poll(context.Background(), now)
+				complete := 0
+				for _, pt := range snap.Points(keys[0].Location, keys[0].EndpointID) {
+					if pt.End.Add(delay).After(now) {
+						continue // may still be partial: not judged (CompleteBefore)
+					}
+					complete++
+					if pt.Requests != 1000 {
+						t.Fatalf("delay %v, loop every %v, at %v: bucket ending %v holds %v requests, want 1000 (a partial read never replaced)",
+							delay, every, now.Sub(t0), pt.End.Sub(t0), pt.Requests)
+					}
+				}
+				if now.Sub(t0) > 20*time.Minute && complete < 5 {
+					t.Fatalf("delay %v, at %v: %d complete buckets, want a 5m window's worth", delay, now.Sub(t0), complete)
+				}
+			}
+		}
 	}
 }

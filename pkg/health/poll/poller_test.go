@@ -155,8 +155,9 @@ func TestPollerBackfillThenShort(t *testing.T) {
 	q := src.calls("p1")
 	// Queries start and end on the alignment grid (t0 is on it): buckets keep the same ends from
 	// poll to poll, so a re-read replaces them instead of adding overlapping ones.
-	// Backfills cover the lookback plus the (unknown: 6m) ingest delay plus one bucket.
-	want := []time.Duration{time.Hour + 7*time.Minute, time.Hour + 7*time.Minute, 10 * time.Minute, 10 * time.Minute, 10 * time.Minute}
+	// Backfills cover the lookback plus the (unknown: 6m) ingest delay plus one bucket; later
+	// fetches re-read the ingest delay plus two buckets (plus the gap since the last success).
+	want := []time.Duration{time.Hour + 7*time.Minute, time.Hour + 7*time.Minute, 8 * time.Minute, 8 * time.Minute, 8 * time.Minute}
 	if len(q) != len(want) {
 		t.Fatalf("%d fetches, want %d", len(q), len(want))
 	}
@@ -168,8 +169,8 @@ func TestPollerBackfillThenShort(t *testing.T) {
 			t.Errorf("fetch %d: [%v, %v] not on the minute grid ending at %v", i, q[i].Start, q[i].End, now)
 		}
 	}
-	if q[4].Start.After(now.Add(20*time.Second - 10*time.Minute)) {
-		t.Errorf("after a failure the short fetch starts at or before the last success - 10m, got %v", q[4].Start)
+	if q[4].Start.After(now.Add(20*time.Second - 8*time.Minute)) {
+		t.Errorf("after a failure the short fetch starts at or before the last success - 8m, got %v", q[4].Start)
 	}
 }
 
