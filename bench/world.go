@@ -21,8 +21,12 @@ import (
 const worldEnv = "DRWATCHD_BENCH_WORLD_CONFIG"
 
 // worldWarmup is how long the world runs before the daemon starts: metrics are sampled every
-// minute and visible after a 2 minute ingestion delay; a 5 minute window then has data.
-const worldWarmup = 8 * time.Minute
+// minute and visible after 180 s plus up to 60 s of ingestion (descriptors: 240 s). A daemon that
+// has run for a while keeps lookback (5m) + ingest delay + one bucket of history and re-reads
+// the newest part of it every loop; 15 minutes fill all of it, so a measured loop decodes as
+// many points as in production's steady state. (It was 8 minutes until 2026-11-29: the window
+// then held 4-5 visible buckets per series, not the 10-11 a loop re-read in production.)
+const worldWarmup = 15 * time.Minute
 
 // worldInfo is what the child tells the parent: where the fakes listen, the world's time.
 type worldInfo struct {
