@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -93,4 +94,45 @@ func TestDocEncoderMatchesMarshal(t *testing.T) {
 	check("journal gone")
 	clear(states)
 	check("no services")
+}
+
+// TestSameState: sameState agrees with reflect.DeepEqual on states that differ in one field at a
+// time (through pointers, slices, maps and times), and finds a deep copy the same.
+func TestSameState(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 4, 0, 0, 0, time.UTC)
+	base := func() failover.State {
+		return failover.State{Service: "s", State: failover.FailedOver, Since: t0, Primary: "a", Active: "b",
+			Failovers: []time.Time{t0}, Completed: 1, Events: []failover.Event{{At: t0, Service: "s", Kind: "transition"}},
+			LastShift: &failover.Shift{Kind: "failover", From: "a", To: "b", Started: t0},
+			Baselines: map[string]float64{"a": 0.01, "b": 0.02}, Practice: &failover.Practice{Since: t0},
+			Tried: []string{"c"}}
+	}
+	for name, change := range map[string]func(*failover.State){
+		"nothing":              func(*failover.State) {},
+		"a string":             func(s *failover.State) { s.Reason = "x" },
+		"an int":               func(s *failover.State) { s.Completed++ },
+		"a time":               func(s *failover.State) { s.Since = s.Since.Add(time.Nanosecond) },
+		"a time's location":    func(s *failover.State) { s.Since = s.Since.In(time.FixedZone("X", 0)) },
+		"a slice element":      func(s *failover.State) { s.Failovers[0] = t0.Add(time.Second) },
+		"a slice's length":     func(s *failover.State) { s.Tried = append(s.Tried, "d") },
+		"nil versus empty":     func(s *failover.State) { s.Helpers = []failover.Helper{} },
+		"a nested struct":      func(s *failover.State) { s.Events[0].Code = "x" },
+		"through a pointer":    func(s *failover.State) { s.LastShift.Emergency = true },
+		"a pointer set":        func(s *failover.State) { s.Warm = &failover.Warm{Region: "c"} },
+		"a pointer cleared":    func(s *failover.State) { s.Practice = nil },
+		"a map value":          func(s *failover.State) { s.Baselines["a"] = 0.5 },
+		"a map key":            func(s *failover.State) { delete(s.Baselines, "a"); s.Baselines["c"] = 0.01 },
+		"a map cleared to nil": func(s *failover.State) { s.Baselines = nil },
+		"deep in a pointer":    func(s *failover.State) { s.Practice.Run = &failover.PracticeRun{ID: "r"} },
+	} {
+		a, b := base(), base()
+		change(&b)
+		want := reflect.DeepEqual(a, b)
+		if got := sameState(&a, &b); got != want {
+			t.Errorf("%s: sameState = %v, reflect.DeepEqual = %v", name, got, want)
+		}
+		if c := deepCopy(b); !sameState(&b, &c) {
+			t.Errorf("%s: a deep copy is not the same", name)
+		}
+	}
 }
