@@ -205,7 +205,9 @@ func (d *partialSource) Fetch(_ context.Context, q health.Query) (map[health.Ser
 	return out, nil
 }
 
-func (d *partialSource) IngestDelay(context.Context, string) (time.Duration, error) { return d.delay, nil }
+func (d *partialSource) IngestDelay(context.Context, string) (time.Duration, error) {
+	return d.delay, nil
+}
 
 // TestPollerRereadsUntilComplete: the re-read (ingest delay plus two buckets) reads every bucket
 // again once it is whole, so every bucket the history holds that ended at least the ingest delay
