@@ -495,6 +495,14 @@ func shift(p Plan, in Input, now time.Time) (Plan, Action) {
 }
 
 func scaling(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
+	if p.Early && !p.Emergency && !in.DryRun && p.Applied[p.To] > p.Start[p.To] {
+		// An early step carries traffic while the target scales: it is judged as a bake judges
+		// it, or a target that fails meanwhile would take the next step once its replicas are
+		// ready (and a failing source would wait for that to be handed to another standby).
+		if bad := analyse(in.Target, in.Shift.Analysis, p.Baseline, in.BaselineFloor); bad != "" {
+			return rollback(p, in, fmt.Sprintf("target %s failing at %d%% while it scales: %s", p.To, p.Applied[p.To], bad), now)
+		}
+	}
 	if p.Emergency || p.scaled(in) {
 		if p.urgent(in) && sure(in) && p.Step > 0 {
 			// The target has scaled and passed a step against a failing source: all of it now.
