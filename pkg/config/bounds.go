@@ -43,6 +43,7 @@ func durationFloors(c *Config) []*FieldError {
 				rp := fmt.Sprintf("%s.regions[%d].probe", p, j)
 				floors = append(floors,
 					durationFloor{rp + ".interval", pr.Interval, time.Second, "a probe is a real prediction request"},
+					durationFloor{rp + ".suspect_interval", pr.SuspectInterval, time.Second, "a probe is a real prediction request"},
 					durationFloor{rp + ".timeout", pr.Timeout, 100 * time.Millisecond, "a probe needs a network round trip"})
 			}
 		}

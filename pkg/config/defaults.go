@@ -107,7 +107,7 @@ func DefaultRegion() Region {
 
 // DefaultProbe returns a probe with every default set (no URL).
 func DefaultProbe() Probe {
-	return Probe{Method: "GET", Interval: seconds(5), Timeout: seconds(2), ExpectStatus: 200, FailuresToDown: 1}
+	return Probe{Method: "GET", Interval: seconds(5), SuspectInterval: seconds(1), Timeout: seconds(2), ExpectStatus: 200, FailuresToDown: 1}
 }
 
 // DefaultAlertmanager returns an alertmanager entry with every default set (no URL).

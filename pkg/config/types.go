@@ -154,6 +154,10 @@ type Probe struct {
 	Interval     Duration          `yaml:"interval"`      // default 5s
 	Timeout      Duration          `yaml:"timeout"`       // default 2s, < interval
 	ExpectStatus int               `yaml:"expect_status"` // default 200
+	// SuspectInterval is the interval while the region is in doubt: for 30 s after a failed
+	// probe (poll.SuspectBurst), so that the partial-failure test has its evidence in seconds,
+	// not minutes. Default 1s; 0 turns it off; at least 1s and at most interval.
+	SuspectInterval Duration `yaml:"suspect_interval"`
 	// Auth is the credential sent with the probe, from the application default credentials:
 	// none (default) | access-token (OAuth2, scope cloud-platform: Vertex AI's
 	// *-aiplatform.googleapis.com prediction URLs) | id-token (OIDC, for Cloud Run and

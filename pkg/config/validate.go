@@ -369,6 +369,11 @@ func (v *validator) probe(p string, pr *Probe) {
 	}
 	v.positive(p+".interval", pr.Interval)
 	v.positive(p+".timeout", pr.Timeout)
+	if pr.SuspectInterval < 0 {
+		v.add(p+".suspect_interval", "%s is negative; want 0 (off) or a duration up to probe.interval, e.g. \"1s\"", pr.SuspectInterval)
+	} else if pr.Interval > 0 && pr.SuspectInterval > pr.Interval {
+		v.add(p+".suspect_interval", "%s is above probe.interval (%s); want a shorter interval for a region in doubt, or 0 (off)", pr.SuspectInterval, pr.Interval)
+	}
 	if pr.Timeout > 0 && pr.Interval > 0 && pr.Timeout >= pr.Interval {
 		v.add(p+".timeout", "%s is not below probe.interval (%s); want timeout < interval so probes do not overlap", pr.Timeout, pr.Interval)
 	}

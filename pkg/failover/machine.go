@@ -507,7 +507,7 @@ func (r *run) suspectInGrace(a health.RegionStatus) {
 // ratio. Without one, only hard down is left.
 func freshUnhealthy(h health.RegionStatus, unhealthyAfter int) bool {
 	if h.Probe != nil {
-		return !h.Probe.OK && h.Probe.ConsecutiveFailures >= 2*max(unhealthyAfter, 1)
+		return !h.Probe.OK && h.Probe.Streak() >= 2*max(unhealthyAfter, 1)
 	}
 	return h.HardDown
 }

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"math"
 	"strconv"
 	"time"
 
@@ -49,7 +48,7 @@ type regionState struct {
 	bad     int
 	good    int
 	reason  string
-	probes  probeWindow
+	probes  probeTest     // the partial-failure test on the probes (probestats.go)
 	base    errorBaseline // the region's own error ratio (baseline.go)
 }
 
@@ -312,7 +311,7 @@ func (st *regionState) hysteresis(raw signal, ua, ha int, now time.Time) Verdict
 // it for dead would send all of its traffic at once to a cold standby.
 func hardDown(raw, msig, psig signal, mhard, noDataBad bool, ua int, rc *config.Region, p *ProbeResult, metricsAt time.Time) bool {
 	probeDown := psig == sigBad
-	probeStreak := probeDown && p != nil && p.ConsecutiveFailures >= 2*ua
+	probeStreak := probeDown && p != nil && p.Streak() >= 2*ua
 	metricsPredate := probeStreak && msig == sigGood && !metricsAt.IsZero() &&
 		metricsAt.Before(probeFailingSince(rc, p))
 	return raw == sigBad && !noDataBad && (mhard || probeStreak && (!msig.available() || metricsPredate))
@@ -339,7 +338,13 @@ func okRun(rc *config.Region, p *ProbeResult, now time.Time) int {
 // probeFailingSince estimates when the probe's current failing streak began (zero when it
 // cannot tell: no probe interval configured, or the probe is not failing).
 func probeFailingSince(rc *config.Region, p *ProbeResult) time.Time {
-	if rc == nil || rc.Probe == nil || p == nil || p.OK || p.ConsecutiveFailures < 1 {
+	if p == nil || p.OK || p.ConsecutiveFailures < 1 {
+		return time.Time{}
+	}
+	if !p.FailingSince.IsZero() {
+		return p.FailingSince
+	}
+	if rc == nil || rc.Probe == nil {
 		return time.Time{}
 	}
 	iv := rc.Probe.Interval.D()
@@ -722,10 +727,20 @@ func (e *Evaluator) classifyProbe(rc *config.Region, p *ProbeResult, now time.Ti
 		b = append(b, ')')
 		return sigGood
 	}
+	// A region in doubt is probed faster (probe.suspect_interval): failures in a row count as
+	// the intervals they span (Streak), so that "failures_to_down" and the network-loss grace
+	// keep their meaning in time.
+	streak := p.Streak()
 	b = append(b, "probe failed "...)
 	b = appendInt(b, p.ConsecutiveFailures)
-	if p.ConsecutiveFailures >= ftd {
+	if streak >= ftd {
 		b = append(b, "x"...)
+	} else if streak != p.ConsecutiveFailures {
+		b = append(b, "x ("...)
+		b = appendInt(b, streak)
+		b = append(b, '/')
+		b = appendInt(b, ftd)
+		b = append(b, " intervals)"...)
 	} else {
 		b = append(b, '/')
 		b = appendInt(b, ftd)
@@ -734,32 +749,30 @@ func (e *Evaluator) classifyProbe(rc *config.Region, p *ProbeResult, now time.Ti
 		b = append(b, ": "...)
 		b = append(b, p.Error...)
 	}
-	if p.ConsecutiveFailures >= ftd {
+	if streak >= ftd {
 		return sigBad
 	}
 	return sigUnknown // failing, but not yet failures_to_down times: no evidence either way
 }
 
-// probeStatistics records the probe result in the region's window and turns a flickering probe
-// into a bad signal when its failure runs are too many for the region's baseline (probestats.go).
-// A probe that is already bad, stale or missing is left as it is.
-func (e *Evaluator) probeStatistics(w *probeWindow, p *ProbeResult, psig signal) signal {
+// probeStatistics feeds the region's new probe outcomes to its partial-failure test and turns
+// a flickering probe into a bad signal when the test alarms (probestats.go). A probe that is
+// already bad, stale or missing is left as it is.
+func (e *Evaluator) probeStatistics(t *probeTest, p *ProbeResult, psig signal) signal {
 	if p == nil {
 		return psig
 	}
-	w.add(p)
-	bad, ratio, runs := w.partial()
-	if !bad || psig == sigBad || !psig.available() {
+	t.read(p)
+	if !t.alarm() || psig == sigBad || !psig.available() {
 		return psig
 	}
-	b := append(e.pbuf, "; probes failing "...)
-	b = appendInt(b, int(math.Round(ratio*100)))
-	b = append(b, " % of the last "...)
-	b = appendInt(b, w.n)
-	b = append(b, " in "...)
-	b = appendInt(b, runs)
-	b = append(b, " runs (baseline "...)
-	b = strconv.AppendFloat(b, max(w.baseline, probeMinBaseline)*100, 'f', 1, 64)
+	par := t.params()
+	b := append(e.pbuf, "; probes: "...)
+	b = appendInt(b, t.fails)
+	b = append(b, " of "...)
+	b = appendInt(b, t.obs)
+	b = append(b, " probes after a success failed (baseline "...)
+	b = strconv.AppendFloat(b, par.p0*100, 'f', 1, 64)
 	b = append(b, " %): a partial failure"...)
 	e.pbuf = b
 	return sigBad

@@ -68,6 +68,34 @@ type ProbeResult struct {
 	ConsecutiveFailures int           `json:"consecutive_failures"`
 	// OKSince is when the current run of successful probes began (zero while failing).
 	OKSince time.Time `json:"ok_since,omitempty"`
+	// FailingSince is when the current run of failed probes began (zero while OK).
+	FailingSince time.Time `json:"failing_since,omitempty"`
+	// Interval is the probe's configured interval. A region in doubt is probed faster
+	// (probe.suspect_interval), so a count of failures in a row spans less time than it would
+	// at the interval: Streak says how many of them count.
+	Interval time.Duration `json:"-"`
+	// Seq counts the region's probes since the prober started, this one included, and Recent
+	// holds the outcomes of the last 64 of them (bit 0 this one; a set bit is a failure). The
+	// evaluator reads every outcome since its previous evaluation from them, however many
+	// probes ran in between.
+	Seq    uint64 `json:"-"`
+	Recent uint64 `json:"-"`
+}
+
+// Streak is the failing streak counted at the probe's configured interval: the failures in a
+// row, but no more than the intervals their span covers (plus the first). Rules written as "n
+// probes failed in a row" mean n intervals of failure; a burst of faster probes
+// (probe.suspect_interval) must not reach them sooner. Without an interval it is
+// ConsecutiveFailures.
+func (p *ProbeResult) Streak() int {
+	if p == nil || p.OK {
+		return 0
+	}
+	n := p.ConsecutiveFailures
+	if p.Interval <= 0 || p.FailingSince.IsZero() {
+		return n
+	}
+	return min(n, 1+int(p.At.Sub(p.FailingSince)/p.Interval))
 }
 
 // SeriesKey identifies one Vertex AI endpoint's time series.

@@ -30,6 +30,11 @@ import (
 const (
 	defaultProbeInterval = 5 * time.Second
 	defaultProbeTimeout  = 2 * time.Second
+	// SuspectBurst is how long a region is probed at probe.suspect_interval after a failed
+	// probe: long enough for the partial-failure test (health/probestats.go) to gather its
+	// evidence (a region failing 30 % of requests is caught within about 30 fast probes), and
+	// bounded, so that a healthy region's occasional failure costs about 25 extra requests.
+	SuspectBurst = 30 * time.Second
 	// maxProbeBody bounds how much of a probe response is read.
 	maxProbeBody = 4 << 10
 )
@@ -76,6 +81,7 @@ type probeTarget struct {
 	service, region string
 	cfg             config.Probe
 	interval        time.Duration
+	suspect         time.Duration // probe.suspect_interval (0: off)
 	timeout         time.Duration
 	expect          int
 
@@ -103,6 +109,9 @@ type Prober struct {
 
 	mu     sync.RWMutex
 	latest map[regionKey]*health.ProbeResult
+	// lastFail: when each region's probe last failed; the region is probed at its suspect
+	// interval for SuspectBurst after it.
+	lastFail map[regionKey]time.Time
 
 	schedMu sync.Mutex
 	next    map[regionKey]time.Time // ProbeDue's schedule: each target's next probe
@@ -121,6 +130,7 @@ func NewProber(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, o
 		tokenFunc: GoogleTokenSource,
 		log:       log,
 		latest:    make(map[regionKey]*health.ProbeResult),
+		lastFail:  make(map[regionKey]time.Time),
 	}
 	for _, o := range opts {
 		o(p)
@@ -160,7 +170,8 @@ func (p *Prober) buildTargets(cfg *config.Config) []*probeTarget {
 			}
 			t := &probeTarget{
 				service: svc.Name, region: r.Name, cfg: *r.Probe,
-				interval: r.Probe.Interval.D(), timeout: r.Probe.Timeout.D(), expect: r.Probe.ExpectStatus,
+				interval: r.Probe.Interval.D(), suspect: r.Probe.SuspectInterval.D(),
+				timeout: r.Probe.Timeout.D(), expect: r.Probe.ExpectStatus,
 				success:     p.success.WithLabelValues(svc.Name, r.Name),
 				duration:    p.duration.WithLabelValues(svc.Name, r.Name),
 				consecutive: p.consecutive.WithLabelValues(svc.Name, r.Name),
@@ -170,6 +181,9 @@ func (p *Prober) buildTargets(cfg *config.Config) []*probeTarget {
 			}
 			if t.timeout <= 0 {
 				t.timeout = defaultProbeTimeout
+			}
+			if t.suspect < 0 || t.suspect > t.interval {
+				t.suspect = 0
 			}
 			if t.expect == 0 {
 				t.expect = http.StatusOK
@@ -195,6 +209,7 @@ func (p *Prober) Update(cfg *config.Config) {
 	for k := range p.latest {
 		if !keep[k] {
 			delete(p.latest, k)
+			delete(p.lastFail, k)
 		}
 	}
 	p.mu.Unlock()
@@ -223,8 +238,9 @@ func (p *Prober) Latest(service, region string) *health.ProbeResult {
 	return &c
 }
 
-// Run probes every target on its own goroutine, each every interval of clk, until ctx ends.
-// The first probe of each target runs at once.
+// Run probes every target on its own goroutine, each every interval of clk (its suspect
+// interval for SuspectBurst after a failure: nextGap), until ctx ends. The first probe of each
+// target runs at once.
 func (p *Prober) Run(ctx context.Context, clk clock.Clock) error {
 	for {
 		rctx, cancel := context.WithCancel(ctx)
@@ -234,11 +250,12 @@ func (p *Prober) Run(ctx context.Context, clk clock.Clock) error {
 			go func() {
 				defer wg.Done()
 				for {
-					p.probe(rctx, t, clk.Now())
+					now := clk.Now()
+					p.probe(rctx, t, now)
 					select {
 					case <-rctx.Done():
 						return
-					case <-clk.After(t.interval):
+					case <-clk.After(p.nextGap(t, now)):
 					}
 				}
 			}()
@@ -270,16 +287,18 @@ func (p *Prober) ProbeOnce(ctx context.Context, now time.Time) {
 }
 
 // ProbeDue runs, on a virtual clock, the probes that Run would have run by now: each target on
-// its own schedule, every interval, not in step with the loop. A target's first probe is due
-// at the first call's now plus a stable offset within its interval (a hash of service and
-// region), as probe goroutines and the loop drift apart in production. Every target due at or
-// before now is probed once, in a stable order (the simulated world draws its faults from one
-// random source, so a run stays deterministic for a seed), its result stamped with its due time,
-// and its next probe scheduled one interval later. It returns the earliest next due time (zero
-// without targets). A driver advances the world to that time and calls ProbeDue again.
+// its own schedule, every interval (its suspect interval after a failure: nextGap), not in step
+// with the loop. A target's first probe is due at the first call's now plus a stable offset
+// within its interval (a hash of service and region), as probe goroutines and the loop drift
+// apart in production. Every target due at or before now is probed once, in a stable order
+// (the simulated world draws its faults from one random source, so a run stays deterministic
+// for a seed), its result stamped with its due time, and its next probe scheduled from that
+// result. It returns the earliest next due time (zero without targets). A driver advances the
+// world to that time and calls ProbeDue again.
 func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
 	targets := p.snapshot()
 	p.schedMu.Lock()
+	defer p.schedMu.Unlock()
 	if p.next == nil {
 		p.next = map[regionKey]time.Time{}
 	}
@@ -288,7 +307,6 @@ func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
 		at time.Time
 	}
 	var run []due
-	var earliest time.Time
 	live := make(map[regionKey]bool, len(targets))
 	for _, t := range targets {
 		k := regionKey{t.service, t.region}
@@ -296,17 +314,10 @@ func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
 		at, ok := p.next[k]
 		if !ok {
 			at = now.Add(probeOffset(t))
+			p.next[k] = at
 		}
 		if !at.After(now) {
 			run = append(run, due{t, at})
-			at = at.Add(t.interval)
-			for !at.After(now) { // a driver that jumped: skip the missed probes, as Run would
-				at = at.Add(t.interval)
-			}
-		}
-		p.next[k] = at
-		if earliest.IsZero() || at.Before(earliest) {
-			earliest = at
 		}
 	}
 	for k := range p.next {
@@ -314,7 +325,6 @@ func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
 			delete(p.next, k)
 		}
 	}
-	p.schedMu.Unlock()
 	sort.Slice(run, func(i, j int) bool {
 		if !run[i].at.Equal(run[j].at) {
 			return run[i].at.Before(run[j].at)
@@ -323,8 +333,37 @@ func (p *Prober) ProbeDue(ctx context.Context, now time.Time) time.Time {
 	})
 	for _, r := range run {
 		p.probe(ctx, r.t, r.at)
+		gap := p.nextGap(r.t, r.at)
+		at := r.at.Add(gap)
+		for !at.After(now) { // a driver that jumped: skip the missed probes, as Run would
+			at = at.Add(gap)
+		}
+		p.next[regionKey{r.t.service, r.t.region}] = at
+	}
+	var earliest time.Time
+	for _, at := range p.next {
+		if earliest.IsZero() || at.Before(earliest) {
+			earliest = at
+		}
 	}
 	return earliest
+}
+
+// nextGap is the time from a target's probe at at to its next: the suspect interval while the
+// region is in doubt (a probe failed less than SuspectBurst ago), else the interval. A
+// flickering probe is inconclusive; faster probes gather the evidence that settles it (the way
+// load balancers check a backend in doubt more often), within a bounded burst.
+func (p *Prober) nextGap(t *probeTarget, at time.Time) time.Duration {
+	if t.suspect <= 0 {
+		return t.interval
+	}
+	p.mu.RLock()
+	lf, ok := p.lastFail[regionKey{t.service, t.region}]
+	p.mu.RUnlock()
+	if ok && at.Sub(lf) < SuspectBurst {
+		return t.suspect
+	}
+	return t.interval
 }
 
 // probeOffset is a target's stable phase within its interval, in whole seconds: a simulated
@@ -352,7 +391,7 @@ func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
 	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		outcome, err = "timeout", errors.New("timeout after "+health.FormatDuration(t.timeout))
 	}
-	res := health.ProbeResult{OK: err == nil, Status: status, Latency: lat, At: now}
+	res := health.ProbeResult{OK: err == nil, Status: status, Latency: lat, At: now, Interval: t.interval, Seq: 1}
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -360,10 +399,19 @@ func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
 	k := regionKey{t.service, t.region}
 	p.mu.Lock()
 	prev := p.latest[k]
+	if prev != nil {
+		res.Seq, res.Recent = prev.Seq+1, prev.Recent<<1
+	}
 	if !res.OK {
+		res.Recent |= 1
+		p.lastFail[k] = now
 		res.ConsecutiveFailures = 1
-		if prev != nil {
+		res.FailingSince = now
+		if prev != nil && !prev.OK {
 			res.ConsecutiveFailures += prev.ConsecutiveFailures
+			if !prev.FailingSince.IsZero() {
+				res.FailingSince = prev.FailingSince
+			}
 		}
 	} else {
 		res.OKSince = now

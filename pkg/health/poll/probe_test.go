@@ -250,3 +250,61 @@ func TestProbeAuthKinds(t *testing.T) {
 		t.Errorf("token sources asked for %v, want %v (none asks for nothing)", asked, want)
 	}
 }
+
+// A region whose probe fails is probed at its suspect interval for SuspectBurst after the
+// failure, then at its interval again; each result carries the outcomes since the prober
+// started (Seq, Recent) and when its failing streak began. With suspect_interval 0 nothing
+// changes.
+func TestProbeDueSuspectBurst(t *testing.T) {
+	ps := newProbeServer(t)
+	for _, suspect := range []time.Duration{time.Second, 0} {
+		cfg := &config.Config{Services: []config.Service{{Name: "a", Regions: []config.Region{
+			{Name: "flaky", Probe: &config.Probe{URL: ps.URL + "/flaky", Interval: dur(5 * time.Second),
+				SuspectInterval: dur(suspect), Timeout: dur(10 * time.Second), ExpectStatus: 200}},
+		}}}}
+		p := NewProber(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+		ctx := context.Background()
+		ps.flaky.Store(true)
+		var at []time.Duration
+		var first time.Time
+		now := t0
+		for next := p.ProbeDue(ctx, now); len(at) < 40; next = p.ProbeDue(ctx, now) {
+			if r := p.Latest("a", "flaky"); r != nil && (len(at) == 0 || r.At.Sub(first) != at[len(at)-1]) {
+				if first.IsZero() {
+					first = r.At
+				}
+				at = append(at, r.At.Sub(first))
+				if len(at) == 2 {
+					ps.flaky.Store(false) // two failures, then healthy
+					if !r.FailingSince.Equal(first) || r.ConsecutiveFailures != 2 || r.Seq != 2 || r.Recent != 0b11 || r.Interval != 5*time.Second {
+						t.Fatalf("second failure: %+v", *r)
+					}
+				}
+			}
+			now = next
+		}
+		ps.flaky.Store(false)
+		var want []time.Duration
+		if suspect > 0 {
+			// 0 and 1 s failed; 1 s apart until 30 s after the last failure (31 s), then 5 s.
+			for s := 0; s <= 31; s++ {
+				want = append(want, time.Duration(s)*time.Second)
+			}
+			for s := 36; len(want) < 40; s += 5 {
+				want = append(want, time.Duration(s)*time.Second)
+			}
+		} else {
+			for s := 0; len(want) < 40; s += 5 {
+				want = append(want, time.Duration(s)*time.Second)
+			}
+		}
+		if !slices.Equal(at, want) {
+			t.Fatalf("suspect %v: probed at %v, want %v", suspect, at, want)
+		}
+		// The loop's last call ran the 41st probe.
+		r := p.Latest("a", "flaky")
+		if !r.OK || r.Seq != 41 || r.Recent&(1<<41-1) != 0b11<<39 || !r.FailingSince.IsZero() {
+			t.Errorf("suspect %v: latest %+v, want OK, Seq 41 and the two failures 39 and 40 probes back", suspect, *r)
+		}
+	}
+}

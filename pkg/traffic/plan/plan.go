@@ -649,7 +649,7 @@ func bakingEmergency(p Plan, in Input, now time.Time) (Plan, Action, *Outcome) {
 		// One failed probe right after the shift is a blip as likely as a failure: moving the
 		// traffic back onto a dead source (a hold, a Blocked page) needs the probe to fail as
 		// often in a row as makes a verdict. Until then the end of the bake is judged again.
-		if t.Probe.ConsecutiveFailures < max(in.UnhealthyAfter, 1) {
+		if t.Probe.Streak() < max(in.UnhealthyAfter, 1) {
 			p.Reason = fmt.Sprintf("bake over; target %s probe failed %dx (%s): judging again until it passes or fails %d times in a row",
 				p.To, t.Probe.ConsecutiveFailures, t.Probe.Error, max(in.UnhealthyAfter, 1))
 			return p, nil, nil
