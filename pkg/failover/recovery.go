@@ -300,6 +300,16 @@ func (r *run) warm() {
 		}
 		r.prewarm(w)
 	case Healthy, FailedOver:
+		if a := r.health(r.st.Active); a.Doubt != "" && f.Prewarm && (w == nil || w.Region != r.st.Active) {
+			// Evidence building against the active region (the first bucket of a slow
+			// degradation over its baseline): warm a standby now, so that its scale-up is under
+			// way when the decision comes minutes later. Nothing else moves on doubt.
+			if w != nil {
+				w.CalmSince = time.Time{}
+			}
+			r.prewarm(w)
+			return
+		}
 		if w == nil {
 			return
 		}
@@ -336,8 +346,11 @@ func (r *run) prewarm(w *Warm) {
 			return
 		}
 		a := r.health(r.st.Active)
-		w = &Warm{Region: best, Since: r.now,
-			Reason: fmt.Sprintf("pre-warm: active %s suspect (%s, %d bad evaluations): %s", r.st.Active, a.Verdict, a.Bad, a.Reason)}
+		why := fmt.Sprintf("pre-warm: active %s suspect (%s, %d bad evaluations): %s", r.st.Active, a.Verdict, a.Bad, a.Reason)
+		if a.Bad == 0 && a.Doubt != "" {
+			why = fmt.Sprintf("pre-warm: active %s in doubt (%s): %s", r.st.Active, a.Verdict, a.Doubt)
+		}
+		w = &Warm{Region: best, Since: r.now, Reason: why}
 		r.st.Warm = w
 		r.event(EventPrewarmStarted, "prewarm", best, w.Reason)
 	case w.Releasing:

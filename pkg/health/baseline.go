@@ -120,6 +120,22 @@ func (b *errorBaseline) sustained(minReq float64) (ok bool, r, newest, level flo
 	return true, ratio(errs, req), ratio(b.runErrs[k], b.runReqs[k]), level
 }
 
+// elevated reports whether the newest bucket seen is elevated (sustainFactor x the baseline or
+// more) and, on its own, beyond what the baseline explains (baselineOutlier) while the run is
+// still shorter than the sustained rule needs: the first evidence of a slow degradation,
+// minutes before it can count. newest is that bucket's error ratio, level the baseline.
+func (b *errorBaseline) elevated() (ok bool, newest, level float64) {
+	if b.run == 0 || b.run >= sustainBuckets {
+		return false, 0, 0
+	}
+	k := (b.run - 1) % sustainBuckets
+	level = b.level()
+	if binomialUpper(count(b.runReqs[k]), count(b.runErrs[k]), level) >= baselineOutlier {
+		return false, 0, level
+	}
+	return true, ratio(b.runErrs[k], b.runReqs[k]), level
+}
+
 // probeRefutes reports whether a run of okRun successful probes is too unlikely (below 1 %) for
 // a region failing a share r of its requests: the errors the metrics show have ended.
 func probeRefutes(r float64, okRun int) bool {

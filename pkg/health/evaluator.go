@@ -437,6 +437,11 @@ func (e *Evaluator) classifyMetrics(h *config.Health, in Input, now time.Time, o
 		b, bj, bb = e.burnRates(b, br, w, minReq, out)
 		judged, bad = judged || bj, bad || bb
 	}
+	if ok, nr, lv := base.elevated(); ok {
+		out.Doubt = "error ratio " + string(appendRatio(nil, nr)) + " in the newest bucket, " +
+			strconv.FormatFloat(sustainFactor, 'f', 0, 64) + "x its baseline " + string(appendRatio(nil, lv)) +
+			" or more (" + strconv.Itoa(base.run) + " of " + strconv.Itoa(sustainBuckets) + " buckets)"
+	}
 	if ok, r, nr, lv := base.sustained(minReq); ok {
 		judged, bad = true, true
 		e.sustained, e.sustainedNewest = true, nr

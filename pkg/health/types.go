@@ -40,6 +40,11 @@ type RegionStatus struct {
 	// Verdict is Unknown it says what the region was before data went missing, so an ongoing
 	// outage is not hidden (Bad stays frozen too).
 	LastKnown Verdict `json:"last_known,omitempty"`
+	// Doubt: evidence that is building but does not count as a bad evaluation yet (the newest
+	// complete bucket significantly over the region's own baseline, the first of the buckets the
+	// sustained rule needs). The failover machine pre-warms a standby on it; nothing moves
+	// traffic on it. Empty when there is none.
+	Doubt string `json:"doubt,omitempty"`
 	// HardDown: every signal says the region serves nothing (probes fail and/or ~100 % errors);
 	// the failover machine uses emergency steps.
 	HardDown bool `json:"hard_down"`
