@@ -96,6 +96,10 @@ type RegionInfo struct {
 	Name     string `json:"name"`
 	Role     string `json:"role"`
 	Priority int    `json:"priority,omitempty"`
+	// Probes: the active probes the region served over the run (the policy's health checks:
+	// the daemon's probes, with their faster bursts while a region is in doubt, or the load
+	// balancer's), each a request to the region.
+	Probes int64 `json:"probes"`
 }
 
 // FaultWindow is a fault as it was in effect: [start, end) in simulated seconds, end null when

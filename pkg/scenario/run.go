@@ -614,6 +614,9 @@ func (r *recorder) finish(pol policy) *Report {
 	}
 	stats := w.Stats().Services[r.svc.Name]
 	rep.FailedRequests, rep.TotalRequests = stats.Failed, stats.Total
+	for i := range rep.Regions {
+		rep.Regions[i].Probes = stats.Regions[rep.Regions[i].Name].Probes
+	}
 	if r.onset != nil {
 		v := round(r.onset.Sub(r.start).Seconds(), 3)
 		rep.OnsetSeconds = &v

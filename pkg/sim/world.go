@@ -60,6 +60,9 @@ type RegionStats struct {
 	// TimedOut: served, but slower than the client timeout (the client gave up; the server
 	// still counts them as answered in its metrics).
 	TimedOut int64
+	// Probes: active probes (health checks) the region answered or dropped, every prober
+	// counted: each is a request, and a faster schedule pays for its evidence here.
+	Probes int64
 }
 
 // RegionView is a region's state now.
@@ -821,7 +824,9 @@ func (w *World) Stats() Stats {
 		ss := ServiceStats{Unrouted: svc.stats.Unrouted, Regions: make(map[string]RegionStats, len(svc.regions))}
 		ss.Total, ss.Failed = ss.Unrouted, ss.Unrouted
 		for _, r := range svc.regions {
-			ss.Regions[r.spec.Name] = r.stats
+			rs := r.stats
+			rs.Probes = int64(r.probeSeq)
+			ss.Regions[r.spec.Name] = rs
 			ss.Total += r.stats.Total
 			ss.Failed += r.stats.Failed
 		}
