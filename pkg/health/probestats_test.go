@@ -72,6 +72,16 @@ func TestProbeTestFalseAlarmAndDetectionDelay(t *testing.T) {
 	}
 }
 
+// A slow ramp's first steps are beyond the probes: against a 0.1 % baseline the test needs
+// thousands of observations (hours at 5 s) at 1-1.5 %, hundreds at 3 % (docs/health.md).
+func TestProbeTestDoesNotSeeARampSooner(t *testing.T) {
+	for _, c := range []struct{ p, want float64 }{{0.01, 2.4e4}, {0.015, 3530}, {0.03, 354}, {0.06, 102}} {
+		if got := probeARL(0.001, c.p); math.Abs(got-c.want) > 0.01*c.want {
+			t.Errorf("at %.1f %%: %.4g observations to an alarm, want %.4g", c.p*100, got, c.want)
+		}
+	}
+}
+
 func formatPct(p float64) string { return string(appendInt(nil, int(math.Round(p*100)))) + " %" }
 
 // The implementation is the chain probeARL solves: simulated runs of probeTest.observe average
