@@ -38,7 +38,9 @@ func (r *run) cancellable(p plan.Plan) string {
 	}
 	src := r.health(p.From)
 	ha := max(r.svc.Health.HealthyAfter, 1)
-	if src.Verdict != health.Healthy || src.Bad > 0 || src.Good < ha {
+	if src.Verdict != health.Healthy || src.Bad > 0 || src.Good < ha || src.ProbeDoubt != "" {
+		// A source whose probes cannot vouch for it (failures not yet cleared, or too few
+		// probes since a restart while its metrics lag) has not recovered.
 		return ""
 	}
 	return fmt.Sprintf("source %s healthy again (%d good evaluations, healthy_after %d): %s", p.From, src.Good, ha, src.Reason)

@@ -107,6 +107,13 @@ func TestCancel(t *testing.T) {
 			return h
 		}(), weights: at10, want: FailingOver, counted: true},
 		{name: "degraded is not healthy again", state: planAt(KindFailover, 0, plan.Baking), source: degraded(), weights: at10, want: FailingOver, counted: true},
+		// A restarted daemon lost its probe evidence and its metrics lag: three passing probes
+		// of a source failing 30 % are no recovery until the probes can vouch for it.
+		{name: "healthy but in probe doubt is not healthy again", state: planAt(KindFailover, 0, plan.Baking), source: func() health.RegionStatus {
+			h := recovered3()
+			h.ProbeDoubt = "too few probes since the start to vouch for the region"
+			return h
+		}(), weights: at10, want: FailingOver, counted: true},
 		{name: "a cancel within the cooldown of the last one: a flapping source, not cancelled", state: func(svc *config.Service) State {
 			s := planAt(KindFailover, 0, plan.Baking)(svc)
 			s.LastCancel = t0.Add(-20 * time.Minute)

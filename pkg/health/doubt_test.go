@@ -3,6 +3,7 @@ package health
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // The first bucket of a slow degradation significantly over the region's baseline is doubt, not
@@ -44,5 +45,53 @@ func TestDoubtOnTheFirstElevatedBucket(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The probes vouch for a region only once the partial-failure test has seen probeVouch
+// observations since the start, and while its evidence is below a third of an alarm: a
+// restarted daemon that lost its probe evidence, or a region whose failures are not yet
+// cleared, shows probe doubt (and a failover is not cancelled on it).
+func TestProbeDoubt(t *testing.T) {
+	svc := testService()
+	withProbe(svc, 1)
+	e := NewEvaluator()
+	g := &probeGen{iv: 5 * time.Second, suspect: time.Second, next: t0}
+	ok := func(time.Time) (bool, int) { return false, 200 }
+	now := t0
+	for i := 1; i <= probeVouch+1; i++ {
+		st := e.Evaluate(svc, region, Input{Probe: g.run(now, ok)}, now)
+		if cold := i < probeVouch; (st.ProbeDoubt != "") != cold {
+			t.Fatalf("after %d probes: probe doubt %q, want %v", i, st.ProbeDoubt, cold)
+		}
+		now = now.Add(5 * time.Second)
+	}
+	// Three failures among a few probes (against the prior's 1 %): a third of the way to an
+	// alarm; cleared by the successes after them.
+	seq := []bool{true, false, true, false, true, false, false}
+	i := 0
+	twice := func(time.Time) (bool, int) {
+		if i < len(seq) {
+			i++
+			if seq[i-1] {
+				return true, 500
+			}
+		}
+		return false, 200
+	}
+	var st RegionStatus
+	for range 2 {
+		now = now.Add(5 * time.Second)
+		st = e.Evaluate(svc, region, Input{Probe: g.run(now, twice)}, now)
+	}
+	if st.ProbeDoubt == "" || st.Verdict != Healthy {
+		t.Fatalf("three failures close together: %s, probe doubt %q; want healthy in probe doubt", st.Verdict, st.ProbeDoubt)
+	}
+	for range 30 {
+		now = now.Add(5 * time.Second)
+		st = e.Evaluate(svc, region, Input{Probe: g.run(now, twice)}, now)
+	}
+	if st.ProbeDoubt != "" {
+		t.Fatalf("after 30 s of 1 s probes and more at 5 s, all passing: probe doubt %q", st.ProbeDoubt)
 	}
 }

@@ -66,6 +66,8 @@ type Evaluator struct {
 	sustainedNewest float64
 	// ws: the windows summed in this evaluation; reasons state the span of data they held.
 	ws windowSums
+	// probeDoubt: this evaluation's probe test cannot vouch for the region (probestats.go).
+	probeDoubt bool
 }
 
 // NewEvaluator returns an Evaluator with no history: every region starts without a verdict.
@@ -161,7 +163,15 @@ func (e *Evaluator) Evaluate(svc *config.Service, region string, in Input, now t
 
 	msig, mhard := e.classifyMetrics(h, in, now, &out, &st.base)
 	psig := e.classifyProbe(rc, in.Probe, now)
+	e.probeDoubt = false
 	psig = e.probeStatistics(&st.probes, in.Probe, psig)
+	if e.probeDoubt {
+		if st.probes.seen < probeVouch {
+			out.ProbeDoubt = "too few probes since the start to vouch for the region"
+		} else {
+			out.ProbeDoubt = "probe failures not yet cleared by the successes after them"
+		}
+	}
 
 	allQuorum := h.Quorum == "all"
 	raw := quorum(msig, psig, allQuorum)
@@ -768,6 +778,9 @@ func (e *Evaluator) probeStatistics(t *probeTest, p *ProbeResult, psig signal) s
 		return psig
 	}
 	t.read(p)
+	if t.doubt() && !t.alarm() {
+		e.probeDoubt = true
+	}
 	if !t.alarm() || psig == sigBad || !psig.available() {
 		return psig
 	}

@@ -50,6 +50,9 @@ const (
 	// block after it is complete too, and only if the statistic stayed below half the threshold
 	// over both: the onset of a failure is in the block before the alarm, and is not learned.
 	probeBlock = 64
+	// probeVouch is how many observations the test needs before the probes vouch for a region:
+	// a region failing 30 % of its requests is a third of the way to an alarm by then.
+	probeVouch = 20
 )
 
 // probeParams are the integer CUSUM's weights for a baseline p0.
@@ -74,6 +77,7 @@ func newProbeParams(p0 float64) probeParams {
 
 // probeTest is one region's sequential test and its learned baseline.
 type probeTest struct {
+	seen     int    // observations since the evaluator started, up to probeVouch
 	seq      uint64 // Seq of the newest outcome read (0: none)
 	last     int64  // UnixNano of the newest result read without a Seq
 	prevFail bool   // the newest outcome read failed
@@ -146,6 +150,7 @@ func (t *probeTest) outcome(failed bool) {
 // observe advances the statistic by one observation and learns the baseline by blocks.
 func (t *probeTest) observe(failed bool) {
 	par := t.params()
+	t.seen = min(t.seen+1, probeVouch)
 	if failed {
 		t.s += par.m
 	} else if t.s > 0 {
@@ -190,6 +195,12 @@ func (t *probeTest) observe(failed bool) {
 // start more runs than its baseline explains, beyond the false-alarm rate of probeARL.
 func (t *probeTest) alarm() bool {
 	return t.s >= t.params().h
+}
+
+// doubt reports whether the probes cannot vouch for the region yet: too few observations since
+// the start, or evidence a third of the way to an alarm or more.
+func (t *probeTest) doubt() bool {
+	return t.seen < probeVouch || 3*t.s >= t.params().h
 }
 
 // probeARL is the average run length, in observations (probes that follow a success), of the

@@ -45,6 +45,12 @@ type RegionStatus struct {
 	// sustained rule needs). The failover machine pre-warms a standby on it; nothing moves
 	// traffic on it. Empty when there is none.
 	Doubt string `json:"doubt,omitempty"`
+	// ProbeDoubt: the probes cannot vouch for the region yet although the latest passed: the
+	// partial-failure test holds unresolved evidence (a third of the way to an alarm or more),
+	// or has seen too few probes since the daemon started (probeVouch). A failover is not
+	// cancelled on a source in probe doubt (a restarted daemon has lost its probe evidence, and
+	// its metrics lag). Empty when there is none.
+	ProbeDoubt string `json:"probe_doubt,omitempty"`
 	// HardDown: every signal says the region serves nothing (probes fail and/or ~100 % errors);
 	// the failover machine uses emergency steps.
 	HardDown bool `json:"hard_down"`

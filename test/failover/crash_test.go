@@ -45,6 +45,8 @@ type sweepWorld struct {
 	faults    []sim.Fault
 	target    string
 	retargets int
+	// scaleUp: the world's scale-up time (0: 20 s).
+	scaleUp time.Duration
 }
 
 // stagedWorld: the primary's latency rises; the staged failover goes to the first standby.
@@ -55,7 +57,9 @@ var stagedWorld = sweepWorld{
 
 // retargetWorld: the primary fails 30 % of its requests, and the first standby goes down while
 // the shift is under way, with the primary still unhealthy: the failover is handed to the third
-// region and completes there. (Not the latency fault of stagedWorld: the simulated probe does
+// region and completes there. The probes see the partial failure about a minute after its
+// onset; the urgent plan's first step goes out at once and waits for the scale-up (3 minutes
+// here), during which the standby dies. (Not the latency fault of stagedWorld: the simulated probe does
 // not see it, and a restarted daemon's prober starts a fresh run of successful probes, which
 // makes the primary's old metrics look like a spike that is over for a few minutes: the
 // restarted daemon would roll back instead of re-targeting. Errors fail probes too.)
@@ -64,13 +68,16 @@ var retargetWorld = sweepWorld{
 		{At: faultAt, Target: primary, Kind: sim.KindErrors, Value: 0.3},
 		{At: retargetAt, Target: standby, Kind: sim.KindOutage},
 	},
-	target: third, retargets: 1,
+	target: third, retargets: 1, scaleUp: 3 * time.Minute,
 }
 
 func startCrashWorld(ctx context.Context, t *testing.T, world sweepWorld) *simrun.Env {
 	t.Helper()
 	env, err := simrun.Start(ctx, simrun.FileLoader(filepath.Join("testdata", "staged.yaml")), func(s *sim.Spec) {
 		s.ScaleUp = 20 * time.Second
+		if world.scaleUp > 0 {
+			s.ScaleUp = world.scaleUp
+		}
 		s.RouterPropagation = 5 * time.Second
 		s.IngestDelay = 30 * time.Second
 		s.Faults = world.faults
