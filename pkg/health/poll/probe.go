@@ -383,11 +383,19 @@ func (p *Prober) probe(ctx context.Context, t *probeTarget, now time.Time) {
 	if ctx.Err() != nil {
 		return
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	start := time.Now() // latency measurement only
 	status, outcome, err := p.do(ctx, t)
 	lat := time.Since(start)
+	if err != nil && parent.Err() != nil {
+		// Interrupted by the daemon (a reload restarting the probers, a shutdown), not answered
+		// by the region: no evidence either way. Recorded as a failure it would start a failure
+		// run, a suspect burst and a pre-warm on every SIGHUP.
+		p.log.Debug("probe interrupted", zap.String("service", t.service), zap.String("region", t.region), zap.Error(err))
+		return
+	}
 	if err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		outcome, err = "timeout", errors.New("timeout after "+health.FormatDuration(t.timeout))
 	}

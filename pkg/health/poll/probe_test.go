@@ -308,3 +308,35 @@ func TestProbeDueSuspectBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeInterruptedIsNoEvidence: a probe cut short by the daemon itself (its context
+// cancelled by a reload or a shutdown) records nothing; only the region's answer, or its
+// silence past the probe's own timeout, is evidence.
+func TestProbeInterruptedIsNoEvidence(t *testing.T) {
+	started := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	cfg := &config.Config{Services: []config.Service{{Name: "a", Regions: []config.Region{{Name: "r",
+		Probe: &config.Probe{URL: srv.URL, Method: "GET", Interval: dur(5 * time.Second), Timeout: dur(time.Minute), ExpectStatus: 200, FailuresToDown: 2}}}}}}
+	p := NewProber(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		p.ProbeOnce(ctx, t0)
+		close(done)
+	}()
+	<-started
+	cancel()
+	<-done
+	if r := p.Latest("a", "r"); r != nil {
+		t.Fatalf("an interrupted probe was recorded: %+v", *r)
+	}
+	for _, outcome := range []string{"timeout", "error"} {
+		if got := testutil.ToFloat64(p.results.WithLabelValues("a", "r", outcome)); got != 0 {
+			t.Errorf("outcome %s counted %v times for an interrupted probe", outcome, got)
+		}
+	}
+}
