@@ -8,9 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,22 +129,11 @@ func TestMetricsEquivalence(t *testing.T) {
 // test-deps installs it) and skips saying so otherwise.
 func promtoolCheck(t *testing.T, body []byte) {
 	t.Helper()
-	pt, err := exec.LookPath("promtool")
-	if err != nil {
+	installed, out, err := gaugestest.PromtoolCheck(body)
+	if !installed {
 		t.Skip("promtool not installed (Debian package prometheus; `make test-deps` installs it as root): body not linted")
 	}
-	f := filepath.Join(t.TempDir(), "metrics.txt")
-	if err := os.WriteFile(f, body, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(f)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	cmd := exec.Command(pt, "check", "metrics")
-	cmd.Stdin = in
-	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }

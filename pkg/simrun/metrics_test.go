@@ -7,9 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,22 +113,11 @@ func TestScrapeMatchesRegistry(t *testing.T) {
 			t.Errorf("%s appears %d times in the scrape, want once", f, n)
 		}
 	}
-	if pt, err := exec.LookPath("promtool"); err == nil {
-		f := filepath.Join(t.TempDir(), "metrics.txt")
-		if err := os.WriteFile(f, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		in, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Close()
-		cmd := exec.Command(pt, "check", "metrics")
-		cmd.Stdin = in
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
-	} else {
+	installed, out, err := gaugestest.PromtoolCheck(body)
+	switch {
+	case !installed:
 		t.Log("promtool not installed (Debian package prometheus; `make test-deps`): the scrape is not linted")
+	case err != nil:
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -139,4 +140,18 @@ func Equivalent(got, want io.Reader) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PromtoolCheck runs `promtool check metrics` on an exposition body. installed is false when
+// promtool is not in PATH (Debian's prometheus package; `make test-deps` installs it): the
+// caller says so. out is promtool's output, err its failure.
+func PromtoolCheck(body []byte) (installed bool, out []byte, err error) {
+	pt, lerr := exec.LookPath("promtool")
+	if lerr != nil {
+		return false, nil, nil
+	}
+	cmd := exec.Command(pt, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err = cmd.CombinedOutput()
+	return true, out, err
 }
