@@ -31,10 +31,11 @@ func TestEarlyStepJudgedWhileScaling(t *testing.T) {
 			in := vouched(input(), t0.Add(-time.Hour))
 			scaledAt := t0.Add(10 * time.Minute)
 			p := New(KindFailover, src, dst, []int{10, 25, 50, 75, 100}, false, Weights{src: 100, dst: 0}, 0.002, t0, "p1")
-			// The early 10 % goes out, propagates and bakes; the plan then waits for the scale-up.
+			// The early 10 % goes out, propagates and bakes, then the standby's capacity (20 %);
+			// the plan then waits for the scale-up.
 			p, got, _ := walk(t, p, in, t0, scaledAt, 30)
-			if !reflect.DeepEqual(got, []int{10}) || p.Phase != Scaling || !p.Early {
-				t.Fatalf("shifted %v, phase %s early %v (%s): want the early 10 %% waiting in scaling", got, p.Phase, p.Early, p.Reason)
+			if !reflect.DeepEqual(got, []int{10, 20}) || p.Phase != Scaling || !p.Early {
+				t.Fatalf("shifted %v, phase %s early %v (%s): want the early 10 %% and 20 %% waiting in scaling", got, p.Phase, p.Early, p.Reason)
 			}
 			tc.target(&in.Target)
 			now := t0.Add(5 * time.Minute)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -241,6 +242,106 @@ func fitsStandby(pct int, target config.Region) bool {
 	return float64(pct) <= 100*standbyHeadroom*float64(r.Standby)/float64(r.Production)
 }
 
+// standbyShare is the percent of the traffic a region's standby replicas carry with
+// standbyHeadroom (the most fitsStandby admits): 20 for 1 standby of 4 production replicas.
+func standbyShare(r config.Region) int {
+	if r.Replicas.Production <= 0 || r.Replicas.Standby <= 0 {
+		return 0
+	}
+	return min(int(100*standbyHeadroom*float64(r.Replicas.Standby)/float64(r.Replicas.Production)), 100)
+}
+
+// capacitySplit is the split that puts on the target and on each helper what its standby
+// replicas carry (standbyShare, never less than what it carries already), the source keeping
+// the rest, and the share it moves off the source. It is what an urgent plan can move before
+// the target's scale-up is ready without overloading anyone.
+func (p Plan) capacitySplit(in Input) (Weights, int) {
+	w := p.split(0)
+	moved := 0
+	for _, r := range append([]config.Region{in.TargetRegion}, in.Helpers...) {
+		if r.Name == p.From || moved >= 100 {
+			continue
+		}
+		share := min(max(standbyShare(r), p.Applied[r.Name]), 100-moved)
+		w[r.Name] = share
+		moved += share
+	}
+	w[p.From] = 100 - moved
+	return w, moved
+}
+
+// toCapacity takes an urgent plan whose early first step has passed, while its target still
+// scales, to the capacity split: every eligible standby (the target and the helpers) at what its
+// standby replicas carry. It reports false (p unchanged) when that moves nothing more than the
+// split that just passed. The configured steps up to that share are passed over; the new step
+// is the share moved off the source (spread over the helpers when there are any).
+func toCapacity(p Plan, in Input, now time.Time) (Plan, Action, bool) {
+	w, moved := p.capacitySplit(in)
+	if moved <= 100-p.LastGood[p.From] {
+		return p, nil, false
+	}
+	steps := append([]int(nil), p.Steps[:p.Step]...)
+	steps = append(steps, moved)
+	for _, s := range p.Steps[p.Step:] {
+		if s > moved {
+			steps = append(steps, s)
+		}
+	}
+	if steps[len(steps)-1] != 100 {
+		steps = append(steps, 100)
+	}
+	p.Steps = steps
+	p.Target, p.Spread = w, len(in.Helpers) > 0 && w[p.To] < moved
+	p.Phase, p.Since = Shifting, now
+	p.Reason = fmt.Sprintf("shifting %d%% off %s to its standbys' ready capacity (%s) while %s scales", moved, p.From, w, p.To)
+	return p, p.setWeights(in.Service), true
+}
+
+// dropHelper returns to the source the share of a helper that carries part of an urgent
+// (non-emergency) spread but is no longer an eligible, healthy standby (absent from
+// in.Helpers), in the split in place and in LastGood, so that neither a later step nor a
+// rollback routes to it. An emergency's source is dead: its spread is left as it is.
+func dropHelper(p Plan, in Input, now time.Time) (Plan, Action, bool) {
+	if !p.Spread || p.Emergency || in.DryRun {
+		return p, nil, false
+	}
+	for _, name := range sortedRegions(p.Applied) {
+		if name == p.From || name == p.To || p.Applied[name] <= 0 ||
+			slices.ContainsFunc(in.Helpers, func(r config.Region) bool { return r.Name == name }) {
+			continue
+		}
+		share := p.Applied[name]
+		p.Target = p.Applied.Clone()
+		p.Target[p.From] += share
+		p.Target[name] = 0
+		if lg := p.LastGood[name]; lg > 0 {
+			p.LastGood = p.LastGood.Clone()
+			p.LastGood[p.From] += lg
+			p.LastGood[name] = 0
+		}
+		if p.Phase == Scaling && p.Step > 0 {
+			p.Step-- // waiting for the scale-up after the spread's step passed: redo that step
+		}
+		p.Steps = append([]int(nil), p.Steps...)
+		p.Steps[p.Step] = 100 - p.Target[p.From]
+		p.Spread = slices.ContainsFunc(sortedRegions(p.Target), func(r string) bool { return r != p.From && r != p.To && p.Target[r] > 0 })
+		p.Phase, p.Since = Shifting, now
+		p.Reason = fmt.Sprintf("helper %s no longer an eligible healthy standby: its %d%% back to %s", name, share, p.From)
+		return p, p.setWeights(in.Service), true
+	}
+	return p, nil, false
+}
+
+// sortedRegions are w's regions in name order.
+func sortedRegions(w Weights) []string {
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // sure reports whether the target's fresh signals vouch for it now: a healthy verdict and a
 // probe answering OK. Metrics arrive minutes late; a probe counts at once.
 func sure(in Input) bool {
@@ -371,6 +472,13 @@ func Advance(p Plan, in Input, now time.Time) (Plan, []Action, Outcome) {
 		var act Action
 		var out *Outcome
 		before := p.Phase
+		if p.Phase == Scaling || p.Phase == Propagating || p.Phase == Baking {
+			if q, a, dropped := dropHelper(p, in, now); dropped {
+				acts = append(acts, a)
+				p = q
+				break
+			}
+		}
 		switch p.Phase {
 		case Scaling:
 			p, act, out = scaling(p, in, now)
@@ -545,6 +653,9 @@ func propagating(p Plan, in Input, now time.Time) (Plan, *Outcome) {
 	if p.Spread && (in.DryRun || p.scaled(in)) {
 		// The target has scaled: consolidate the spread onto it; the helpers go back to their
 		// standby share (nothing).
+		if p.urgent(in) && sure(in) {
+			p.Step = len(p.Steps) - 1 // scaled, against a failing source: all of it now
+		}
 		p.Target, p.Spread = p.split(p.Steps[p.Step]), false
 		p.Phase, p.Since = Shifting, now
 		p.Reason = fmt.Sprintf("%s scaled: consolidating %d%% onto it from its helpers", p.To, p.Steps[p.Step])
@@ -617,6 +728,14 @@ func passed(p Plan, in Input, note string, now time.Time) (Plan, Action, *Outcom
 	}
 	p.Step++
 	if p.Early && !p.scaled(in) && !in.DryRun && !fitsStandby(p.Steps[p.Step], in.TargetRegion) {
+		if p.urgent(in) && sure(in) {
+			// The target passed its first step against a failing source: move what the
+			// standbys' ready replicas carry now, not only the first step, while it scales.
+			if q, act, ok := toCapacity(p, in, now); ok {
+				q.Reason += note
+				return q, act, nil
+			}
+		}
 		// A first step went out before the scale-up; the next would overload the target: wait
 		// for its replicas on the split that just passed.
 		p.Phase, p.Since = Scaling, now

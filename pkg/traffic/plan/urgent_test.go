@@ -55,9 +55,9 @@ func TestUrgentPacing(t *testing.T) {
 		// the first step went out at once (before the scale-up)
 		early bool
 	}{
-		{name: "failover from an unhealthy source, target vouched for: first step now, the rest at once when scaled",
+		{name: "failover from an unhealthy source, target vouched for: first step now, then its standby capacity, the rest at once when scaled",
 			kind: "failover", in: func() Input { return vouched(input(), t0.Add(-time.Hour)) }, scaledAt: scaled,
-			want: []int{10, 100}, early: true},
+			want: []int{10, 20, 100}, early: true},
 		{name: "no probe on the target: the careful walk after the scale-up",
 			kind: "failover", in: input, scaledAt: scaled, want: steps},
 		{name: "source degraded, not unhealthy: not urgent",
@@ -128,8 +128,8 @@ func TestUrgentEarlyStepThenScaleTimeoutHolds(t *testing.T) {
 	in := vouched(input(), t0.Add(-time.Hour))
 	p := New(KindFailover, src, dst, []int{10, 25, 50, 75, 100}, false, Weights{src: 100, dst: 0}, 0.002, t0, "p1")
 	p, got, _ := walk(t, p, in, t0, time.Time{}, 200)
-	if !reflect.DeepEqual(got, []int{10}) || p.Phase != Held {
-		t.Fatalf("shifted %v, phase %s (%s): want the early 10 %% and then a hold", got, p.Phase, p.Reason)
+	if !reflect.DeepEqual(got, []int{10, 20}) || p.Phase != Held {
+		t.Fatalf("shifted %v, phase %s (%s): want the early 10 %%, the standby's 20 %% and then a hold", got, p.Phase, p.Reason)
 	}
 }
 
