@@ -157,6 +157,7 @@ func TestUrgentSpreadDropsAFailingHelper(t *testing.T) {
 	}
 	in.Helpers = nil // europe-west1 turned unhealthy
 	now := t0.Add(20 * time.Minute)
+	before := p.Clone()
 	p, acts, out := advance(t, p, in, now)
 	if len(acts) != 1 || !acts[0].(SetWeights).Weights.Equal(Weights{src: 80, dst: 20}) || out.Kind != OutcomeContinue {
 		t.Fatalf("got %v %s (%s), want europe-west1's 20 %% back on the source", acts, out.Kind, p.Reason)
@@ -167,6 +168,12 @@ func TestUrgentSpreadDropsAFailingHelper(t *testing.T) {
 	if want := []int{10, 20, 50, 75, 100}; !reflect.DeepEqual(p.Steps, want) || p.Steps[p.Step] != 20 || p.Spread {
 		t.Fatalf("steps %v at %d, spread %v: want the spread's step redone at 20 %% without a helper", p.Steps, p.Step, p.Spread)
 	}
+	// Had the target's scale-up been ready at that moment, its all-in split would have done it.
+	in.ScaleReady = true
+	if _, scaledActs, _ := advance(t, before, in, now); len(scaledActs) != 1 || !scaledActs[0].(SetWeights).Weights.Equal(Weights{dst: 100}) {
+		t.Fatalf("scaled meanwhile: %v, want all on the target in one write", scaledActs)
+	}
+	in.ScaleReady = false
 	p = Record(p, ok(acts, ""), now)
 	// Then the plan goes on: the split is confirmed, and once scaled all of it on the target.
 	p, sets := walkSplits(t, p, in, now.Add(10*time.Second), now.Add(5*time.Minute), 200)

@@ -302,8 +302,8 @@ func toCapacity(p Plan, in Input, now time.Time) (Plan, Action, bool) {
 // in.Helpers), in the split in place and in LastGood, so that neither a later step nor a
 // rollback routes to it. An emergency's source is dead: its spread is left as it is.
 func dropHelper(p Plan, in Input, now time.Time) (Plan, Action, bool) {
-	if !p.Spread || p.Emergency || in.DryRun {
-		return p, nil, false
+	if !p.Spread || p.Emergency || in.DryRun || p.Phase == Scaling && p.scaled(in) {
+		return p, nil, false // (a scaled target's next split zeroes every helper anyway)
 	}
 	for _, name := range sortedRegions(p.Applied) {
 		if name == p.From || name == p.To || p.Applied[name] <= 0 ||
