@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drwatchd/drwatchd/pkg/config"
+	"github.com/drwatchd/drwatchd/pkg/errclass"
 	"github.com/drwatchd/drwatchd/pkg/health"
 )
 
@@ -63,30 +64,38 @@ func historyService(window, lookback time.Duration) (*config.Config, []health.Se
 }
 
 // TestPollerKeepsLookbackPlusIngestDelay: the history reaches lookback + the descriptors' ingest
-// delay + one bucket behind now (UnknownIngestDelay while the delay is unknown), later fetches
-// re-read the ingest delay plus two buckets, and a delay read after the first backfill that needs
-// more history backfills again.
+// delay + one bucket behind now (UnknownIngestDelay while the delay is unknown); once the delay is
+// known a fetch ends at the newest complete bucket and reads only what was not read whole yet (in
+// the steady state one bucket), while it is unknown it ends at now and re-reads the ingest delay
+// plus two buckets; and a delay read after the first backfill that needs more history backfills
+// again.
 func TestPollerKeepsLookbackPlusIngestDelay(t *testing.T) {
+	type span struct{ start, end time.Duration } // a fetch's (Start, End] behind t0
 	for _, tc := range []struct {
 		name      string
 		lookback  time.Duration
 		ingest    time.Duration
 		timingErr error
-		backfills []time.Duration // spans of the first two fetches
+		first     []span        // the first two fetches (at t0, t0+10s)
+		steady    span          // the shortest and longest span of every later fetch (on the grid: up to a bucket more)
 		keep      time.Duration
 	}{
+		// The backfill at t0 (delay not read yet) reads the 12m of an unknown 360s delay up to
+		// t0; the next fetch reads what that backfill could not know whole, up to the newest
+		// complete bucket (at least that one).
 		{name: "rough world 360s", lookback: 5 * time.Minute, ingest: 360 * time.Second,
-			backfills: []time.Duration{12 * time.Minute, 8 * time.Minute}, keep: 12 * time.Minute},
+			first: []span{{-12 * time.Minute, 0}, {-7 * time.Minute, -6 * time.Minute}}, steady: span{time.Minute, time.Minute}, keep: 12 * time.Minute},
 		{name: "default world 240s", lookback: 5 * time.Minute, ingest: 240 * time.Second,
-			backfills: []time.Duration{12 * time.Minute, 6 * time.Minute}, keep: 10 * time.Minute},
+			first: []span{{-12 * time.Minute, 0}, {-6 * time.Minute, -4 * time.Minute}}, steady: span{time.Minute, time.Minute}, keep: 10 * time.Minute},
 		{name: "1h burn-rate lookback", lookback: time.Hour, ingest: 360 * time.Second,
-			backfills: []time.Duration{time.Hour + 7*time.Minute, 8 * time.Minute}, keep: time.Hour + 7*time.Minute},
+			first: []span{{-time.Hour - 7*time.Minute, 0}, {-7 * time.Minute, -6 * time.Minute}}, steady: span{time.Minute, time.Minute}, keep: time.Hour + 7*time.Minute},
 		{name: "delay longer than assumed: backfill again", lookback: 5 * time.Minute, ingest: 15 * time.Minute,
-			backfills: []time.Duration{12 * time.Minute, 21 * time.Minute}, keep: 21 * time.Minute},
+			first: []span{{-12 * time.Minute, 0}, {-21 * time.Minute, -15 * time.Minute}}, steady: span{time.Minute, time.Minute}, keep: 21 * time.Minute},
 		{name: "delay beyond MaxIngestDelay is capped", lookback: 5 * time.Minute, ingest: 3 * time.Hour,
-			backfills: []time.Duration{12 * time.Minute, 5*time.Minute + MaxIngestDelay + time.Minute}, keep: 5*time.Minute + MaxIngestDelay + time.Minute},
+			first: []span{{-12 * time.Minute, 0}, {-5*time.Minute - MaxIngestDelay - time.Minute, 0}}, steady: span{MaxIngestDelay + 2*time.Minute, MaxIngestDelay + 3*time.Minute},
+			keep: 5*time.Minute + MaxIngestDelay + time.Minute},
 		{name: "unknown delay", lookback: 5 * time.Minute, timingErr: errors.New("descriptors unreadable"),
-			backfills: []time.Duration{12 * time.Minute, 8 * time.Minute}, keep: 12 * time.Minute},
+			first: []span{{-12 * time.Minute, 0}, {-8 * time.Minute, 0}}, steady: span{8 * time.Minute, 9 * time.Minute}, keep: 12 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, keys := historyService(5*time.Minute, tc.lookback)
@@ -99,9 +108,14 @@ func TestPollerKeepsLookbackPlusIngestDelay(t *testing.T) {
 				snap = p.Poll(context.Background(), now)
 				now = now.Add(10 * time.Second)
 			}
-			for i, want := range tc.backfills {
-				if got := src.queries[i].End.Sub(src.queries[i].Start); got != want {
-					t.Errorf("fetch %d spans %v, want %v", i, got, want)
+			for i, want := range tc.first {
+				if got := (span{src.queries[i].Start.Sub(t0), src.queries[i].End.Sub(t0)}); got != want {
+					t.Errorf("fetch %d reads (%v, %v] from t0, want (%v, %v]", i, got.start, got.end, want.start, want.end)
+				}
+			}
+			for i, q := range src.queries[len(tc.first):] {
+				if got := q.End.Sub(q.Start); got < tc.steady.start || got > tc.steady.end {
+					t.Errorf("fetch %d spans %v, want %v to %v", i+len(tc.first), got, tc.steady.start, tc.steady.end)
 				}
 			}
 			pts := snap.Points(keys[0].Location, keys[0].EndpointID)
@@ -186,15 +200,21 @@ func TestEvaluatorSeesFullWindow(t *testing.T) {
 }
 
 // partialSource ingests each bucket gradually: a bucket ending at e shows 1000 requests × the
-// share of delay elapsed since e, all of them from e + delay on (what the descriptors state),
-// so a read before then is partial and must be replaced by a later one.
+// share of delay elapsed since e, all of them from e + delay on (what the descriptors state,
+// or stated(now) when set: never less than delay), so a read before then is partial and must be
+// replaced by a later one. While down(now) a fetch fails.
 type partialSource struct {
-	keys  []health.SeriesKey
-	delay time.Duration
-	now   time.Time
+	keys   []health.SeriesKey
+	delay  time.Duration
+	stated func(now time.Time) time.Duration
+	down   func(now time.Time) bool
+	now    time.Time
 }
 
 func (d *partialSource) Fetch(_ context.Context, q health.Query) (map[health.SeriesKey][]health.Point, error) {
+	if d.down != nil && d.down(d.now) {
+		return nil, errclass.Wrap(errclass.Permanent, "UNAVAILABLE", errors.New("monitoring down"))
+	}
 	out := map[health.SeriesKey][]health.Point{}
 	for _, k := range d.keys {
 		for e := q.Start.Truncate(q.Alignment).Add(q.Alignment); !e.After(q.End) && e.Before(d.now); e = e.Add(q.Alignment) {
@@ -206,34 +226,81 @@ func (d *partialSource) Fetch(_ context.Context, q health.Query) (map[health.Ser
 }
 
 func (d *partialSource) IngestDelay(context.Context, string) (time.Duration, error) {
+	if d.stated != nil {
+		return d.stated(d.now), nil
+	}
 	return d.delay, nil
 }
 
-// TestPollerRereadsUntilComplete: the re-read (ingest delay plus two buckets) reads every bucket
-// again once it is whole, so every bucket the history holds that ended at least the ingest delay
-// ago holds all its requests, whatever the loop's phase against the bucket grid.
+// TestPollerRereadsUntilComplete: every bucket the history holds that the evaluator judges
+// (ending by CompleteBefore) holds all its requests, and none is missing between them, whatever the loop's phase against the
+// bucket grid: a poll reads each bucket once it is whole (and, while the delay is unknown, again
+// until it is), also after minutes of failed polls and after the descriptors' delay changed
+// (read again after TimingRefresh).
 func TestPollerRereadsUntilComplete(t *testing.T) {
+	type variant struct {
+		name   string
+		stated func(now time.Time) time.Duration
+		down   func(now time.Time) bool
+		run    time.Duration
+	}
+	after := func(d time.Duration, before, then time.Duration) func(time.Time) time.Duration {
+		return func(now time.Time) time.Duration {
+			if now.Before(t0.Add(d)) {
+				return before
+			}
+			return then
+		}
+	}
 	for _, delay := range []time.Duration{240 * time.Second, 360 * time.Second, 250 * time.Second} {
-		for _, every := range []time.Duration{10 * time.Second, 7 * time.Second, 45 * time.Second} {
-			cfg, keys := historyService(5*time.Minute, 0)
-			src := &partialSource{keys: keys, delay: delay}
-			p, _ := newTestPoller(t, src, cfg)
-			for now := t0; now.Before(t0.Add(40 * time.Minute)); now = now.Add(every) {
-				src.now = now
-				snap := p.Poll(context.Background(), now)
-				complete := 0
-				for _, pt := range snap.Points(keys[0].Location, keys[0].EndpointID) {
-					if pt.End.Add(delay).After(now) {
-						continue // may still be partial: not judged (CompleteBefore)
+		for _, v := range []variant{
+			{name: "stated as is", run: 40 * time.Minute},
+			{name: "3m27s of failed polls", run: 40 * time.Minute,
+				down: func(now time.Time) bool { return !now.Before(t0.Add(17*time.Minute)) && now.Before(t0.Add(20*time.Minute+27*time.Second)) }},
+			{name: "stated delay shrinks", run: 100 * time.Minute, stated: after(50*time.Minute, delay+7*time.Minute, delay)},
+			{name: "stated delay grows", run: 100 * time.Minute, stated: after(50*time.Minute, delay, delay+2*time.Minute)},
+		} {
+			for _, every := range []time.Duration{10 * time.Second, 7 * time.Second, 45 * time.Second} {
+				cfg, keys := historyService(5*time.Minute, 0)
+				src := &partialSource{keys: keys, delay: delay, stated: v.stated, down: v.down}
+				p, _ := newTestPoller(t, src, cfg)
+				var lastJudged time.Time
+				for now := t0; now.Before(t0.Add(v.run)); now = now.Add(every) {
+					src.now = now
+					snap := p.Poll(context.Background(), now)
+					if snap.Err(cfg.Services[0].Project) != nil {
+						continue
 					}
-					complete++
-					if pt.Requests != 1000 {
-						t.Fatalf("delay %v, loop every %v, at %v: bucket ending %v holds %v requests, want 1000 (a partial read never replaced)",
-							delay, every, now.Sub(t0), pt.End.Sub(t0), pt.Requests)
+					// What the evaluator judges: buckets ending by CompleteBefore (the stated delay,
+					// never shorter than the real one), else those ending a real delay ago.
+					judged := snap.CompleteBefore(cfg.Services[0].Project)
+					if judged.IsZero() {
+						judged = now.Add(-delay)
 					}
-				}
-				if now.Sub(t0) > 20*time.Minute && complete < 5 {
-					t.Fatalf("delay %v, at %v: %d complete buckets, want a 5m window's worth", delay, now.Sub(t0), complete)
+					complete := 0
+					var prev time.Time
+					for _, pt := range snap.Points(keys[0].Location, keys[0].EndpointID) {
+						if pt.End.After(judged) {
+							continue // may still be partial: not judged (CompleteBefore)
+						}
+						if !prev.IsZero() && pt.End.Sub(prev) != time.Minute {
+							t.Fatalf("%s: delay %v, loop every %v, at %v: no bucket between %v and %v",
+								v.name, delay, every, now.Sub(t0), prev.Sub(t0), pt.End.Sub(t0))
+						}
+						prev = pt.End
+						complete++
+						if pt.Requests != 1000 {
+							t.Fatalf("%s: delay %v, loop every %v, at %v: bucket ending %v holds %v requests, want 1000 (a partial read never replaced)",
+								v.name, delay, every, now.Sub(t0), pt.End.Sub(t0), pt.Requests)
+						}
+					}
+					// The poll that reads a longer delay holds the history of the shorter one until
+					// the next poll backfills: one evaluation of a shorter window (as before).
+					moved := judged.Sub(lastJudged) != every
+					lastJudged = judged
+					if now.Sub(t0) > 20*time.Minute && complete < 5 && !moved {
+						t.Fatalf("%s: delay %v, at %v: %d complete buckets, want a 5m window's worth", v.name, delay, now.Sub(t0), complete)
+					}
 				}
 			}
 		}

@@ -76,7 +76,8 @@ type projectPoll struct {
 	series    map[health.SeriesKey]*series // configured endpoints only
 
 	lastSuccess time.Time     // zero until the first successful (backfill) fetch
-	depth       time.Duration // history the last backfill covered (keep() then)
+	readTo      time.Time     // buckets ending at or before it were whole when last read (delayAllowance then)
+	depth       time.Duration // history the last successful poll left (keep() then)
 	err         error         // the last poll's error (nil after a success)
 	strikes     int           // consecutive quota errors
 	skip        int           // polls left to skip
@@ -154,7 +155,7 @@ func (p *Poller) Update(cfg *config.Config) {
 		}
 		if old != nil && old.lookback >= pp.lookback && old.alignment == pp.alignment {
 			pp.lastSuccess, pp.err, pp.strikes, pp.skip = old.lastSuccess, old.err, old.strikes, old.skip
-			pp.depth = old.depth
+			pp.depth, pp.readTo = old.depth, old.readTo
 		}
 		if old != nil {
 			pp.ingestDelay, pp.timingAt = old.ingestDelay, old.timingAt
@@ -210,16 +211,63 @@ func (pp *projectPoll) keep() time.Duration {
 	return History(pp.lookback, pp.ingestDelay, pp.alignment)
 }
 
-// refetch is how far back a poll re-reads once backfilled: the ingest delay plus two buckets
-// (at least three buckets), so every bucket is re-read until it is complete and once after.
-// A bucket ending at E is whole once its last samples are ingested, by E + ingest delay (the
-// descriptors state the delay with its jitter: metadata.ingest_delay is the most a point takes
-// to become visible); the first poll at or after that instant starts at most delay + two buckets
-// back (its start is on the grid, up to a bucket earlier), so it reads the bucket whole and
-// replaces every partial read of it. Older buckets cannot change: re-reading them (a fixed
-// 10 minutes until 2026-11-29) only decoded more points per loop, ~40 % of them at 240 s.
+// refetch is how far back a poll re-reads once backfilled while the ingest delay is unknown (or
+// beyond MaxIngestDelay): the ingest delay plus two buckets (at least three buckets), so every
+// bucket is re-read until it is complete and once after. A bucket ending at E is whole once its
+// last samples are ingested, by E + ingest delay (the descriptors state the delay with its
+// jitter: metadata.ingest_delay is the most a point takes to become visible); the first poll at
+// or after that instant starts at most delay + two buckets back (its start is on the grid, up to
+// a bucket earlier), so it reads the bucket whole and replaces every partial read of it.
 func (pp *projectPoll) refetch() time.Duration {
 	return min(max(3*pp.alignment, pp.delayAllowance()+2*pp.alignment), pp.keep())
+}
+
+// window is the interval (start, end] a poll at now asks for, on the alignment grid.
+//
+// While the ingest delay is known (and at most MaxIngestDelay) the evaluator judges only buckets
+// ending at or before now - delay (Snapshot.CompleteBefore), and those are whole: so a poll reads
+// only them (end = now - delay on the grid), and of them only the ones not read whole yet: those
+// ending after readTo (the end of the last successful read, whole by the delay known then; a
+// longer delay read since makes the history to keep longer, hence a backfill). In the steady
+// state that is one bucket per series per poll (the newest complete one, new or re-read: a call
+// is made every loop, so a Monitoring failure shows within one iteration) instead of the delay
+// plus two buckets, all of them but one either re-read unchanged or read partial, never judged,
+// and read again. Buckets newer than end stay as their last read left them (partial reads of a
+// backfill made while the delay was unknown): not judged, and read whole once complete.
+//
+// While the delay is unknown every visible bucket counts (Input.CompleteBefore is zero): the
+// window ends at now and re-reads refetch (plus any gap since the last success).
+func (pp *projectPoll) window(now time.Time, backfill bool) (start, end time.Time) {
+	al, keep := pp.alignment, pp.keep()
+	oldest := now.Add(-keep) // older buckets are dropped from the history anyway
+	if d := pp.ingestDelay; d > 0 && d <= MaxIngestDelay {
+		end = now.Add(-d).Truncate(al)
+		from := oldest
+		if !backfill {
+			from = later(oldest, pp.readTo)
+		}
+		return earlier(from.Truncate(al), end.Add(-al)), end
+	}
+	span := keep
+	if !backfill {
+		refetch := pp.refetch()
+		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), keep)
+	}
+	return now.Add(-span).Truncate(al), now.Truncate(al)
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Snapshot is the poller's view after one Poll. It is immutable: later polls never modify the
@@ -304,20 +352,16 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	// A backfill reads the whole history to keep; it is repeated when that grew (a longer
 	// ingest delay read from the descriptors after the first backfill).
 	keep := pp.keep()
-	span := keep
 	backfill := pp.lastSuccess.IsZero() || pp.depth < keep
-	if !backfill {
-		refetch := pp.refetch()
-		span = min(max(now.Sub(pp.lastSuccess)+refetch, refetch), keep)
-	}
 	// The query ends on the alignment grid: Cloud Monitoring aligns buckets to the interval's end
 	// time, so a query ending at now would return buckets ending at now, now-alignment, ... which
 	// move with every loop; merge replaces buckets by End, and buckets of different polls would
 	// then overlap and be counted several times. On the grid, every poll returns the same bucket
 	// ends and a re-read replaces the earlier read.
 	// The start is on the grid too, so the oldest bucket of a re-read is whole, not a partial
-	// one that would replace a whole earlier read; it is at or before now-span.
-	q := health.Query{Project: pp.name, Start: now.Add(-span).Truncate(pp.alignment), End: now.Truncate(pp.alignment), Alignment: pp.alignment, Private: pp.private}
+	// one that would replace a whole earlier read.
+	qStart, qEnd := pp.window(now, backfill)
+	q := health.Query{Project: pp.name, Start: qStart, End: qEnd, Alignment: pp.alignment, Private: pp.private}
 
 	start := time.Now() // duration metric only; decisions use now
 	var (
@@ -359,9 +403,11 @@ func (p *Poller) pollProject(ctx context.Context, pp *projectPoll, now time.Time
 	}
 	pp.err, pp.strikes = nil, 0
 	pp.lastSuccess = now
-	if backfill {
-		pp.depth = keep
-	}
+	pp.readTo = now.Add(-pp.delayAllowance()).Truncate(pp.alignment)
+	// The history reaches keep now: a backfill read it, a poll after one trims to it (merge below),
+	// so a delay read later that needs more backfills again (even if an earlier backfill, under
+	// a longer assumed delay, had read more).
+	pp.depth = keep
 	p.readTiming(ctx, pp, now)
 	p.m.lastSuccess.WithLabelValues(lbl).Set(float64(now.UnixNano()) / 1e9)
 
