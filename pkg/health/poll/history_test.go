@@ -76,8 +76,8 @@ func TestPollerKeepsLookbackPlusIngestDelay(t *testing.T) {
 		lookback  time.Duration
 		ingest    time.Duration
 		timingErr error
-		first     []span        // the first two fetches (at t0, t0+10s)
-		steady    span          // the shortest and longest span of every later fetch (on the grid: up to a bucket more)
+		first     []span // the first two fetches (at t0, t0+10s)
+		steady    span   // the shortest and longest span of every later fetch (on the grid: up to a bucket more)
 		keep      time.Duration
 	}{
 		// The backfill at t0 (delay not read yet) reads the 12m of an unknown 360s delay up to
@@ -256,7 +256,9 @@ func TestPollerRereadsUntilComplete(t *testing.T) {
 		for _, v := range []variant{
 			{name: "stated as is", run: 40 * time.Minute},
 			{name: "3m27s of failed polls", run: 40 * time.Minute,
-				down: func(now time.Time) bool { return !now.Before(t0.Add(17*time.Minute)) && now.Before(t0.Add(20*time.Minute+27*time.Second)) }},
+				down: func(now time.Time) bool {
+					return !now.Before(t0.Add(17*time.Minute)) && now.Before(t0.Add(20*time.Minute+27*time.Second))
+				}},
 			{name: "stated delay shrinks", run: 100 * time.Minute, stated: after(50*time.Minute, delay+7*time.Minute, delay)},
 			{name: "stated delay grows", run: 100 * time.Minute, stated: after(50*time.Minute, delay, delay+2*time.Minute)},
 		} {

@@ -66,6 +66,9 @@ type Poller struct {
 	maxSkip  int // loops
 	projects map[string]*projectPoll
 	order    []string // sorted project names
+	// index numbers the configured endpoints (series.idx): snapshots hold one slice of them and
+	// share the index, which Update replaces and never modifies.
+	index map[health.SeriesKey]int
 }
 
 type projectPoll struct {
@@ -87,7 +90,10 @@ type projectPoll struct {
 	timingAt    time.Time     // when ingestDelay was last read (zero: never)
 }
 
-type series struct{ pts []health.Point }
+type series struct {
+	pts []health.Point
+	idx int // in Poller.index
+}
 
 // NewPoller builds a poller for cfg's services. log may be nil.
 func NewPoller(src health.MetricsSource, cfg *config.Config, log *zap.Logger, reg prometheus.Registerer, opts ...PollerOption) *Poller {
@@ -109,7 +115,7 @@ func NewPoller(src health.MetricsSource, cfg *config.Config, log *zap.Logger, re
 }
 
 // Update applies a new configuration: history of endpoints still configured is kept; a project
-// whose lookback grew is backfilled again.
+// whose lookback grew, or that gained an endpoint, is backfilled again.
 func (p *Poller) Update(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -143,6 +149,7 @@ func (p *Poller) Update(cfg *config.Config) {
 	}
 	for name, pp := range next {
 		old := p.projects[name]
+		added := false
 		for k := range pp.series {
 			var s *series
 			if old != nil {
@@ -150,18 +157,33 @@ func (p *Poller) Update(cfg *config.Config) {
 			}
 			if s == nil {
 				s = &series{}
+				added = true
 			}
 			pp.series[k] = s
 		}
 		if old != nil && old.lookback >= pp.lookback && old.alignment == pp.alignment {
 			pp.lastSuccess, pp.err, pp.strikes, pp.skip = old.lastSuccess, old.err, old.strikes, old.skip
 			pp.depth, pp.readTo = old.depth, old.readTo
+			if added {
+				pp.depth = 0 // a new endpoint has no history: backfill (later polls read only what is new)
+			}
 		}
 		if old != nil {
 			pp.ingestDelay, pp.timingAt = old.ingestDelay, old.timingAt
 		}
 	}
 	p.projects = next
+	p.index = make(map[health.SeriesKey]int)
+	for _, pp := range next {
+		for k, s := range pp.series {
+			i, ok := p.index[k]
+			if !ok {
+				i = len(p.index)
+				p.index[k] = i
+			}
+			s.idx = i
+		}
+	}
 	p.order = p.order[:0]
 	for name := range next {
 		p.order = append(p.order, name)
@@ -274,7 +296,8 @@ func later(a, b time.Time) time.Time {
 // slices it returns, so it may be read concurrently and kept.
 type Snapshot struct {
 	At     time.Time
-	points map[health.SeriesKey][]health.Point
+	index  map[health.SeriesKey]int // shared with the poller (read-only)
+	points [][]health.Point         // by index
 	errs   map[string]error
 	delays map[string]time.Duration
 }
@@ -291,7 +314,11 @@ func (s Snapshot) CompleteBefore(project string) time.Time {
 
 // Points returns the endpoint's buckets, oldest first (nil when none). Do not modify them.
 func (s Snapshot) Points(location, endpointID string) []health.Point {
-	return s.points[health.SeriesKey{Location: location, EndpointID: endpointID}]
+	i, ok := s.index[health.SeriesKey{Location: location, EndpointID: endpointID}]
+	if !ok {
+		return nil
+	}
+	return s.points[i]
 }
 
 // Err returns the project's last poll error: nil after a successful fetch; while polls are
@@ -314,22 +341,19 @@ func (p *Poller) Poll(ctx context.Context, now time.Time) Snapshot {
 	}
 	wg.Wait()
 
-	n := 0
-	for _, pp := range p.projects {
-		n += len(pp.series)
-	}
-	snap := Snapshot{At: now, points: make(map[health.SeriesKey][]health.Point, n), errs: make(map[string]error, len(p.projects)),
-		delays: make(map[string]time.Duration, len(p.projects))}
-	for name, pp := range p.projects {
+	snap := Snapshot{At: now, index: p.index, points: make([][]health.Point, len(p.index)),
+		errs: make(map[string]error, len(p.projects)), delays: make(map[string]time.Duration, len(p.projects))}
+	for _, name := range p.order {
+		pp := p.projects[name]
 		if pp.ingestDelay > 0 {
 			snap.delays[name] = pp.ingestDelay
 		}
 		if pp.err != nil {
 			snap.errs[name] = pp.err
 		}
-		for k, s := range pp.series {
+		for _, s := range pp.series {
 			if len(s.pts) > 0 {
-				snap.points[k] = s.pts[:len(s.pts):len(s.pts)]
+				snap.points[s.idx] = s.pts[:len(s.pts):len(s.pts)]
 			}
 		}
 	}

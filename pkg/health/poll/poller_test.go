@@ -365,3 +365,53 @@ func BenchmarkPollEvaluate1000(b *testing.B) {
 		}
 	}
 }
+
+// A snapshot stays what it was across a configuration change: an endpoint dropped by Update
+// still shows in the snapshots taken before, not in later ones; a kept endpoint keeps its
+// history; an added one shows once fetched.
+func TestSnapshotAcrossUpdate(t *testing.T) {
+	cfg := pollCfg(1) // p1: endpoints 0 and 1; p2: 1000 and 1001
+	src := newFakeSource(minuteData(cfg))
+	p, _ := newTestPoller(t, src, cfg)
+	before := p.Poll(context.Background(), t0)
+
+	next := pollCfg(1)
+	next.Services[0].Regions[1].EndpointID = "7" // 1 dropped, 7 added
+	p.Update(next)
+	src.mu.Lock()
+	src.data = minuteData(next)
+	src.mu.Unlock()
+	after := p.Poll(context.Background(), t0.Add(10*time.Second))
+
+	for _, tc := range []struct {
+		snap     Snapshot
+		ep       string
+		wantSome bool
+	}{
+		{before, "0", true}, {before, "1", true}, {before, "7", false},
+		{after, "0", true}, {after, "1", false}, {after, "7", true},
+		{before, "1000", true}, {after, "1001", true},
+	} {
+		loc := "us-central1"
+		if tc.ep == "1" || tc.ep == "7" || tc.ep == "1001" {
+			loc = "europe-west4"
+		}
+		if got := len(tc.snap.Points(loc, tc.ep)) > 0; got != tc.wantSome {
+			t.Errorf("snapshot at %v, endpoint %s: has points %v, want %v", tc.snap.At.Sub(t0), tc.ep, got, tc.wantSome)
+		}
+	}
+	if got, want := len(after.Points("us-central1", "0")), len(before.Points("us-central1", "0")); got != want {
+		t.Errorf("kept endpoint: %d buckets after the update, want %d (its history)", got, want)
+	}
+	// The added endpoint is backfilled: its project's fetch reads the whole history again.
+	if q := src.calls("p1"); len(q) != 2 || !q[1].Start.Equal(q[0].Start.Add(10*time.Second).Truncate(time.Minute)) {
+		t.Errorf("fetches after adding an endpoint: %+v, want a backfill like the first", q)
+	}
+	if got, want := len(after.Points("europe-west4", "7")), len(before.Points("us-central1", "0")); got != want {
+		t.Errorf("added endpoint: %d buckets, want %d (a backfill)", got, want)
+	}
+	var zero Snapshot
+	if zero.Points("us-central1", "0") != nil {
+		t.Error("zero snapshot has points")
+	}
+}
