@@ -38,10 +38,20 @@ const (
 	LatencyTypeTotal = "total"
 )
 
-// Group-by fields of every prediction query: one output series per endpoint and project. A
-// query on projects/X reads X's whole metrics scope, so two projects' endpoints with the same ID
-// and location are told apart by resource_container (see containerOf).
-var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location", "resource.label.resource_container"}
+// Group-by fields of every prediction query: one output series per endpoint. A query on
+// projects/X reads X's whole metrics scope (other projects' too, where X's scope holds them), so
+// every prediction query also selects X's own series (projectSelector): another project's
+// endpoint with the same ID and location never merges with or stands in for ours. Grouping by
+// resource_container instead (until 2026-11-29) returned a label more per series, and had to
+// guess which container was the project's (its ID or its number, which the config does not know).
+var endpointGroupBy = []string{"resource.label.endpoint_id", "resource.label.location"}
+
+// projectSelector is the filter term that keeps project's own series out of its metrics scope:
+// the project selector, which takes a project ID or number ("Monitoring filters", project:
+// "Matches when the metrics of the specified project are visible to the scoping project").
+func projectSelector(project string) string {
+	return fmt.Sprintf(" AND project = %q", project)
+}
 
 // MinAlignment is Cloud Monitoring's smallest alignment period with a cross-series reducer;
 // shorter Query.Alignment values are raised to it.
@@ -61,8 +71,8 @@ const (
 
 // MonitoringSource implements health.MetricsSource with Cloud Monitoring. Fetch makes exactly
 // one ListTimeSeries call (all its pages) per metric type it reads for the project
-// (response_count grouped by response_code, and prediction_latencies), grouped by endpoint_id,
-// location and resource_container, whatever the number of endpoints.
+// (response_count grouped by response_code, and prediction_latencies), of the project's own
+// series grouped by endpoint_id and location, whatever the number of endpoints.
 type MonitoringSource struct {
 	client *monitoring.MetricClient
 
@@ -77,8 +87,9 @@ type MonitoringSource struct {
 	// Observe, when set, is told about every call.
 	Observe Observer
 
-	unitMu sync.Mutex
-	units  map[string]time.Duration // project -> prediction_latencies' unit, as read
+	mu    sync.Mutex
+	units map[string]time.Duration // project -> prediction_latencies' unit, as read
+	sizes map[string]int           // project -> endpoints its last fetch returned (a map size hint)
 }
 
 var (
@@ -104,14 +115,15 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 	align = align.Truncate(time.Second) // the API wants whole seconds
 	// Each endpoint's points, newest first: Cloud Monitoring returns a series' points in
 	// reverse time order, so the first series of an endpoint appends and the others find their
-	// buckets by binary search (one slice per endpoint, no map of points).
-	acc := map[containerKey][]health.Point{}
-	at := func(k containerKey, end time.Time) *health.Point {
-		pts := acc[k]
+	// buckets by binary search (one slice per endpoint, no map of points). The map is sized as
+	// the project's last result.
+	out := make(map[health.SeriesKey][]health.Point, m.sizeHint(q.Project))
+	at := func(k health.SeriesKey, end time.Time) *health.Point {
+		pts := out[k]
 		i, found := slices.BinarySearchFunc(pts, end, func(p health.Point, t time.Time) int { return t.Compare(p.End) })
 		if !found {
 			pts = slices.Insert(pts, i, health.Point{End: end, LatencyP99: -1})
-			acc[k] = pts
+			out[k] = pts
 		}
 		return &pts[i]
 	}
@@ -157,7 +169,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		}
 		req := &monitoringpb.ListTimeSeriesRequest{
 			Name:     "projects/" + q.Project,
-			Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", qq.metric, ResourceTypeEndpoint) + qq.extra,
+			Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", qq.metric, ResourceTypeEndpoint) + projectSelector(q.Project) + qq.extra,
 			Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(q.Start), EndTime: timestamppb.New(q.End)},
 			Aggregation: &monitoringpb.Aggregation{
 				AlignmentPeriod:    durationpb.New(align),
@@ -170,7 +182,7 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		}
 		err := m.list(ctx, req, func(ts *monitoringpb.TimeSeries) {
 			labels := ts.GetResource().GetLabels()
-			k := containerKey{health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}, labels["resource_container"]}
+			k := health.SeriesKey{Location: labels["location"], EndpointID: labels["endpoint_id"]}
 			if k.Location == "" || k.EndpointID == "" {
 				return
 			}
@@ -191,59 +203,36 @@ func (m *MonitoringSource) Fetch(ctx context.Context, q health.Query) (map[healt
 		}
 	}
 
-	out := pickContainers(acc, q.Project)
 	for _, pts := range out {
 		slices.Reverse(pts) // oldest first
 	}
+	m.setSizeHint(q.Project, len(out))
 	return out, nil
 }
 
-// containerKey is an endpoint's series key with the project that owns it.
-type containerKey struct {
-	health.SeriesKey
-	container string // resource_container: "projects/NUMBER", a project ID or number; "" unknown
+// sizeHint is how many endpoints project's last fetch returned (0 before the first).
+func (m *MonitoringSource) sizeHint(project string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sizes[project]
 }
 
-// pickContainers keeps, for each endpoint, the series of project: those whose resource_container
-// names it. An endpoint seen under exactly one container that does not name project (it may be
-// the project's number, which the config does not know) is kept too; one seen under several,
-// none naming project, is dropped: another project's endpoint with the same ID must never merge
-// with or stand in for ours.
-func pickContainers(acc map[containerKey][]health.Point, project string) map[health.SeriesKey][]health.Point {
-	type pick struct {
-		ck    containerKey
-		n     int  // containers the endpoint was seen under
-		named bool // ck names project
+func (m *MonitoringSource) setSizeHint(project string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sizes == nil {
+		m.sizes = map[string]int{}
 	}
-	qualified := "projects/" + project
-	picks := make(map[health.SeriesKey]pick, len(acc))
-	for ck := range acc {
-		p := picks[ck.SeriesKey]
-		p.n++
-		if named := ck.container == project || ck.container == qualified; named || p.n == 1 {
-			if named || !p.named {
-				p.ck = ck
-			}
-			p.named = p.named || named
-		}
-		picks[ck.SeriesKey] = p
-	}
-	out := make(map[health.SeriesKey][]health.Point, len(picks))
-	for k, p := range picks {
-		if p.named || p.n == 1 {
-			out[k] = acc[p.ck]
-		}
-	}
-	return out
+	m.sizes[project] = n
 }
 
 // latencyUnit is one unit of prediction_latencies' values in project, from its descriptor's unit
 // ("ms", "us", "s", ...), read once per project. Until a descriptor is read (an error is retried
 // at the next fetch) it is milliseconds, the unit Vertex AI documents.
 func (m *MonitoringSource) latencyUnit(ctx context.Context, project string) time.Duration {
-	m.unitMu.Lock()
+	m.mu.Lock()
 	u, ok := m.units[project]
-	m.unitMu.Unlock()
+	m.mu.Unlock()
 	if ok {
 		return u
 	}
@@ -253,12 +242,12 @@ func (m *MonitoringSource) latencyUnit(ctx context.Context, project string) time
 	}
 	u = UnitDuration(info.Unit) // no descriptor: milliseconds, as documented
 
-	m.unitMu.Lock()
+	m.mu.Lock()
 	if m.units == nil {
 		m.units = map[string]time.Duration{}
 	}
 	m.units[project] = u
-	m.unitMu.Unlock()
+	m.mu.Unlock()
 	return u
 }
 
@@ -360,7 +349,7 @@ func (m *MonitoringSource) Describe(ctx context.Context, project, metricType str
 func (m *MonitoringSource) LatencyTypes(ctx context.Context, project string, start, end time.Time) (map[health.SeriesKey][]string, error) {
 	req := &monitoringpb.ListTimeSeriesRequest{
 		Name:     "projects/" + project,
-		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricPredictionLatencies, ResourceTypeEndpoint),
+		Filter:   fmt.Sprintf("metric.type = %q AND resource.type = %q", MetricPredictionLatencies, ResourceTypeEndpoint) + projectSelector(project),
 		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)},
 		View:     monitoringpb.ListTimeSeriesRequest_HEADERS,
 	}

@@ -302,7 +302,7 @@ func TestFetchMetricsScopeKeepsProjectsApart(t *testing.T) {
 	}
 	checkEndpoints(t, got, 4) // the values of proj alone: requests not doubled
 
-	// Without resource_container in the grouping (the old query), the scope's series merge.
+	// Without the project selector (nor resource_container in the grouping), the scope's series merge.
 	var merged float64
 	err = NewMonitoringSource(c).list(testCtx(t), &monitoringpb.ListTimeSeriesRequest{
 		Name:     "projects/proj",
@@ -326,7 +326,45 @@ func TestFetchMetricsScopeKeepsProjectsApart(t *testing.T) {
 		ours += p.Requests
 	}
 	if merged != 2*ours {
-		t.Fatalf("scope query grouped without resource_container sums %v, want twice ours (%v): the fake does not model the scope", merged, ours)
+		t.Fatalf("scope query without the project selector sums %v, want twice ours (%v): the fake does not model the scope", merged, ours)
+	}
+}
+
+// Whatever form the project's series carry in resource_container (its ID, projects/ID, its
+// number), Fetch reads them and only them: other projects of the metrics scope, with endpoints of
+// the same IDs in the same locations, are left out by the project selector.
+func TestFetchReadsTheProjectsOwnSeries(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		containers map[string]int // container -> endpoints seeded under it (ep000..)
+		want       int            // endpoints returned, each with one container's values
+	}{
+		{name: "project ID", containers: map[string]int{"proj": 4}, want: 4},
+		{name: "projects/ID", containers: map[string]int{"projects/proj": 4}, want: 4},
+		{name: "number", containers: map[string]int{"123456": 4}, want: 4},
+		{name: "projects/NUMBER", containers: map[string]int{"projects/123456": 4}, want: 4},
+		{name: "ours beside another project", containers: map[string]int{"proj": 4, "other-project": 4}, want: 4},
+		{name: "ours silent, another project's data", containers: map[string]int{"proj": 2, "other-project": 4}, want: 2},
+		{name: "only other projects", containers: map[string]int{"654321": 4, "other-project": 4}, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, c := newMonitoring(t)
+			fake.SetProjectNumber("proj", "123456")
+			var scope []string
+			for ct, n := range tc.containers {
+				seedEndpoints(fake, ct, n)
+				scope = append(scope, ct)
+			}
+			fake.SetMetricsScope("proj", scope...)
+			src := NewMonitoringSource(c)
+			for range 2 { // the second fetch is sized by the first
+				got, err := src.Fetch(testCtx(t), query())
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEndpoints(t, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -15,7 +15,8 @@ type filter struct {
 }
 
 // term is one equality restriction. field is the canonical selector: "metric.type",
-// "resource.type", "metric.label.K" or "resource.label.K".
+// "resource.type", "metric.label.K", "resource.label.K" or "project" (the series' resource
+// container, by ID or number: matched by the server, which knows projects' numbers).
 type term struct {
 	field  string
 	values []string
@@ -101,7 +102,7 @@ func tokenize(s string) ([]token, error) {
 // canonicalField maps a filter selector to its canonical form, or returns an error naming it.
 func canonicalField(f string) (string, error) {
 	switch f {
-	case "metric.type", "resource.type":
+	case "metric.type", "resource.type", "project":
 		return f, nil
 	}
 	for _, p := range []struct{ in, out string }{
@@ -216,6 +217,9 @@ func (f *filter) matches(ts *monitoringpb.TimeSeries) bool {
 		return false
 	}
 	for _, t := range f.terms {
+		if t.field == "project" {
+			continue // Server.ownedBy
+		}
 		v, ok := fieldValue(ts, t.field)
 		if !ok {
 			return false

@@ -4,7 +4,9 @@
 //
 // It stores time series fed by the simulator (Add) or written by CreateTimeSeries and answers
 // ListTimeSeries with the subset of the API the daemon relies on: a conjunctive filter over
-// metric/resource type and labels (with one_of), the request interval (start exclusive, end
+// metric/resource type and labels (with one_of) and the project selector (project = "ID or
+// NUMBER", within the metrics scope of the project the request names: SetMetricsScope,
+// SetProjectNumber), the request interval (start exclusive, end
 // inclusive), per-series alignment aligned to the interval end, cross-series reduction with
 // group_by_fields, HEADERS/FULL views and opaque, validated page tokens (pages of at most page_size points in
 // the FULL view, a series split across pages when its points do not fit, and of series in the
@@ -23,6 +25,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -91,6 +94,7 @@ type Server struct {
 	pageSize int
 	descs    map[string]*metricpb.MetricDescriptor // by metric type
 	scopes   map[string][]string                   // scoping project -> monitored projects
+	numbers  map[string]string                     // project number -> project ID
 }
 
 type callKey struct{ method, metricType string }
@@ -347,27 +351,70 @@ func (s *Server) SetMetricsScope(scoping string, monitored ...string) {
 	s.scopes[scoping] = append([]string(nil), monitored...)
 }
 
+// SetProjectNumber records a project's number: a series whose resource_container (or
+// project_id) is the number or projects/NUMBER belongs to the project, and a request may name the
+// project (projects/NUMBER) or select it (project = "NUMBER") by either, as in Cloud Monitoring.
+func (s *Server) SetProjectNumber(project, number string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.numbers == nil {
+		s.numbers = map[string]string{}
+	}
+	s.numbers[number] = project
+}
+
+// projectID is the project a name or label value designates: the projects/ prefix dropped, a
+// known number replaced by its ID. Callers hold s.mu.
+func (s *Server) projectID(v string) string {
+	v = strings.TrimPrefix(v, "projects/")
+	if id, ok := s.numbers[v]; ok {
+		return id
+	}
+	return v
+}
+
+// owner is the project a series belongs to, from its resource's resource_container or
+// project_id label; ok is false when it carries neither. Callers hold s.mu.
+func (s *Server) owner(ts *monitoringpb.TimeSeries) (string, bool) {
+	for _, l := range []string{LabelResourceContainer, "project_id"} {
+		if v, ok := ts.GetResource().GetLabels()[l]; ok {
+			return s.projectID(v), true
+		}
+	}
+	return "", false
+}
+
 // inScope reports whether a series is in project p's metrics scope (p itself and the projects
 // it monitors). Series whose resource carries no project label (resource_container or
 // project_id) are visible from every project. Callers hold s.mu.
 func (s *Server) inScope(ts *monitoringpb.TimeSeries, p string) bool {
-	if inProject(ts, p) {
+	o, ok := s.owner(ts)
+	if !ok {
+		return true
+	}
+	p = s.projectID(p)
+	if o == p {
 		return true
 	}
 	for _, m := range s.scopes[p] {
-		if inProject(ts, m) {
+		if o == s.projectID(m) {
 			return true
 		}
 	}
 	return false
 }
 
-// inProject reports whether a series belongs to project p. Series whose resource carries no
-// project label (resource_container or project_id) are visible from every project.
-func inProject(ts *monitoringpb.TimeSeries, p string) bool {
-	for _, l := range []string{LabelResourceContainer, "project_id"} {
-		if v, ok := ts.GetResource().GetLabels()[l]; ok {
-			return v == p || v == "projects/"+p
+// selected reports whether a series satisfies the filter's project selectors (project = "ID or
+// NUMBER": the series belongs to that project). A series without a project label belongs to no
+// project and matches none. Callers hold s.mu.
+func (s *Server) selected(f *filter, ts *monitoringpb.TimeSeries) bool {
+	for _, t := range f.terms {
+		if t.field != "project" {
+			continue
+		}
+		o, ok := s.owner(ts)
+		if !ok || !slices.ContainsFunc(t.values, func(v string) bool { return s.projectID(v) == o }) {
+			return false
 		}
 	}
 	return true
@@ -466,7 +513,7 @@ func (s *Server) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeS
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.series))
 	for k, ts := range s.series {
-		if f.matches(ts) && s.inScope(ts, project) {
+		if f.matches(ts) && s.inScope(ts, project) && s.selected(f, ts) {
 			keys = append(keys, k)
 		}
 	}

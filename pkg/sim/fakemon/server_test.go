@@ -240,6 +240,46 @@ func TestFilterSubset(t *testing.T) {
 	}
 }
 
+// A query on projects/X reads X's metrics scope; the project selector (project = "ID or
+// NUMBER") keeps one project's series; a project is named by its ID or its number, and its
+// series may carry either (with or without projects/) in resource_container.
+func TestMetricsScopeAndProjectSelector(t *testing.T) {
+	srv, c := start(t)
+	ends := []time.Time{t0}
+	for _, container := range []string{"proj", "projects/other", "123", "projects/456", "stranger"} {
+		ts := responses("a", "us-central1", "m1", "200", ends, 1)
+		ts.Resource.Labels[fakemon.LabelResourceContainer] = container
+		srv.Add(ts)
+	}
+	srv.SetProjectNumber("proj", "123")  // "123" is proj's number
+	srv.SetProjectNumber("other", "456") // "projects/456" is other's
+	srv.SetMetricsScope("proj", "456")   // proj's scope holds other, named by its number
+	iv := interval(t0.Add(-time.Hour), t0)
+	mt := fmt.Sprintf("metric.type = %q", fakemon.MetricResponseCount)
+	for _, tc := range []struct {
+		name, filter string
+		want         int
+	}{
+		{"projects/proj", mt, 4},                           // proj, 123, other, 456
+		{"projects/123", mt, 4},                            // the same project by its number
+		{"projects/proj", mt + ` AND project = "proj"`, 2}, // proj and 123
+		{"projects/proj", mt + ` AND project = "123"`, 2},
+		{"projects/proj", mt + ` AND project = "other"`, 2},
+		{"projects/proj", mt + ` AND project = one_of("proj", "other")`, 4},
+		{"projects/proj", mt + ` AND project = "stranger"`, 0}, // not in proj's scope
+		{"projects/other", mt, 2},
+		{"projects/stranger", mt, 1},
+	} {
+		got, err := list(ctxT(t), c, &monitoringpb.ListTimeSeriesRequest{Name: tc.name, Filter: tc.filter, Interval: iv})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.name, tc.filter, err)
+		}
+		if len(got) != tc.want {
+			t.Errorf("%s %s: got %d series, want %d", tc.name, tc.filter, len(got), tc.want)
+		}
+	}
+}
+
 func TestIntervalBoundaries(t *testing.T) {
 	srv, c := start(t)
 	ends := []time.Time{t0.Add(-2 * time.Minute), t0.Add(-time.Minute), t0}
