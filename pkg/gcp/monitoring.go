@@ -80,7 +80,8 @@ type MonitoringSource struct {
 	Timeout time.Duration
 	// Retry bounds in-call retries of UNAVAILABLE (default DefaultRetry).
 	Retry RetryPolicy
-	// PageSize asks for at most this many series per page (0: the server's default).
+	// PageSize asks for at most this many points per page (the FULL view counts points; 0: the
+	// server's default and maximum, 100,000).
 	PageSize int32
 	// Latency selects the p99 aggregation (default LatencyReducePercentile).
 	Latency LatencyMode
