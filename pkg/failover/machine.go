@@ -49,6 +49,9 @@ const (
 	// of a decision, and returned to its standby size after a calm period.
 	EventPrewarmStarted  EventKind = "prewarm-started"
 	EventPrewarmReleased EventKind = "prewarm-released"
+	// EventHoldReleased: the traffic a cancelled hard-outage failover left on the standbys is
+	// back on its source (calm, a held standby faltering, or the split changed by someone else).
+	EventHoldReleased EventKind = "cancel-hold-released"
 )
 
 // Codes of EventFailbackFailed.
@@ -123,6 +126,7 @@ func Step(svc *config.Service, st State, obs Observation, now time.Time) (State,
 			break
 		}
 	}
+	r.tendHold()
 	r.warm()
 	r.tendHelpers()
 	if r.st.Active == r.st.Primary {
@@ -187,6 +191,7 @@ type run struct {
 	again      bool // evaluate again: the state changed to one that decides on its own
 	advanced   bool // the plan was advanced in this Step
 	retargeted bool // the plan was handed to another target in this Step
+	flap       bool // the failover decided in this Step is a flap's: emergency steps
 }
 
 func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run {
@@ -234,6 +239,11 @@ func cloneState(s State) State {
 	if s.Warm != nil {
 		w := *s.Warm
 		c.Warm = &w
+	}
+	if s.Hold != nil {
+		h := *s.Hold
+		h.Split = s.Hold.Split.Clone()
+		c.Hold = &h
 	}
 	c.Helpers = append([]Helper(nil), s.Helpers...)
 	if len(c.Helpers) == 0 {
@@ -535,6 +545,9 @@ func (r *run) suspect() {
 	switch {
 	case a.Verdict == health.Unknown:
 		// Unknown never moves toward failover; nor does it prove recovery.
+	case r.flapping(a):
+		r.flap = true
+		r.decideFailover(fmt.Sprintf("active %s failing again before it was calm after a cancelled hard-outage failover (flapping): %s", r.st.Active, a.Reason))
 	case unhealthyNow(a):
 		r.decideFailover(fmt.Sprintf("active %s unhealthy: %s", r.st.Active, a.Reason))
 	case recovered(a):
@@ -643,7 +656,7 @@ func (r *run) startPlan(kind, from, to, code, why string) {
 // stepsFrom are the steps of a plan moving traffic away from `from`: the emergency steps when it
 // is hard down, the staged ones otherwise.
 func (r *run) stepsFrom(from string) ([]int, bool) {
-	emergency := r.health(from).HardDown
+	emergency := r.health(from).HardDown || r.flap
 	steps := r.svc.Shift.Steps
 	if emergency {
 		steps = r.svc.Shift.EmergencySteps

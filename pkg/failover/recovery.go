@@ -60,7 +60,7 @@ func (r *run) allOn(region string) plan.Weights {
 // returns to the source first (a RollingBack marked Cancelled), then it ends.
 func (r *run) cancel(p plan.Plan, why string) {
 	reason := fmt.Sprintf("failover %s -> %s cancelled before more than its first step moved: %s", p.From, p.To, why)
-	back := r.allOn(p.From)
+	back := r.returnSplit(p)
 	if p.Applied.Equal(back) {
 		r.cancelled(p, reason)
 		return
@@ -70,6 +70,9 @@ func (r *run) cancel(p plan.Plan, why string) {
 	q.LastGood = back
 	q.Phase, q.Since = plan.RollingBack, r.now
 	q.Reason = fmt.Sprintf("cancelling: returning the traffic to %s: %s", p.From, why)
+	if !back.Equal(r.allOn(p.From)) {
+		q.Reason = fmt.Sprintf("cancelling: returning to %s what the standbys' standby replicas cannot carry (%s) until it has been calm: %s", p.From, back, why)
+	}
 	r.st.Plan = &q
 	r.emitReturn(q)
 	r.transition(RollingBack, "cancelled", reason)
@@ -81,11 +84,39 @@ func (r *run) emitReturn(q plan.Plan) {
 		Reason: fmt.Sprintf("%s %s cancelled: return the traffic to %s", q.Kind, q.ID, q.From)})
 }
 
+// returnSplit is where a cancelled failover p returns its traffic: all of it to the source,
+// except after a move away from a hard-down source (an emergency plan, or a staged one
+// escalated to it), which keeps on each standby what its standby replicas carry (standby /
+// production of the traffic: production replicas carry all of it) and returns the rest. A
+// source that went hard down and came back within a minute may be flapping (its second outage
+// would then fall on all of its traffic again, after a propagation); what the standbys carry
+// without their scale-up costs nothing to leave there, and returns once the source has been
+// calm (tendHold). The source keeps at least half, so it stays the active region.
+func (r *run) returnSplit(p plan.Plan) plan.Weights {
+	back := r.allOn(p.From)
+	if !p.Emergency || p.Applied == nil || r.dryRun() {
+		return back
+	}
+	held := 0
+	for _, rg := range r.svc.Regions {
+		if rg.Name == p.From || rg.Replicas.Production <= 0 {
+			continue
+		}
+		c := min(p.Applied[rg.Name], 100*max(rg.Replicas.Standby, 0)/rg.Replicas.Production, 50-held)
+		if c > 0 {
+			back[rg.Name] = c
+			held += c
+		}
+	}
+	back[p.From] = 100 - held
+	return back
+}
+
 // continueCancel drives a cancelled plan's return: re-asks the split until Record confirms it
 // (or the router shows it in place after a crash), holds on a conflict, then ends the plan.
 func (r *run) continueCancel(p plan.Plan) {
 	if p.Phase == plan.RolledBack {
-		r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, traffic back on %s: %s", p.From, p.To, p.From, p.Reason))
+		r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, %s: %s", p.From, p.To, r.returned(p), p.Reason))
 		return
 	}
 	if p.Phase != plan.RollingBack {
@@ -94,7 +125,7 @@ func (r *run) continueCancel(p plan.Plan) {
 	if w := r.observed(); w != nil {
 		switch {
 		case w.Equal(p.LastGood):
-			r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, traffic back on %s (found in place): %s", p.From, p.To, p.From, p.Reason))
+			r.cancelled(p, fmt.Sprintf("failover %s -> %s cancelled, %s (found in place): %s", p.From, p.To, r.returned(p), p.Reason))
 			return
 		case !w.Equal(p.Applied):
 			reason := fmt.Sprintf("split changed by someone else: want %s, found %s", p.LastGood, w)
@@ -123,8 +154,110 @@ func (r *run) cancelled(p plan.Plan, reason string) {
 		r.emit(plan.Scale{Service: r.svc.Name, Region: p.To, MinReplicas: rg.Replicas.Standby, MaxReplicas: rg.Replicas.Max,
 			Reason: fmt.Sprintf("failover %s cancelled: scale %s back to standby", p.ID, p.To)})
 	}
+	if !p.LastGood.Equal(r.allOn(p.From)) {
+		r.st.Hold = &Hold{Source: p.From, Split: p.LastGood.Clone(), Since: r.now,
+			Reason: fmt.Sprintf("left on the standbys by the cancelled failover %s until %s has been calm", p.ID, p.From)}
+	}
 	r.transition(r.home(), "cancelled", reason)
 	r.again = true
+}
+
+// returned says where a cancelled plan's traffic went: all back on the source, or all but what
+// the standbys hold until the source has been calm.
+func (r *run) returned(p plan.Plan) string {
+	if p.LastGood.Equal(r.allOn(p.From)) {
+		return "traffic back on " + p.From
+	}
+	return fmt.Sprintf("traffic back on %s but what the standbys' standby replicas carry (%s), until it has been calm", p.From, p.LastGood)
+}
+
+// ---- hold after a cancel ---------------------------------------------------------------------
+
+// holdGrace is how long after the held split was written a held standby's failing probes are
+// taken for the cancelled spread still arriving (a URL map change propagates in 30-90 s, up to
+// 3 minutes: pkg/sim/doc.go) rather than for the standby failing under its held share.
+const holdGrace = 3 * time.Minute
+
+// tendHold returns the rest of a cancelled hard-outage failover's traffic to its source, once
+// per Step after the state is decided: when the source has been settled and healthy for the
+// calm period (failover.prewarm_release), or at once when a held standby falters. A plan that
+// starts meanwhile (the source failing again: a flap) takes the held split over. The return is
+// absolute (SetWeights, expecting the held split) and asked until the router shows it; a split
+// changed by someone else ends the hold (the Active view follows the router).
+func (r *run) tendHold() {
+	h := r.st.Hold
+	if h == nil || !r.obs.Leader || r.st.State == Paused {
+		return
+	}
+	if r.st.Plan != nil || r.dryRun() {
+		r.st.Hold = nil // a plan owns the split now
+		return
+	}
+	w := r.observed()
+	if w == nil {
+		return // the router's split is not known: nothing to compare a return with
+	}
+	home := r.allOn(h.Source)
+	switch {
+	case w.Equal(home):
+		r.st.Hold = nil
+		r.event(EventHoldReleased, "returned", h.Source, fmt.Sprintf("all traffic back on %s: %s", h.Source, h.Reason))
+		return
+	case !w.Equal(h.Split):
+		r.st.Hold = nil
+		r.event(EventHoldReleased, "changed", h.Source, fmt.Sprintf("held split %s changed by someone else (found %s): no longer held", h.Split, w))
+		return
+	}
+	src := r.health(h.Source)
+	if r.st.State != Healthy || r.st.Active != h.Source || src.Verdict != health.Healthy || src.Bad > 0 {
+		// Not calm: the source keeps what it has, the standbys what they hold.
+		h.CalmSince, h.Returning = time.Time{}, false
+		return
+	}
+	why := ""
+	for _, rg := range r.svc.Regions {
+		// Fresh signals only, and only once the held split has surely propagated: until then
+		// the standbys may still carry the whole cancelled spread on their standby replicas
+		// (overloaded, their probes failing), and their windowed metrics hold that for minutes.
+		if r.now.Sub(h.Since) < holdGrace {
+			break
+		}
+		if sh := r.health(rg.Name); rg.Name != h.Source && h.Split[rg.Name] > 0 && freshUnhealthy(sh, r.svc.Health.UnhealthyAfter) {
+			why = fmt.Sprintf("held standby %s fails: %s", rg.Name, sh.Reason)
+			break
+		}
+	}
+	if why == "" {
+		if h.CalmSince.IsZero() {
+			h.CalmSince = r.now
+		}
+		calm := r.svc.Failover.PrewarmRelease.D()
+		if calm <= 0 {
+			calm = defaultPrewarmRelease
+		}
+		if quiet := r.now.Sub(h.CalmSince); quiet >= calm {
+			why = fmt.Sprintf("%s calm for %s (prewarm_release %s)", h.Source, plan.FormatDuration(quiet.Truncate(time.Second)), plan.FormatDuration(calm))
+		}
+	}
+	if why == "" && !h.Returning {
+		return
+	}
+	if !h.Returning {
+		h.Returning = true
+		h.Reason = "returning the rest: " + why
+	}
+	r.emit(plan.SetWeights{Service: r.svc.Name, Weights: home, Expect: h.Split.Clone(),
+		Reason: fmt.Sprintf("return the traffic held on the standbys to %s: %s", h.Source, h.Reason)})
+}
+
+// flapping: the source of a held split fails again (a fresh signal: its probe, or hard down)
+// before it has been calm. A minute-long hard outage followed by another within minutes is a
+// flapping region, not a blip: the failover starts on this first bad evaluation, without
+// waiting for unhealthy_after, with the emergency steps (spread over the standbys), and is not
+// cancelled (failover.cooldown since the cancel).
+func (r *run) flapping(a health.RegionStatus) bool {
+	h := r.st.Hold
+	return h != nil && h.Source == r.st.Active && a.Verdict != health.Unknown && a.Bad > 0 && freshBad(a)
 }
 
 // uncount removes a failover start from the anti-flap window and the cooldown.

@@ -3,6 +3,7 @@ package failover
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +56,12 @@ func planAt(kind string, step int, phase plan.Phase) func(*config.Service) State
 	}
 }
 
-// spread is an emergency split over both standbys while the target scales.
-var spread = plan.Weights{central: 0, east: 50, europe: 50}
+// spread is an emergency split over both standbys while the target scales; held is what its
+// cancel leaves on them (their standby replicas' share) until the source has been calm.
+var (
+	spread = plan.Weights{central: 0, east: 50, europe: 50}
+	held   = plan.Weights{central: 50, east: 25, europe: 25}
+)
 
 // escalated is a state failing over central -> east whose staged plan escalated to the
 // emergency steps ([10, 100], at 100 spread over both standbys, propagating while east scales);
@@ -129,8 +134,10 @@ func TestCancel(t *testing.T) {
 		// A 55 s blip: the probe failed long enough to call the source hard down, so the staged
 		// plan escalated to its emergency step (spread over the standbys) before its first bake
 		// ended; then the blip ended. Nothing has passed a bake: it is cancelled.
-		{name: "escalated before its first bake passed: traffic returns to the source", state: escalated(false), source: recovered3(), weights: spread,
-			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
+		// The source was hard down: what the standbys' standby replicas carry (1 of 4
+		// production replicas: 25 % each) stays there until the source has been calm.
+		{name: "escalated before its first bake passed: the source gets back what the standbys cannot carry", state: escalated(false), source: recovered3(), weights: spread,
+			want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: held, counted: true},
 		{name: "escalated after its first bake passed: too late, the failover goes on", state: escalated(true), source: recovered3(), weights: spread,
 			want: FailingOver, counted: true},
 	}
@@ -177,8 +184,8 @@ func TestCancelledBlip(t *testing.T) {
 	}
 	w.health[central] = recovered3()
 	w.until(10*time.Second, 5, w.in(Healthy))
-	if !w.weights.Equal(onCentral) || w.st.Plan != nil || w.st.Active != central {
-		t.Fatalf("after the cancel: split %s plan %+v active %s", w.weights, w.st.Plan, w.st.Active)
+	if !w.weights.Equal(held) || w.st.Plan != nil || w.st.Active != central || w.st.Hold == nil {
+		t.Fatalf("after the cancel: split %s plan %+v active %s hold %+v", w.weights, w.st.Plan, w.st.Active, w.st.Hold)
 	}
 	if len(w.st.Failovers) != 0 || !w.st.LastFailover.IsZero() || w.st.Completed != 0 || w.st.Rollbacks != 0 {
 		t.Fatalf("counted: failovers %v last %s completed %d rollbacks %d", w.st.Failovers, w.st.LastFailover, w.st.Completed, w.st.Rollbacks)
@@ -194,6 +201,18 @@ func TestCancelledBlip(t *testing.T) {
 	// The target goes back to its standby size (pre-warm off: at once).
 	if w.replicas[east] != 1 || w.st.Warm != nil {
 		t.Fatalf("target replicas %d, warm %+v", w.replicas[east], w.st.Warm)
+	}
+	// The rest returns once the source has been calm for prewarm_release (10m by default),
+	// not before.
+	for range 55 {
+		w.tick(10 * time.Second)
+		if w.st.Hold == nil || !w.weights.Equal(held) {
+			t.Fatalf("returned before the calm period: %s", w.weights)
+		}
+	}
+	w.until(10*time.Second, 10, func() bool { return w.st.Hold == nil })
+	if !w.weights.Equal(onCentral) || w.st.State != Healthy || !hasEvent(w.events, EventHoldReleased, "us-central1 calm for 10m") {
+		t.Fatalf("after the calm period: split %s state %s hold %+v events %v", w.weights, w.st.State, w.st.Hold, w.eventKinds())
 	}
 	// A real outage now: no cooldown from the cancelled failover.
 	w.health[central] = hardDown()
@@ -593,5 +612,108 @@ func TestHelpers(t *testing.T) {
 	s, _ = Record(svc, s, []plan.Result{{Action: plan.Scale{Region: europe, MinReplicas: 1, MaxReplicas: 8}, Op: "op"}}, t0)
 	if s.Helpers != nil {
 		t.Fatalf("after the release: %+v", s.Helpers)
+	}
+}
+
+// cancelHeld is the state a cancelled hard-outage failover leaves: Healthy on central, the
+// standbys holding their standby replicas' share since `since` ago.
+func cancelHeld(since time.Duration) func(*config.Service) State {
+	return func(svc *config.Service) State {
+		s := stateIn(Healthy, central)(svc)
+		s.LastCancel = t0.Add(-since)
+		s.Hold = &Hold{Source: central, Split: held.Clone(), Since: t0.Add(-since), Reason: "left by the cancelled failover p"}
+		return s
+	}
+}
+
+// failingProbe is a region whose probe fails again: one bad evaluation, the verdict still
+// healthy (unhealthy_after not reached).
+func failingProbe() health.RegionStatus {
+	h := healthy(t0.Add(-3 * time.Minute))
+	h.Bad, h.Good, h.Reason = 1, 0, "probe failed 2x: status 503"
+	h.Probe = &health.ProbeResult{OK: false, Status: 503, At: t0, ConsecutiveFailures: 2, FailingSince: t0.Add(-2 * time.Second)}
+	return h
+}
+
+// TestHold: what a cancelled hard-outage failover left on the standbys returns to the source
+// once it has been calm, at once when a held standby fails on its own, and is taken over by a
+// flap's failover (the source failing again before it was calm), which moves at its first bad
+// evaluation, with the emergency steps, from the held split.
+func TestHold(t *testing.T) {
+	calmFor := func(d time.Duration) func(*config.Service) State {
+		return func(svc *config.Service) State {
+			s := cancelHeld(d + time.Minute)(svc)
+			s.Hold.CalmSince = t0.Add(-d)
+			return s
+		}
+	}
+	deadProbe := func() health.RegionStatus {
+		h := failingProbe()
+		h.Probe.ConsecutiveFailures = 6
+		return h
+	}
+	tests := []struct {
+		name      string
+		state     func(*config.Service) State
+		obs       Observation
+		want      StateName
+		wantSplit plan.Weights // the SetWeights asked (nil: none)
+		wantEvent EventKind
+		holds     bool // the hold is still there after the Step
+		emergency bool // a failover started with the emergency steps
+	}{
+		{name: "calm for less than prewarm_release: held", state: calmFor(9 * time.Minute), obs: observe(allHealthy(), held),
+			want: Healthy, holds: true},
+		{name: "calm for prewarm_release: the rest returns", state: calmFor(10 * time.Minute), obs: observe(allHealthy(), held),
+			want: Healthy, wantSplit: onCentral, holds: true},
+		{name: "the return found in place: the hold ends", state: calmFor(11 * time.Minute), obs: observe(allHealthy(), onCentral),
+			want: Healthy, wantEvent: EventHoldReleased},
+		{name: "split changed by someone else: no longer held", state: calmFor(time.Minute), obs: observe(allHealthy(), plan.Weights{central: 70, east: 30, europe: 0}),
+			want: Healthy, wantEvent: EventHoldReleased},
+		{name: "source suspect on its metrics (no fresh signal): held, not returned, no failover yet", state: calmFor(20 * time.Minute), obs: observe(allHealthy().with(central, suspicious()), held),
+			want: Suspect, holds: true},
+		{name: "a held standby fails on its own: the rest returns at once", state: cancelHeld(4 * time.Minute), obs: observe(allHealthy().with(east, deadProbe()), held),
+			want: Healthy, wantSplit: onCentral, holds: true},
+		{name: "a held standby's probes fail while the cancelled spread may still arrive: held", state: cancelHeld(time.Minute), obs: observe(allHealthy().with(east, deadProbe()), held),
+			want: Healthy, holds: true},
+		{name: "the source fails again (a flap): emergency failover from the held split at once", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, failingProbe()), held),
+			want: FailingOver, wantSplit: spread, emergency: true},
+		{name: "unknown source: held, nothing decided", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, unknown()), held),
+			want: Healthy, holds: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := service()
+			st, acts, evs := step(t, svc, tc.state(svc), tc.obs, t0)
+			if st.State != tc.want {
+				t.Fatalf("state %s (%s), want %s", st.State, st.Reason, tc.want)
+			}
+			var asked plan.Weights
+			for _, a := range acts {
+				if sw, ok := a.(plan.SetWeights); ok {
+					asked = sw.Weights
+				}
+			}
+			if !asked.Equal(tc.wantSplit) {
+				t.Fatalf("asked %v, want %v (actions %v)", asked, tc.wantSplit, actionNames(acts))
+			}
+			if got := st.Hold != nil; got != tc.holds {
+				t.Fatalf("hold %+v, want held %v", st.Hold, tc.holds)
+			}
+			if tc.wantEvent != "" && !slices.Contains(kinds(evs), tc.wantEvent) {
+				t.Fatalf("events %v, want %s", kinds(evs), tc.wantEvent)
+			}
+			if tc.emergency != (st.Plan != nil && st.Plan.Emergency) {
+				t.Fatalf("plan %+v, want emergency %v", st.Plan, tc.emergency)
+			}
+			if tc.emergency && (len(st.Failovers) != 1 || !st.Plan.Start.Equal(held)) {
+				t.Fatalf("flap failover: counted %v, start %s, want from %s", st.Failovers, st.Plan.Start, held)
+			}
+			for _, e := range evs {
+				if e.Pages() {
+					t.Fatalf("paged: %+v", e)
+				}
+			}
+		})
 	}
 }

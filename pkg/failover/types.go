@@ -79,6 +79,9 @@ type State struct {
 	// LastCancel is when a failover was last cancelled because its cause cleared; within
 	// failover.cooldown of it the source is flapping and a new failover is not cancelled.
 	LastCancel time.Time `json:"last_cancel,omitempty"`
+	// Hold is the part of a cancelled hard-outage failover's traffic left on the standbys (what
+	// their standby replicas carry) until the source has been calm; nil when none.
+	Hold *Hold `json:"hold,omitempty"`
 	// Practice is the scheduled practice runs' record (nil while none is configured); see
 	// practice.go.
 	Practice *Practice `json:"practice,omitempty"`
@@ -97,6 +100,22 @@ type Warm struct {
 	CalmSince time.Time `json:"calm_since,omitempty"`
 	// Releasing: the scale-down to the standby size is asked and not yet confirmed.
 	Releasing bool `json:"releasing,omitempty"`
+}
+
+// Hold is what a cancelled failover away from a hard-down source left on the standbys: the
+// source got back at once what the standbys' standby replicas cannot carry, and gets the rest
+// once it has been calm for failover.prewarm_release (recovery.go).
+type Hold struct {
+	// Source is the region the traffic returns to; Split is the held split (every configured
+	// region present), Since when it was confirmed.
+	Source string       `json:"source"`
+	Split  plan.Weights `json:"split"`
+	Since  time.Time    `json:"since"`
+	// CalmSince: since when the source has been settled and healthy (zero while not).
+	CalmSince time.Time `json:"calm_since,omitempty"`
+	// Returning: the rest is asked back on the source (until the router shows it).
+	Returning bool   `json:"returning,omitempty"`
+	Reason    string `json:"reason"`
 }
 
 // Helper is a standby that carries part of a spread (an emergency failover's traffic spread over

@@ -156,9 +156,7 @@ var knownLosses = map[string]string{
 // (every fault that impairs requests is an outage: Scenario.HardOutage). "scenario/world" ->
 // "ratio vs bar", measured when listed; the same ratchet as knownLosses.
 var knownOverOracle = map[string]string{
-	"flapping-primary/default": "1.92 vs 1.5",
-	"flapping-primary/rough":   "1.50 vs 1.5",
-	"slow-error-ramp/rough":    "2.97 vs 2.5",
+	"slow-error-ramp/rough": "2.97 vs 2.5",
 }
 
 // knownFalseFailovers and knownUnmet are the same ratchet for the daemon's own defects in the
