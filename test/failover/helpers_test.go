@@ -6,6 +6,8 @@
 //     restarted on the same durable store; every run ends with one completed failover and a
 //     clean split. TestCrashSweepRetarget does the same through a failover whose target dies
 //     mid-shift and is handed to the third region.
+//   - TestCrashSweepHold: the same through a failover off a hard-down blip that is cancelled,
+//     with part of the traffic held on the standbys until the primary is calm, then returned.
 //   - TestTwoReplicas: two daemons on one cloud and one GCS bucket: exactly one acts; a frozen
 //     leader is replaced after its TTL and its stale write is refused.
 package failover_test
