@@ -189,13 +189,15 @@ func (r *run) tendHold() {
 	if h == nil || !r.obs.Leader || r.st.State == Paused {
 		return
 	}
-	if r.st.Plan != nil || r.dryRun() {
+	if r.st.Plan != nil {
 		r.st.Hold = nil // a plan owns the split now
 		return
 	}
 	w := r.observed()
 	if w == nil {
-		return // the router's split is not known: nothing to compare a return with
+		// The router's split is not known (or dry-run, switched to after the cancel: nothing
+		// acts, and the hold resumes when the mode is auto again).
+		return
 	}
 	home := r.allOn(h.Source)
 	switch {

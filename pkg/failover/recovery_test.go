@@ -661,6 +661,7 @@ func TestHold(t *testing.T) {
 		wantEvent EventKind
 		holds     bool // the hold is still there after the Step
 		emergency bool // a failover started with the emergency steps
+		dryRun    bool // the service switched to dry-run after the cancel
 	}{
 		{name: "calm for less than prewarm_release: held", state: calmFor(9 * time.Minute), obs: observe(allHealthy(), held),
 			want: Healthy, holds: true},
@@ -678,12 +679,27 @@ func TestHold(t *testing.T) {
 			want: Healthy, holds: true},
 		{name: "the source fails again (a flap): emergency failover from the held split at once", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, failingProbe()), held),
 			want: FailingOver, wantSplit: spread, emergency: true},
+		{name: "router split unknown: held, nothing asked", state: calmFor(20 * time.Minute), obs: func() Observation {
+			o := observe(allHealthy(), nil)
+			o.WeightsErr = "url map: unavailable"
+			return o
+		}(), want: Healthy, holds: true},
+		{name: "switched to dry-run: held, nothing asked", state: calmFor(20 * time.Minute), obs: observe(allHealthy(), held), dryRun: true,
+			want: Healthy, holds: true},
+		{name: "not leader: held, nothing asked", state: calmFor(20 * time.Minute), obs: func() Observation {
+			o := observe(allHealthy(), held)
+			o.Leader = false
+			return o
+		}(), want: Healthy, holds: true},
 		{name: "unknown source: held, nothing decided", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, unknown()), held),
 			want: Healthy, holds: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := service()
+			if tc.dryRun {
+				svc.Failover.Mode = ModeDryRun
+			}
 			st, acts, evs := step(t, svc, tc.state(svc), tc.obs, t0)
 			if st.State != tc.want {
 				t.Fatalf("state %s (%s), want %s", st.State, st.Reason, tc.want)
