@@ -56,3 +56,48 @@ func TestPostShiftGraceHoldsThroughSuspect(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelGrace: minutes after a cancelled failover, the source's metric window receives the
+// outage that started it (the ingestion delay) and reads unhealthy, an outage that is over. For
+// window + staleness after the cancel only fresh signals count, as after a shift: the stale
+// window alone makes nothing suspect; a probe failing on and on still fails over; after the
+// grace the metrics count again.
+func TestCancelGrace(t *testing.T) {
+	svc := service()
+	svc.Health.Window, svc.Health.Staleness, svc.Health.UnhealthyAfter = dur(5*time.Minute), dur(10*time.Minute), 3
+	stale := func(probe *health.ProbeResult) health.RegionStatus {
+		h := unhealthy() // error ratio 0.31 over the window: the blip, arrived late
+		h.Probe = probe
+		return h
+	}
+	ok := &health.ProbeResult{OK: true, Status: 200, At: t0, OKSince: t0.Add(-4 * time.Minute)}
+	tests := []struct {
+		name   string
+		since  time.Duration // since the cancel
+		probe  *health.ProbeResult
+		want   StateName
+		reason string
+	}{
+		{name: "stale window, probe OK, within the grace: healthy", since: 4 * time.Minute, probe: ok, want: Healthy},
+		{name: "stale window, one failed probe answer, within the grace: suspect, no failover", since: 4 * time.Minute,
+			probe: &health.ProbeResult{OK: false, Status: 500, ConsecutiveFailures: 1, At: t0}, want: Suspect},
+		{name: "probe failing 6x in a row within the grace: fails over on fresh evidence", since: 4 * time.Minute,
+			probe: &health.ProbeResult{OK: false, Status: 503, ConsecutiveFailures: 6, At: t0}, want: FailingOver, reason: "within the post-shift grace (fresh signals)"},
+		{name: "after the grace the window counts again", since: 16 * time.Minute, probe: ok, want: FailingOver},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := Initial(svc, t0.Add(-time.Hour))
+			st.LastCancel = t0.Add(-tc.since)
+			obs := observe(allHealthy().with(central, stale(tc.probe)), onCentral)
+			next, _, _ := step(t, svc, st, obs, t0)
+			// A Suspect that decides goes on within the Step: run one more for the suspect path.
+			if next.State == Suspect && tc.want != Suspect {
+				next, _, _ = step(t, svc, next, obs, t0.Add(10*time.Second))
+			}
+			if next.State != tc.want || (tc.reason != "" && !hasEvent(next.Events, EventFailoverStarted, tc.reason)) {
+				t.Fatalf("state %s (%s), want %s", next.State, next.Reason, tc.want)
+			}
+		})
+	}
+}

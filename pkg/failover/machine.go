@@ -463,7 +463,7 @@ func recovered(h health.RegionStatus) bool {
 
 func (r *run) settled() {
 	a := r.health(r.st.Active)
-	if r.inShiftGrace() && !freshBad(a) {
+	if (r.inShiftGrace() || r.inCancelGrace()) && !freshBad(a) {
 		// The region took its traffic within one health window: its windowed metrics still
 		// hold the shift itself (an emergency target's scale-up overload), which says nothing
 		// about it now. Only fresh signals count until the window has passed.
@@ -489,6 +489,18 @@ func (r *run) inShiftGrace() bool {
 	ls := r.st.LastShift
 	grace := r.svc.Health.Window.D() + r.svc.Health.Staleness.D()
 	return ls != nil && ls.To == r.st.Active && r.now.Sub(ls.Completed) < grace
+}
+
+// inCancelGrace: a failover away from the active region was cancelled (it is active again, no
+// shift since) recently enough that the region's metric window may still hold the outage that
+// started it: that outage's requests reach the window after the ingestion delay, minutes after
+// the probes saw it end and the failover was cancelled. As after a shift, only fresh signals can
+// make it suspect until window + staleness have passed; a stale window reading an outage that
+// is over would start a second failover off a healthy region.
+func (r *run) inCancelGrace() bool {
+	c := r.st.LastCancel
+	grace := r.svc.Health.Window.D() + r.svc.Health.Staleness.D()
+	return !c.IsZero() && r.now.Sub(c) < grace && (r.st.LastShift == nil || r.st.LastShift.Completed.Before(c))
 }
 
 // suspectInGrace judges a suspect (or blocked) active region within the shift grace by fresh
@@ -538,16 +550,18 @@ func freshBad(h health.RegionStatus) bool {
 
 func (r *run) suspect() {
 	a := r.health(r.st.Active)
-	if r.inShiftGrace() {
+	if r.flapping(a) {
+		r.flap = true
+		r.decideFailover(fmt.Sprintf("active %s failing again before it was calm after a cancelled hard-outage failover (flapping): %s", r.st.Active, a.Reason))
+		return
+	}
+	if r.inShiftGrace() || r.inCancelGrace() {
 		r.suspectInGrace(a)
 		return
 	}
 	switch {
 	case a.Verdict == health.Unknown:
 		// Unknown never moves toward failover; nor does it prove recovery.
-	case r.flapping(a):
-		r.flap = true
-		r.decideFailover(fmt.Sprintf("active %s failing again before it was calm after a cancelled hard-outage failover (flapping): %s", r.st.Active, a.Reason))
 	case unhealthyNow(a):
 		r.decideFailover(fmt.Sprintf("active %s unhealthy: %s", r.st.Active, a.Reason))
 	case recovered(a):
@@ -563,7 +577,7 @@ func (r *run) blocked() {
 		return
 	}
 	a := r.health(r.st.Active)
-	if r.inShiftGrace() {
+	if r.inShiftGrace() || r.inCancelGrace() {
 		r.suspectInGrace(a)
 		return
 	}

@@ -181,7 +181,8 @@ const holdGrace = 3 * time.Minute
 // tendHold returns the rest of a cancelled hard-outage failover's traffic to its source, once
 // per Step after the state is decided: when the source has been settled and healthy for the
 // calm period (failover.prewarm_release), or at once when a held standby falters. A plan that
-// starts meanwhile (the source failing again: a flap) takes the held split over. The return is
+// starts meanwhile (the source failing again: a flap) takes the held split over: the hold waits,
+// ends if the plan completes (another region is active), and holds again if it rolls back. The return is
 // absolute (SetWeights, expecting the held split) and asked until the router shows it; a split
 // changed by someone else ends the hold (the Active view follows the router).
 func (r *run) tendHold() {
@@ -189,8 +190,14 @@ func (r *run) tendHold() {
 	if h == nil || !r.obs.Leader || r.st.State == Paused {
 		return
 	}
+	if r.st.Active != h.Source {
+		r.st.Hold = nil // failed over (a flap's failover completed): nothing returns to the source
+		return
+	}
 	if r.st.Plan != nil {
-		r.st.Hold = nil // a plan owns the split now
+		// A plan owns the split while it runs (a flap's failover, from the held split); rolled
+		// back, it leaves the held split, which is held again from then on.
+		h.CalmSince, h.Returning = time.Time{}, false
 		return
 	}
 	w := r.observed()
@@ -252,14 +259,24 @@ func (r *run) tendHold() {
 		Reason: fmt.Sprintf("return the traffic held on the standbys to %s: %s", h.Source, h.Reason)})
 }
 
-// flapping: the source of a held split fails again (a fresh signal: its probe, or hard down)
-// before it has been calm. A minute-long hard outage followed by another within minutes is a
-// flapping region, not a blip: the failover starts on this first bad evaluation, without
-// waiting for unhealthy_after, with the emergency steps (spread over the standbys), and is not
-// cancelled (failover.cooldown since the cancel).
+// flapping: the source of a held split fails again before it has been calm, on a fresh signal:
+// its probe answering a failure twice in a row (one failed answer is the probes' own noise: a
+// healthy region's 0.1 % of errors; no answer at all is a network loss, judged as usual), or
+// hard down without a probe. A minute-long hard outage
+// followed by another within minutes is a flapping region, not a blip: the failover starts on
+// this first bad evaluation, without waiting for unhealthy_after, with the emergency steps
+// (spread over the standbys), and is not cancelled (failover.cooldown since the cancel).
 func (r *run) flapping(a health.RegionStatus) bool {
 	h := r.st.Hold
-	return h != nil && h.Source == r.st.Active && a.Verdict != health.Unknown && a.Bad > 0 && freshBad(a)
+	if h == nil || h.Source != r.st.Active || a.Verdict == health.Unknown || a.Bad == 0 {
+		return false
+	}
+	if a.Probe != nil {
+		// An answer (a status): a network loss between the prober and the region says nothing
+		// of the region, and the usual path (unhealthy_after) judges it.
+		return !a.Probe.OK && a.Probe.Status != 0 && a.Probe.ConsecutiveFailures >= 2
+	}
+	return a.HardDown
 }
 
 // uncount removes a failover start from the anti-flap window and the cooldown.

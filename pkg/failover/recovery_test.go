@@ -678,7 +678,20 @@ func TestHold(t *testing.T) {
 		{name: "a held standby's probes fail while the cancelled spread may still arrive: held", state: cancelHeld(time.Minute), obs: observe(allHealthy().with(east, deadProbe()), held),
 			want: Healthy, holds: true},
 		{name: "the source fails again (a flap): emergency failover from the held split at once", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, failingProbe()), held),
-			want: FailingOver, wantSplit: spread, emergency: true},
+			want: FailingOver, wantSplit: spread, emergency: true, holds: true},
+		{name: "a plan runs: the hold waits, its calm starts over", state: func(svc *config.Service) State {
+			s := calmFor(20 * time.Minute)(svc)
+			s.State = FailingOver
+			p := plan.New(KindFailover, central, east, []int{100}, true, held, 0.001, t0.Add(-time.Minute), "flap")
+			s.Plan = &p
+			s.Failovers, s.LastFailover = []time.Time{p.Started}, p.Started
+			return s
+		}, obs: observe(allHealthy(), held), want: FailingOver, wantSplit: spread, holds: true, emergency: true}, // the plan's own spread
+		{name: "failed over (the flap's failover completed): no longer held", state: func(svc *config.Service) State {
+			s := calmFor(20 * time.Minute)(svc)
+			s.State, s.Active = FailedOver, east
+			return s
+		}, obs: observe(allHealthy(), onEast), want: FailedOver},
 		{name: "router split unknown: held, nothing asked", state: calmFor(20 * time.Minute), obs: func() Observation {
 			o := observe(allHealthy(), nil)
 			o.WeightsErr = "url map: unavailable"
@@ -691,6 +704,16 @@ func TestHold(t *testing.T) {
 			o.Leader = false
 			return o
 		}(), want: Healthy, holds: true},
+		{name: "one failed probe answer (probe noise): suspect, held, no failover", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, func() health.RegionStatus {
+			h := failingProbe()
+			h.Probe.ConsecutiveFailures = 1
+			return h
+		}()), held), want: Suspect, holds: true},
+		{name: "no answer from the source's probe (a network loss): suspect, held, no failover yet", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, func() health.RegionStatus {
+			h := failingProbe()
+			h.Probe.Status, h.Probe.Error = 0, "EOF"
+			return h
+		}()), held), want: Suspect, holds: true},
 		{name: "unknown source: held, nothing decided", state: cancelHeld(3 * time.Minute), obs: observe(allHealthy().with(central, unknown()), held),
 			want: Healthy, holds: true},
 	}
@@ -721,6 +744,9 @@ func TestHold(t *testing.T) {
 			}
 			if tc.emergency != (st.Plan != nil && st.Plan.Emergency) {
 				t.Fatalf("plan %+v, want emergency %v", st.Plan, tc.emergency)
+			}
+			if st.Hold != nil && st.State != Healthy && !st.Hold.CalmSince.IsZero() {
+				t.Fatalf("hold calm since %s while %s", st.Hold.CalmSince, st.State)
 			}
 			if tc.emergency && (len(st.Failovers) != 1 || !st.Plan.Start.Equal(held)) {
 				t.Fatalf("flap failover: counted %v, start %s, want from %s", st.Failovers, st.Plan.Start, held)
