@@ -181,10 +181,11 @@ const holdGrace = 3 * time.Minute
 // tendHold returns the rest of a cancelled hard-outage failover's traffic to its source, once
 // per Step after the state is decided: when the source has been settled and healthy for the
 // calm period (failover.prewarm_release), or at once when a held standby falters. A plan that
-// starts meanwhile (the source failing again: a flap) takes the held split over: the hold waits,
-// ends if the plan completes (another region is active), and holds again if it rolls back. The return is
-// absolute (SetWeights, expecting the held split) and asked until the router shows it; a split
-// changed by someone else ends the hold (the Active view follows the router).
+// starts meanwhile (the source failing again: a flap) takes the held split over: the hold
+// waits, ends if the plan completes (another region is active), and holds again if it rolls
+// back. The return is absolute (SetWeights, expecting the held split) and asked until the
+// router shows it; a split changed by someone else ends the hold (the Active view follows the
+// router).
 func (r *run) tendHold() {
 	h := r.st.Hold
 	if h == nil || !r.obs.Leader || r.st.State == Paused {
@@ -218,20 +219,21 @@ func (r *run) tendHold() {
 		return
 	}
 	src := r.health(h.Source)
-	if r.st.State != Healthy || r.st.Active != h.Source || src.Verdict != health.Healthy || src.Bad > 0 {
+	if r.st.State != Healthy || src.Verdict != health.Healthy || src.Bad > 0 {
 		// Not calm: the source keeps what it has, the standbys what they hold.
 		h.CalmSince, h.Returning = time.Time{}, false
 		return
 	}
 	why := ""
+	// A held standby failing on its own: fresh signals only, and only once the held split has
+	// surely propagated (until then the standbys may still carry the whole cancelled spread on
+	// their standby replicas, overloaded, their probes failing; their windowed metrics hold
+	// that for minutes).
 	for _, rg := range r.svc.Regions {
-		// Fresh signals only, and only once the held split has surely propagated: until then
-		// the standbys may still carry the whole cancelled spread on their standby replicas
-		// (overloaded, their probes failing), and their windowed metrics hold that for minutes.
-		if r.now.Sub(h.Since) < holdGrace {
-			break
+		if r.now.Sub(h.Since) < holdGrace || rg.Name == h.Source || h.Split[rg.Name] == 0 {
+			continue
 		}
-		if sh := r.health(rg.Name); rg.Name != h.Source && h.Split[rg.Name] > 0 && freshUnhealthy(sh, r.svc.Health.UnhealthyAfter) {
+		if sh := r.health(rg.Name); freshUnhealthy(sh, r.svc.Health.UnhealthyAfter) {
 			why = fmt.Sprintf("held standby %s fails: %s", rg.Name, sh.Reason)
 			break
 		}
@@ -262,10 +264,10 @@ func (r *run) tendHold() {
 // flapping: the source of a held split fails again before it has been calm, on a fresh signal:
 // its probe answering a failure twice in a row (one failed answer is the probes' own noise: a
 // healthy region's 0.1 % of errors; no answer at all is a network loss, judged as usual), or
-// hard down without a probe. A minute-long hard outage
-// followed by another within minutes is a flapping region, not a blip: the failover starts on
-// this first bad evaluation, without waiting for unhealthy_after, with the emergency steps
-// (spread over the standbys), and is not cancelled (failover.cooldown since the cancel).
+// hard down without a probe. A minute-long hard outage followed by another within minutes is a
+// flapping region, not a blip: the failover starts on this first bad evaluation, without
+// waiting for unhealthy_after, with the emergency steps (spread over the standbys), and is not
+// cancelled (failover.cooldown since the cancel).
 func (r *run) flapping(a health.RegionStatus) bool {
 	h := r.st.Hold
 	if h == nil || h.Source != r.st.Active || a.Verdict == health.Unknown || a.Bad == 0 {
