@@ -30,6 +30,10 @@ type docEncoder struct {
 	names   []string // sorted names of parts, as assembled into raw
 	journal []byte   // the journal encoding raw holds
 	raw     []byte   // the last assembled document (nil: none); never modified once returned
+	// cur holds the state being compared: sameState takes pointers for reflection, and a
+	// pointer to the range variable made every state escape, a ~350-byte copy per service per
+	// iteration (1.7 MB per loop at 10,000 endpoints). Cleared after each encode.
+	cur failover.State
 }
 
 // docPart is one service's entry, `"name":{state}`: in raw at [off, off+n) once assembled,
@@ -47,10 +51,14 @@ func (e *docEncoder) encode(states map[string]failover.State, jr []byte) ([]byte
 		e.parts = make(map[string]*docPart, len(states))
 	}
 	dirty := e.raw == nil || len(states) != len(e.parts) || !sameBytes(jr, e.journal)
+	defer func() { e.cur = failover.State{} }() // keep no reference to a state between calls
 	for name, st := range states {
 		p := e.parts[name]
-		if p != nil && sameState(&st, &p.st) {
-			continue
+		if p != nil {
+			e.cur = st
+			if sameState(&e.cur, &p.st) {
+				continue
+			}
 		}
 		enc, err := encodePart(name, st)
 		if err != nil {
