@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drwatchd/drwatchd/pkg/gcdefaults"
 	"github.com/drwatchd/drwatchd/pkg/version"
 )
 
@@ -50,6 +51,12 @@ func run() int {
 		runtime.MemProfileRate = 4 << 10
 	}
 
+	// The daemon's collector defaults, by the function `drwatchd run` calls: the loop measured
+	// here runs under the settings the shipped daemon runs under (the world child, a separate
+	// process, keeps Go's).
+	gc := gcdefaults.Apply(os.LookupEnv, os.DirFS("/"))
+	fmt.Fprintf(os.Stderr, "bench: garbage collector: %s\n", gcText(gc))
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
@@ -68,6 +75,7 @@ func run() int {
 		CPU:     cpuModel(),
 
 		LoadStart: loadAverage(),
+		GC:        gc,
 	}
 	if !*skipScale {
 		for _, f := range strings.Split(*sizes, ",") {

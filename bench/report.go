@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drwatchd/drwatchd/pkg/gcdefaults"
 	"github.com/drwatchd/drwatchd/pkg/scenario"
 )
 
@@ -38,6 +39,9 @@ type results struct {
 	// Backtest is the backtest benchmark (nil: skipped).
 	Backtest *backtestRow
 	Took     time.Duration
+	// GC: the collector's settings of the measuring process, set by gcdefaults.Apply as
+	// `drwatchd run` sets them (GOGC/GOMEMLIMIT in the environment win there too).
+	GC gcdefaults.Settings
 	// Load: the 1-minute load average at the start and the end of the run (Linux), "" unknown.
 	LoadStart, LoadEnd string
 }
@@ -55,6 +59,7 @@ func (r *results) markdown() string {
 	}
 
 	p("## Scale: one loop over N endpoints\n\n")
+	p("The measuring process runs with the daemon's garbage-collector defaults, applied by the same function as `drwatchd run` (`gcdefaults.Apply`): %s.\n\n", gcText(r.GC))
 	if len(r.Scale) == 0 {
 		p("_Not run (`-skip-scale`)._\n\n")
 	} else {
@@ -365,6 +370,28 @@ func (r *results) compareSummary(b *strings.Builder, groups []group) {
 		}
 	}
 	p("\n")
+}
+
+// gcText says which collector settings were in force and where each came from.
+func gcText(s gcdefaults.Settings) string {
+	gogc := fmt.Sprintf("GOGC=%d", s.GOGC)
+	if s.GOGC < 0 {
+		gogc = "GOGC=off"
+	}
+	switch s.GOGCSource {
+	case gcdefaults.SourceEnv:
+		gogc += " (from the environment)"
+	default:
+		gogc += " (the daemon's default)"
+	}
+	limit := "no GOMEMLIMIT (none set, no cgroup memory limit)"
+	switch s.LimitSource {
+	case gcdefaults.SourceEnv:
+		limit = fmt.Sprintf("GOMEMLIMIT=%.0fMiB (from the environment)", float64(s.MemoryLimit)/(1<<20))
+	case gcdefaults.SourceCgroup:
+		limit = fmt.Sprintf("GOMEMLIMIT=%.0fMiB (%.1f x the cgroup's limit of %.0f MiB)", float64(s.MemoryLimit)/(1<<20), gcdefaults.LimitRatio, float64(s.CgroupLimit)/(1<<20))
+	}
+	return gogc + ", " + limit
 }
 
 func verdict(ok bool) string {

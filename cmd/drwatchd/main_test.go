@@ -118,11 +118,15 @@ func TestDaemonLifecycle(t *testing.T) {
 	for _, want := range []string{
 		"drwatchd_build_info{", "drwatchd_service_state{service=\"fraud-scorer\",state=\"healthy\"} 1",
 		"drwatchd_config_last_reload_successful 1", "go_goroutines", "process_resident_memory_bytes",
-		"drwatchd_region_verdict{",
+		"drwatchd_region_verdict{", "go_gc_gogc_percent ", "go_gc_gomemlimit_bytes ",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// The collector's settings are logged at start with where each came from (gcdefaults).
+	if log := stderr.String(); !strings.Contains(log, `"message":"garbage collector"`) || !strings.Contains(log, `"gogc_source":`) {
+		t.Errorf("the garbage collector's settings are not logged at start:\n%s", log)
 	}
 
 	// A valid new config: reloaded.

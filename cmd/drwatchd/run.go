@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/drwatchd/drwatchd/pkg/config"
 	"github.com/drwatchd/drwatchd/pkg/daemon"
 	"github.com/drwatchd/drwatchd/pkg/gauges"
+	"github.com/drwatchd/drwatchd/pkg/gcdefaults"
 	"github.com/drwatchd/drwatchd/pkg/gcp"
 	"github.com/drwatchd/drwatchd/pkg/logging"
 	"github.com/drwatchd/drwatchd/pkg/server"
@@ -111,6 +113,9 @@ func loadConfig(f runFlags, lookup func(string) (string, bool)) (*config.Config,
 }
 
 func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
+	// The collector's defaults first, before the configuration and the clients allocate:
+	// GOGC=75 and GOMEMLIMIT at 0.8 x the cgroup's limit, each unless the operator set it.
+	gc := gcdefaults.Apply(os.LookupEnv, os.DirFS("/"))
 	var env *simEnv
 	lookup := os.LookupEnv
 	if f.sim {
@@ -144,6 +149,7 @@ func runDaemon(ctx context.Context, f runFlags, stdout, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.String("version", version.String()), zap.Bool("sim", f.sim), zap.Int("services", len(cfg.Services)))
+	logGC(log, gc)
 
 	// A gauges.Registry: /metrics streams the per-region and per-service families from their
 	// records instead of gathering every series at once (docs/metrics.md).
@@ -373,6 +379,24 @@ func reload(f runFlags, lookup func(string) (string, bool), d *daemon.Daemon, dm
 
 // restartRequired lists the settings of cfg that differ from those the process started with
 // and that only a restart applies (flags that override them are not reported).
+// logGC logs the garbage collector's settings in force and where each came from (also on
+// /metrics: go_gc_gogc_percent, go_gc_gomemlimit_bytes).
+func logGC(log *zap.Logger, s gcdefaults.Settings) {
+	limit := "none"
+	if s.MemoryLimit != math.MaxInt64 {
+		limit = fmt.Sprintf("%.0fMiB", float64(s.MemoryLimit)/(1<<20))
+	}
+	fields := []zap.Field{zap.Int("gogc", s.GOGC), zap.String("gogc_source", s.GOGCSource),
+		zap.String("gomemlimit", limit), zap.String("gomemlimit_source", s.LimitSource)}
+	if s.CgroupLimit > 0 {
+		fields = append(fields, zap.Int64("cgroup_memory_limit_bytes", s.CgroupLimit))
+	}
+	log.Info("garbage collector", fields...)
+	if s.CgroupErr != nil {
+		log.Warn("cgroup memory limit unreadable: running without a soft memory limit (set GOMEMLIMIT)", zap.Error(s.CgroupErr))
+	}
+}
+
 func restartRequired(started, cfg *config.Config, f runFlags) []string {
 	var out []string
 	diff := func(name string, a, b any) {
