@@ -107,11 +107,10 @@ func (d *Daemon) Submit(_ context.Context, service string, verb failover.Verb, c
 // and cmd, and returns why cmd would be refused ("" accepted). Before the first observation it
 // accepts: the iteration decides. The caller holds d.mu.
 func (d *Daemon) preflight(svc *config.Service, queue []pendingCommand, cmd failover.Command, now time.Time) string {
-	obs, ok := d.lastObs[svc.Name]
+	obs, ok := d.kept(svc.Name)
 	if !ok {
 		return ""
 	}
-	obs.Commands = nil
 	for _, p := range queue {
 		obs.Commands = append(obs.Commands, p.cmd)
 	}

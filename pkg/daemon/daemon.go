@@ -103,7 +103,7 @@ type Daemon struct {
 	history  map[string]*serviceHistory // the status page's last hour, per service
 	commands map[string][]pendingCommand
 	// lastObs: each service's last observation, for validating commands at submission.
-	lastObs      map[string]failover.Observation
+	lastObs      map[string]keptObs
 	cmdSeq       uint64
 	outcomes     map[string]api.CommandResult // by command ID
 	outcomeOrder []string
@@ -138,14 +138,13 @@ type Daemon struct {
 	wake    chan struct{}
 }
 
-// viewSource is what a service's /status view is built from: the last observation's maps,
-// shared with the observation (lastObs holds the same Health and RPO maps), not copied into
-// one api.ServiceStatus per service per iteration, which cost ~1.3 kB per service of live heap
+// viewSource is what a service's /status view is built from: the last observation's health
+// and RPO entries (regionObs, overwritten in place each iteration), not copied into one
+// api.ServiceStatus per service per iteration, which cost ~1.3 kB per service of live heap
 // and as much garbage per loop.
 type viewSource struct {
 	svc        *config.Service
-	health     map[string]health.RegionStatus
-	rpo        map[string]checkpoint.RegionRPO
+	regions    regionObs
 	weights    plan.Weights
 	weightsErr string
 	weightsAt  time.Time // when weights were read (zero: not known)
@@ -162,14 +161,15 @@ func (v viewSource) status() api.ServiceStatus {
 		return out
 	}
 	for _, r := range v.svc.Regions {
-		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: v.health[r.Name]}
+		hs, _ := v.regions.health(r.Name)
+		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: hs}
 		if v.inGrace && r.Name == v.graceRegion {
 			rs.ShiftGraceUntil = v.graceUntil
 		}
 		if v.weights != nil {
 			rs.Weight = v.weights[r.Name]
 		}
-		if rpo, ok := v.rpo[r.Name]; ok {
+		if rpo, ok := v.regions.rpo(r.Name); ok {
 			rs.RPO = &rpo
 		}
 		out.Regions = append(out.Regions, rs)
@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg *config.Config, parts Parts, opts Options) (*D
 		history:  map[string]*serviceHistory{},
 		weights:  map[string]cachedWeights{},
 		commands: map[string][]pendingCommand{},
-		lastObs:  map[string]failover.Observation{},
+		lastObs:  map[string]keptObs{},
 		outcomes: map[string]api.CommandResult{},
 		wake:     make(chan struct{}, 1),
 	}

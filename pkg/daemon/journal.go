@@ -67,7 +67,8 @@ func (d *Daemon) journalRefusal(svc *config.Service, c failover.Command, refused
 	if c.Why != "" {
 		desc += " (" + c.Why + ")"
 	}
-	ctx := journal.Context{Service: svc, State: d.states[svc.Name], Obs: d.lastObs[svc.Name], Now: now}
+	obs, _ := d.kept(svc.Name)
+	ctx := journal.Context{Service: svc, State: d.states[svc.Name], Obs: obs, Now: now}
 	d.journal.Add(journal.FromEvent(ctx, failover.Event{At: now, Service: svc.Name, Kind: failover.EventCommand,
 		Code: string(c.Verb) + "-refused", Region: c.Target, Reason: desc + ": refused at submission: " + refused}))
 	d.m.journalWritten.WithLabelValues(svc.Name).Inc()

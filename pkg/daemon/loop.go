@@ -287,9 +287,7 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 	dec.obs = obs
 	d.settle(pending, dec.events)
 	d.mu.Lock()
-	seen := obs
-	seen.Commands = nil
-	d.lastObs[svc.Name] = seen
+	d.keep(svc.Name, obs)
 	d.mu.Unlock()
 	if svc.Failover.Mode == failover.ModeDryRun || !leader {
 		// Dry-run: the machine turns every action into a would-act event; none may leak.
