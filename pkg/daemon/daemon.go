@@ -138,13 +138,13 @@ type Daemon struct {
 	wake    chan struct{}
 }
 
-// viewSource is what a service's /status view is built from: the last observation's health
-// and RPO entries (regionObs, overwritten in place each iteration), not copied into one
-// api.ServiceStatus per service per iteration, which cost ~1.3 kB per service of live heap
-// and as much garbage per loop.
+// viewSource is what a service's /status view is built from, with the health and RPO entries
+// of the last observation (lastObs), not copied into one api.ServiceStatus per service per
+// iteration, which cost ~1.3 kB per service of live heap and as much garbage per loop. The
+// entries are the ones commands are validated against, refreshed when the iteration decides
+// (the rest of the view when it reports, after acting).
 type viewSource struct {
 	svc        *config.Service
-	regions    regionObs
 	weights    plan.Weights
 	weightsErr string
 	weightsAt  time.Time // when weights were read (zero: not known)
@@ -154,14 +154,14 @@ type viewSource struct {
 	inGrace     bool
 }
 
-// status builds the view.
-func (v viewSource) status() api.ServiceStatus {
+// status builds the view; regions holds the last observation's entries.
+func (v viewSource) status(regions *regionObs) api.ServiceStatus {
 	out := api.ServiceStatus{Weights: v.weights, WeightsError: v.weightsErr, WeightsAt: v.weightsAt}
 	if v.svc == nil {
 		return out
 	}
 	for _, r := range v.svc.Regions {
-		hs, _ := v.regions.health(r.Name)
+		hs, _ := regions.health(r.Name)
 		rs := api.RegionStatus{Name: r.Name, Role: r.Role, Priority: r.Priority, Health: hs}
 		if v.inGrace && r.Name == v.graceRegion {
 			rs.ShiftGraceUntil = v.graceUntil
@@ -169,7 +169,7 @@ func (v viewSource) status() api.ServiceStatus {
 		if v.weights != nil {
 			rs.Weight = v.weights[r.Name]
 		}
-		if rpo, ok := v.regions.rpo(r.Name); ok {
+		if rpo, ok := regions.rpo(r.Name); ok {
 			rs.RPO = &rpo
 		}
 		out.Regions = append(out.Regions, rs)

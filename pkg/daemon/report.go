@@ -80,12 +80,9 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 // setView refreshes the service's /status view from the latest observation and adds it to the
 // status page's history.
 func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Observation, now time.Time) {
-	graceRegion, graceUntil, inGrace := failover.ShiftGraceUntil(svc, st, now)
+	v := viewSource{svc: svc, weights: obs.Weights, weightsErr: obs.WeightsErr}
+	v.graceRegion, v.graceUntil, v.inGrace = failover.ShiftGraceUntil(svc, st, now)
 	d.mu.Lock()
-	v := d.view[svc.Name] // its regions' storage is reused
-	v.svc, v.weights, v.weightsErr, v.weightsAt = svc, obs.Weights, obs.WeightsErr, time.Time{}
-	v.graceRegion, v.graceUntil, v.inGrace = graceRegion, graceUntil, inGrace
-	v.regions.set(obs.Health, obs.RPO)
 	if c, ok := d.weights[svc.Name]; ok && obs.Weights != nil {
 		v.weightsAt = c.at
 	}
@@ -136,7 +133,8 @@ func (d *Daemon) Status() api.Status {
 	}
 	for i := range d.cfg.Services {
 		svc := &d.cfg.Services[i]
-		v := d.view[svc.Name].status()
+		k := d.lastObs[svc.Name]
+		v := d.view[svc.Name].status(&k.regions)
 		v.Name, v.Project, v.Mode = svc.Name, svc.Project, svc.Failover.Mode
 		v.State = d.states[svc.Name]
 		v.History = d.history[svc.Name].export(svc)
