@@ -6,7 +6,7 @@ import (
 
 	"github.com/drwatchd/drwatchd/pkg/api"
 	"github.com/drwatchd/drwatchd/pkg/config"
-	"github.com/drwatchd/drwatchd/pkg/failover"
+	"github.com/drwatchd/drwatchd/pkg/traffic/plan"
 )
 
 // The status page's sparklines cover the last hour in one-minute buckets. A region costs
@@ -43,9 +43,9 @@ func newServiceHistory() *serviceHistory {
 }
 
 // record stores the iteration's samples of svc at now: each region's share read back from the
-// router and its evaluated error ratio. A later sample in the same bucket replaces an earlier
+// router (weights) and its evaluated error ratio (regions: the kept observation's). A later sample in the same bucket replaces an earlier
 // one; a bucket no sample reached stays a gap.
-func (h *serviceHistory) record(svc *config.Service, obs failover.Observation, now time.Time) {
+func (h *serviceHistory) record(svc *config.Service, weights plan.Weights, regions *regionObs, now time.Time) {
 	n := bucketOf(now)
 	switch {
 	case len(h.regions) == 0:
@@ -72,13 +72,13 @@ func (h *serviceHistory) record(svc *config.Service, obs failover.Observation, n
 		}
 		i := slot(n)
 		r.share[i] = shareUnknown
-		if obs.Weights != nil {
-			if w, ok := obs.Weights[rc.Name]; ok && w >= 0 && w <= 100 {
+		if weights != nil {
+			if w, ok := weights[rc.Name]; ok && w >= 0 && w <= 100 {
 				r.share[i] = uint8(w)
 			}
 		}
 		r.ratio[i] = ratioUnknown
-		if hs, ok := obs.Health[rc.Name]; ok && hs.Requests > 0 && !math.IsNaN(hs.ErrorRatio) {
+		if hs, ok := regions.health(rc.Name); ok && hs.Requests > 0 && !math.IsNaN(hs.ErrorRatio) {
 			r.ratio[i] = uint16(math.Round(min(max(hs.ErrorRatio, 0), 1) * ratioScale))
 		}
 	}

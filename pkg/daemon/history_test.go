@@ -41,10 +41,10 @@ func TestServiceHistoryRing(t *testing.T) {
 	h := newServiceHistory()
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	// minute 0: two samples, the later wins; b has no requests (no error ratio).
-	h.record(svc, sample(plan.Weights{"a": 100, "b": 0}, map[string]float64{"a": 0.5}), t0.Add(5*time.Second))
-	h.record(svc, sample(plan.Weights{"a": 90, "b": 10}, map[string]float64{"a": 0.25}), t0.Add(55*time.Second))
+	recordObs(h, svc, sample(plan.Weights{"a": 100, "b": 0}, map[string]float64{"a": 0.5}), t0.Add(5*time.Second))
+	recordObs(h, svc, sample(plan.Weights{"a": 90, "b": 10}, map[string]float64{"a": 0.25}), t0.Add(55*time.Second))
 	// minute 1: nothing. minute 2: weights unreadable.
-	h.record(svc, sample(nil, map[string]float64{"a": 0.01, "b": 0.02}), t0.Add(2*time.Minute+10*time.Second))
+	recordObs(h, svc, sample(nil, map[string]float64{"a": 0.01, "b": 0.02}), t0.Add(2*time.Minute+10*time.Second))
 
 	got := h.export(svc)
 	if got.Bucket != time.Minute || !got.End.Equal(t0.Add(3*time.Minute)) {
@@ -79,7 +79,7 @@ func TestServiceHistoryRing(t *testing.T) {
 
 	// An hour and a half later: everything before is gone; one sample remains.
 	later := t0.Add(90 * time.Minute)
-	h.record(svc, sample(plan.Weights{"a": 0, "b": 100}, nil), later)
+	recordObs(h, svc, sample(plan.Weights{"a": 0, "b": 100}, nil), later)
 	got = h.export(svc)
 	shares := 0
 	for _, v := range got.Regions[1].Share {
@@ -91,12 +91,12 @@ func TestServiceHistoryRing(t *testing.T) {
 		t.Errorf("after 90 minutes %d samples remain (newest %v), want only the new one (100)", shares, got.Regions[1].Share[n-1])
 	}
 	// A sample older than the ring is dropped.
-	h.record(svc, sample(plan.Weights{"a": 50, "b": 50}, nil), t0)
+	recordObs(h, svc, sample(plan.Weights{"a": 50, "b": 50}, nil), t0)
 	if got := h.export(svc); got.Regions[1].Share[n-1] != 100 || !got.End.Equal(later.Truncate(time.Minute).Add(time.Minute)) {
 		t.Errorf("a sample from before the ring changed it: %v, end %s", got.Regions[1].Share[n-1], got.End)
 	}
 	// A region removed from the configuration is forgotten.
-	h.record(historyService("b"), sample(plan.Weights{"b": 100}, nil), later.Add(time.Minute))
+	recordObs(h, historyService("b"), sample(plan.Weights{"b": 100}, nil), later.Add(time.Minute))
 	if len(h.regions) != 1 || h.regions["a"] != nil {
 		t.Errorf("regions after a removes %v, want only b", h.regions)
 	}
@@ -118,7 +118,7 @@ func TestHistoryJSON(t *testing.T) {
 	svc := historyService("a")
 	h := newServiceHistory()
 	t0 := time.Date(2026, 11, 29, 10, 0, 30, 0, time.UTC)
-	h.record(svc, sample(plan.Weights{"a": 100}, map[string]float64{"a": 0.125}), t0)
+	recordObs(h, svc, sample(plan.Weights{"a": 100}, map[string]float64{"a": 0.125}), t0)
 	b, err := json.Marshal(h.export(svc))
 	if err != nil {
 		t.Fatal(err)
@@ -155,12 +155,21 @@ func TestServiceHistoryRecordDoesNotAllocate(t *testing.T) {
 	h := newServiceHistory()
 	obs := sample(plan.Weights{"a": 50, "b": 50, "c": 0}, map[string]float64{"a": 0.01, "b": 0.02})
 	at := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	h.record(svc, obs, at)
+	var k regionObs
+	k.set(obs.Health, obs.RPO)
+	h.record(svc, obs.Weights, &k, at)
 	allocs := testing.AllocsPerRun(100, func() {
 		at = at.Add(10 * time.Second)
-		h.record(svc, obs, at)
+		h.record(svc, obs.Weights, &k, at)
 	})
 	if allocs != 0 {
 		t.Errorf("record allocates %.1f times per call, want 0", allocs)
 	}
+}
+
+// recordObs records obs as the daemon does: its weights, its health entries as kept.
+func recordObs(h *serviceHistory, svc *config.Service, obs failover.Observation, now time.Time) {
+	var k regionObs
+	k.set(obs.Health, obs.RPO)
+	h.record(svc, obs.Weights, &k, now)
 }

@@ -77,6 +77,21 @@ func (r *regionObs) rpo(region string) (checkpoint.RegionRPO, bool) {
 	return checkpoint.RegionRPO{}, false
 }
 
+// stale is the RPO entries that are stale, by region, as the alerts read them; nil (no
+// allocation) when none is.
+func (r *regionObs) stale() map[string]checkpoint.RegionRPO {
+	var out map[string]checkpoint.RegionRPO
+	for _, e := range r.entries {
+		if e.hasRPO && e.rpo.Stale {
+			if out == nil {
+				out = map[string]checkpoint.RegionRPO{}
+			}
+			out[e.name] = e.rpo
+		}
+	}
+	return out
+}
+
 // maps rebuilds the Health and RPO maps set was given (new maps: the caller may keep them).
 func (r *regionObs) maps() (map[string]health.RegionStatus, map[string]checkpoint.RegionRPO) {
 	var hm map[string]health.RegionStatus

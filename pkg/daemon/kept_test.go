@@ -43,7 +43,7 @@ func TestKeptObservationRoundTrip(t *testing.T) {
 			RPO:    map[string]checkpoint.RegionRPO{"a": rpo("a", time.Minute), "c": rpo("c", time.Minute)},
 		}, {
 			Health: map[string]health.RegionStatus{"b": hs("b", health.Unhealthy), "a": hs("a", health.Healthy)},
-			RPO:    map[string]checkpoint.RegionRPO{"b": rpo("b", 2 * time.Minute)},
+			RPO:    map[string]checkpoint.RegionRPO{"b": rpo("b", 2*time.Minute)},
 		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,5 +89,19 @@ func TestKeepReusesStorage(t *testing.T) {
 	d.keep("s", obs)
 	if n := testing.AllocsPerRun(10, func() { d.keep("s", obs) }); n != 0 {
 		t.Fatalf("keep allocated %.0f times per call, want 0", n)
+	}
+}
+
+// The alerts read the stale RPO entries only: none stale is nil (no allocation per loop).
+func TestKeptStaleRPO(t *testing.T) {
+	var r regionObs
+	r.set(nil, map[string]checkpoint.RegionRPO{"a": {Region: "a", Known: true}, "b": {Region: "b", Known: true}})
+	if s := r.stale(); s != nil {
+		t.Fatalf("stale = %v, want nil", s)
+	}
+	r.set(nil, map[string]checkpoint.RegionRPO{"a": {Region: "a", Known: true}, "b": {Region: "b", Known: true, Stale: true, Age: time.Hour}})
+	want := map[string]checkpoint.RegionRPO{"b": {Region: "b", Known: true, Stale: true, Age: time.Hour}}
+	if s := r.stale(); !reflect.DeepEqual(s, want) {
+		t.Fatalf("stale = %v, want %v", s, want)
 	}
 }

@@ -73,12 +73,16 @@ func (d *Daemon) report(svc *config.Service, st failover.State, obs failover.Obs
 		}
 	}
 	d.pm.report(svc, st, events, d.log)
-	d.alerts.evaluate(service, st, obs.RPO, events, pausedTooLong, now)
+	d.mu.Lock()
+	k := d.lastObs[service]
+	stale := k.regions.stale()
+	d.mu.Unlock()
+	d.alerts.evaluate(service, st, stale, events, pausedTooLong, now)
 	d.setView(svc, st, obs, now)
 }
 
-// setView refreshes the service's /status view from the latest observation and adds it to the
-// status page's history.
+// setView refreshes the service's /status view from the latest observation (its weights; the
+// health and RPO entries are the kept ones) and adds it to the status page's history.
 func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Observation, now time.Time) {
 	v := viewSource{svc: svc, weights: obs.Weights, weightsErr: obs.WeightsErr}
 	v.graceRegion, v.graceUntil, v.inGrace = failover.ShiftGraceUntil(svc, st, now)
@@ -92,7 +96,8 @@ func (d *Daemon) setView(svc *config.Service, st failover.State, obs failover.Ob
 		h = newServiceHistory()
 		d.history[svc.Name] = h
 	}
-	h.record(svc, obs, now)
+	k := d.lastObs[svc.Name]
+	h.record(svc, obs.Weights, &k.regions, now)
 	d.mu.Unlock()
 }
 
