@@ -84,6 +84,8 @@ type Daemon struct {
 	pm    *practiceMetrics
 	reg   prometheus.Registerer
 
+	idle idleGC // Idle's figures (the loop goroutine's own)
+
 	eval    *health.Evaluator
 	poller  *poll.Poller
 	prober  *poll.Prober
