@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestPostShiftGraceHoldsThroughSuspect(t *testing.T) {
 				Health: map[string]health.RegionStatus{central: hardDown(), east: eastHealth, europe: healthy(t0.Add(-time.Hour))}}
 		}
 		now := t0
-		blip := &health.ProbeResult{OK: false, ConsecutiveFailures: 1, At: now, Error: "status 500"}
+		blip := &health.ProbeResult{OK: false, Status: 500, ConsecutiveFailures: 1, At: now, Error: "status 500, want 200"}
 		next, acts, evs := step(t, svc, st, obs(overloaded(blip)), now)
 		if len(acts) != 0 || next.State == Blocked || hasEvent(evs, EventBlocked, "") || hasEvent(evs, EventFailoverStarted, "") {
 			t.Fatalf("cooldown %s: one probe blip in the grace: state %s, actions %v, events %v", cooldown, next.State, actionNames(acts), kinds(evs))
@@ -45,7 +46,7 @@ func TestPostShiftGraceHoldsThroughSuspect(t *testing.T) {
 		// Fresh evidence: the probe fails six times in a row (2 x unhealthy_after).
 		for i := 1; i <= 6; i++ {
 			now = now.Add(10 * time.Second)
-			p := &health.ProbeResult{OK: false, ConsecutiveFailures: i, At: now, Error: "status 503"}
+			p := &health.ProbeResult{OK: false, Status: 503, ConsecutiveFailures: i, At: now, Error: "status 503, want 200"}
 			next, _, _ = step(t, svc, next, obs(overloaded(p)), now)
 		}
 		if cooldown == time.Minute && next.State != FailingOver {
@@ -84,6 +85,17 @@ func TestCancelGrace(t *testing.T) {
 		{name: "probe failing 6x in a row within the grace: fails over on fresh evidence", since: 4 * time.Minute,
 			probe: &health.ProbeResult{OK: false, Status: 503, ConsecutiveFailures: 6, At: t0}, want: FailingOver, reason: "within the post-shift grace (fresh signals)"},
 		{name: "after the grace the window counts again", since: 16 * time.Minute, probe: ok, want: FailingOver},
+		// Issue 12 (short-blips, rough world, seed 3): a network loss between the prober and the
+		// region (no answer at all, 30 s in the rough world) is not fresh evidence until it has
+		// lasted as long as the evaluator requires (a minute); failure answers count at once.
+		{name: "no answer once within the grace: a network loss, still healthy", since: 4 * time.Minute,
+			probe: noAnswer(1, 0), want: Healthy},
+		{name: "no answer 6x in a row (25 s) within the grace: a network loss, no failover", since: 4 * time.Minute,
+			probe: noAnswer(6, 25*time.Second), want: Healthy},
+		{name: "failure answered 6x in a row (25 s) within the grace: fails over", since: 4 * time.Minute,
+			probe: answered(503, 6, 25*time.Second), want: FailingOver, reason: "within the post-shift grace (fresh signals)"},
+		{name: "no answer for a minute within the grace: a dead region, fails over", since: 4 * time.Minute,
+			probe: noAnswer(13, time.Minute), want: FailingOver, reason: "within the post-shift grace (fresh signals)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,4 +112,21 @@ func TestCancelGrace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noAnswer is a probe that got no HTTP answer n times in a row over span (5 s interval).
+func noAnswer(n int, span time.Duration) *health.ProbeResult {
+	return answered(0, n, span)
+}
+
+// answered is a probe that failed n times in a row over span (5 s interval) with status (0: no
+// answer at all).
+func answered(status, n int, span time.Duration) *health.ProbeResult {
+	p := &health.ProbeResult{OK: false, Status: status, ConsecutiveFailures: n, At: t0, FailingSince: t0.Add(-span), Interval: 5 * time.Second}
+	if status == 0 {
+		p.Error = "EOF"
+	} else {
+		p.Error = fmt.Sprintf("status %d, want 200", status)
+	}
+	return p
 }

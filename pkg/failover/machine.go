@@ -527,25 +527,32 @@ func (r *run) suspectInGrace(a health.RegionStatus) {
 // freshUnhealthy: fresh signals alone make the region unhealthy. With a probe, the probe decides
 // (failed 2 x unhealthy_after times in a row): hard down may rest on the window's stale error
 // ratio. Without one, only hard down is left.
+//
+// A probe that got no answer at all counts only as the evaluator counts it (ProbeResult.Failing:
+// once it has lasted longer than a network loss between the prober and the region). A short
+// loss in the grace would otherwise be read as fresh evidence, and the grace's whole premise is
+// that the window beside it is stale: a failover off a healthy region.
 func freshUnhealthy(h health.RegionStatus, unhealthyAfter int) bool {
 	if h.Probe != nil {
-		return !h.Probe.OK && h.Probe.Streak() >= 2*max(unhealthyAfter, 1)
+		return h.Probe.Failing() && h.Probe.Streak() >= 2*max(unhealthyAfter, 1)
 	}
 	return h.HardDown
 }
 
 // freshFailing: the fresh signal says failing now (the probe when there is one, else hard down).
+// A probe without an answer says so once it has lasted (ProbeResult.Failing).
 func freshFailing(h health.RegionStatus) bool {
 	if h.Probe != nil {
-		return !h.Probe.OK
+		return h.Probe.Failing()
 	}
 	return h.HardDown
 }
 
-// freshBad: a signal that describes the region now says it is failing: its probe, or every
-// signal at once (hard down).
+// freshBad: a signal that describes the region now says it is failing: its probe (a failure
+// answer, or no answer that has lasted: ProbeResult.Failing), or every signal at once (hard
+// down).
 func freshBad(h health.RegionStatus) bool {
-	return h.HardDown || (h.Probe != nil && !h.Probe.OK)
+	return h.HardDown || h.Probe.Failing()
 }
 
 func (r *run) suspect() {

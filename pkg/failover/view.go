@@ -25,5 +25,6 @@ func ShiftGraceUntil(svc *config.Service, st State, now time.Time) (region strin
 }
 
 // FreshBad reports whether a signal that describes the region now says it is failing: its
-// probe, or every signal at once (hard down). Within the post-shift grace only this counts.
+// probe (a failure answer, or no answer that has lasted: health.ProbeResult.Failing), or every
+// signal at once (hard down). Within the post-shift grace only this counts.
 func FreshBad(h health.RegionStatus) bool { return freshBad(h) }

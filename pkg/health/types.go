@@ -109,6 +109,35 @@ func (p *ProbeResult) Streak() int {
 	return min(n, 1+int(p.At.Sub(p.FailingSince)/p.Interval))
 }
 
+// NoAnswer reports whether the probe failed without any HTTP answer (Status 0: the connection
+// was dropped, refused or timed out). A network loss between the prober and the region looks
+// the same, so such a failure says little of the region itself.
+func (p *ProbeResult) NoAnswer() bool {
+	return p != nil && !p.OK && p.Status == 0
+}
+
+// Failing reports whether the probe's failure counts as evidence about the region, by the
+// evaluator's rule (classifyProbe): a failure answer (an HTTP status) at once; no answer at all
+// only once the failures have lasted netLossGrace, longer than a short network loss between
+// the prober and the region. The span is counted in probe intervals (Streak), as the evaluator
+// does; without an interval it is the time since the streak began; without either it does
+// not count yet.
+func (p *ProbeResult) Failing() bool {
+	if p == nil || p.OK {
+		return false
+	}
+	if p.Status != 0 {
+		return true
+	}
+	switch {
+	case p.Interval > 0:
+		return p.Streak() >= int(netLossGrace/p.Interval)+1
+	case !p.FailingSince.IsZero():
+		return p.At.Sub(p.FailingSince) >= netLossGrace
+	}
+	return false
+}
+
 // SeriesKey identifies one Vertex AI endpoint's time series.
 type SeriesKey struct {
 	Location   string
