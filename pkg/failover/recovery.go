@@ -43,6 +43,12 @@ func (r *run) cancellable(p plan.Plan) string {
 		// probes since a restart while its metrics lag) has not recovered.
 		return ""
 	}
+	if src.Probe != nil && !src.Probe.OK {
+		// Its probe fails now, if only without an answer that does not count yet (a network
+		// loss, or the region gone silent): the verdict's good evaluations then rest on metrics
+		// that predate the outage, and say nothing of its end.
+		return ""
+	}
 	return fmt.Sprintf("source %s healthy again (%d good evaluations, healthy_after %d): %s", p.From, src.Good, ha, src.Reason)
 }
 

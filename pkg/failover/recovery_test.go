@@ -119,6 +119,16 @@ func TestCancel(t *testing.T) {
 			h.ProbeDoubt = "too few probes since the start to vouch for the region"
 			return h
 		}(), weights: at10, want: FailingOver, counted: true},
+		// Issue 12 (short-blips, rough world, seed 10): the source answered 503 through its
+		// outage, then a network loss took its probes' answers away. No answer does not count
+		// for a minute, so its good evaluations rest on metrics that predate the outage: that
+		// is no recovery. Its probe must pass again first.
+		{name: "healthy on its metrics while its probe gets no answer is not healthy again", state: planAt(KindFailover, 0, plan.Baking), source: withProbe(recovered3(),
+			&health.ProbeResult{OK: false, ConsecutiveFailures: 9, At: t0, FailingSince: t0.Add(-40 * time.Second), Interval: 5 * time.Second, Error: "EOF"}),
+			weights: at10, want: FailingOver, counted: true},
+		{name: "healthy with its probe passing again: cancelled", state: planAt(KindFailover, 0, plan.Baking), source: withProbe(recovered3(),
+			&health.ProbeResult{OK: true, Status: 200, At: t0, OKSince: t0.Add(-15 * time.Second), Interval: 5 * time.Second}),
+			weights: at10, want: RollingBack, wantActs: []string{"set-weights"}, wantEvents: []EventKind{"transition"}, wantSplit: onCentral, counted: true},
 		{name: "a cancel within the cooldown of the last one: a flapping source, not cancelled", state: func(svc *config.Service) State {
 			s := planAt(KindFailover, 0, plan.Baking)(svc)
 			s.LastCancel = t0.Add(-20 * time.Minute)
@@ -758,4 +768,10 @@ func TestHold(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withProbe is h with the probe result p.
+func withProbe(h health.RegionStatus, p *health.ProbeResult) health.RegionStatus {
+	h.Probe = p
+	return h
 }
