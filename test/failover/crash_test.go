@@ -274,45 +274,8 @@ func sweep(t *testing.T, world sweepWorld, checkReference func(t *testing.T, kin
 			path := filepath.Join(t.TempDir(), "state.json")
 
 			// First life: killed at the call-th crash point.
-			store1 := state.NewFileStore(path)
-			calls, killedAt := 0, ""
-			inst1, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: store1, Hook: func(p string) error {
-				calls++
-				if calls == call {
-					killedAt = p
-					return errInjected
-				}
-				return nil
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			alive := true
-			defer func() {
-				if alive {
-					inst1.Close()
-				}
-			}()
-			for killedAt == "" {
-				if env.Elapsed() > horizon {
-					t.Fatalf("crash point %d never reached in %s (%d passed)", call, horizon, calls)
-				}
-				err := env.Step(ctx, inst1.Daemon)
-				if killedAt == "" && err != nil {
-					t.Fatalf("iteration at %s: %v", env.Elapsed(), err)
-				}
-				if killedAt != "" && (!errors.Is(err, daemon.ErrCrash) || !errors.Is(err, errInjected)) {
-					t.Fatalf("the iteration killed at %s returned %v, want daemon.ErrCrash", killedAt, err)
-				}
-				guard(t, inst1.Daemon, "before the crash")
-			}
-			inst1.Close() // the process is gone: its memory and clients with it
-			alive = false
-			if killedAt != want.name {
-				t.Fatalf("killed at %q, but the reference run's crash point %d is %q: the simulation is not deterministic", killedAt, call, want.name)
-			}
-			died, _ := inst1.Daemon.State(service)
-			t.Logf("killed at %s (t=%s) in state %s, plan %s", killedAt, want.at, died.State, planPhase(died))
+			died := killAt(ctx, t, env, path, call, want.name, horizon, func(d *daemon.Daemon) { guard(t, d, "before the crash") })
+			t.Logf("killed at %s (t=%s) in state %s, plan %s", want.name, want.at, died.State, planPhase(died))
 
 			// Second life: a new process on the same state file.
 			store2 := state.NewFileStore(path)
@@ -336,6 +299,46 @@ func sweep(t *testing.T, world sweepWorld, checkReference func(t *testing.T, kin
 			checkOutcome(ctx, t, env, inst2, store2, world)
 		})
 	}
+}
+
+// killAt runs a daemon on env with its state in the file at path, killed at its call-th crash
+// point, which the reference run named wantName: it steps the world until then (within horizon
+// of simulated time), calling each after every iteration, and returns the state the daemon died
+// in, its process gone (closed).
+func killAt(ctx context.Context, t *testing.T, env *simrun.Env, path string, call int, wantName string,
+	horizon time.Duration, each func(*daemon.Daemon)) failover.State {
+	t.Helper()
+	calls, killedAt := 0, ""
+	inst, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: state.NewFileStore(path), Hook: func(p string) error {
+		calls++
+		if calls == call {
+			killedAt = p
+			return errInjected
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close() // the process is gone: its memory and clients with it
+	for killedAt == "" {
+		if env.Elapsed() > horizon {
+			t.Fatalf("crash point %d never reached in %s (%d passed)", call, horizon, calls)
+		}
+		err := env.Step(ctx, inst.Daemon)
+		if killedAt == "" && err != nil {
+			t.Fatalf("iteration at %s: %v", env.Elapsed(), err)
+		}
+		if killedAt != "" && (!errors.Is(err, daemon.ErrCrash) || !errors.Is(err, errInjected)) {
+			t.Fatalf("the iteration killed at %s returned %v, want daemon.ErrCrash", killedAt, err)
+		}
+		each(inst.Daemon)
+	}
+	if killedAt != wantName {
+		t.Fatalf("killed at %q, but the reference run's crash point %d is %q: the simulation is not deterministic", killedAt, call, wantName)
+	}
+	died, _ := inst.Daemon.State(service)
+	return died
 }
 
 func planPhase(st failover.State) string {

@@ -2,7 +2,6 @@ package failover_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -198,45 +197,8 @@ func TestCrashSweepHold(t *testing.T) {
 		t.Run(fmt.Sprintf("k=%02d %s", k+1, want.name), func(t *testing.T) {
 			env := startCrashWorld(ctx, t, holdWorld)
 			path := filepath.Join(t.TempDir(), "state.json")
-			store1 := state.NewFileStore(path)
-			calls, killedAt := 0, ""
-			inst1, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: store1, Hook: func(p string) error {
-				calls++
-				if calls == call {
-					killedAt = p
-					return errInjected
-				}
-				return nil
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			alive := true
-			defer func() {
-				if alive {
-					inst1.Close()
-				}
-			}()
-			for killedAt == "" {
-				if env.Elapsed() > holdHorizon {
-					t.Fatalf("crash point %d never reached in %s (%d passed)", call, holdHorizon, calls)
-				}
-				err := env.Step(ctx, inst1.Daemon)
-				if killedAt == "" && err != nil {
-					t.Fatalf("iteration at %s: %v", env.Elapsed(), err)
-				}
-				if killedAt != "" && (!errors.Is(err, daemon.ErrCrash) || !errors.Is(err, errInjected)) {
-					t.Fatalf("the iteration killed at %s returned %v, want daemon.ErrCrash", killedAt, err)
-				}
-				guardHold(t, inst1.Daemon, "before the crash", false)
-			}
-			inst1.Close()
-			alive = false
-			if killedAt != want.name {
-				t.Fatalf("killed at %q, but the reference run's crash point %d is %q: the simulation is not deterministic", killedAt, call, want.name)
-			}
-			died, _ := inst1.Daemon.State(service)
-			t.Logf("killed at %s (t=%s) in state %s, plan %s, hold %v", killedAt, want.at, died.State, planPhase(died), died.Hold != nil)
+			died := killAt(ctx, t, env, path, call, want.name, holdHorizon, func(d *daemon.Daemon) { guardHold(t, d, "before the crash", false) })
+			t.Logf("killed at %s (t=%s) in state %s, plan %s, hold %v", want.name, want.at, died.State, planPhase(died), died.Hold != nil)
 
 			store2 := state.NewFileStore(path)
 			inst2, err := env.NewDaemon(ctx, simrun.DaemonOptions{Store: store2})
