@@ -95,6 +95,13 @@ type Daemon struct {
 	alerts  *alerter
 
 	tickMu sync.Mutex // one iteration at a time
+	// scratch holds the observation maps decide fills for one service at a time and drops once
+	// decided, reused for every service of every iteration (guarded by tickMu).
+	scratch struct {
+		health map[string]health.RegionStatus
+		rpo    map[string]checkpoint.RegionRPO
+	}
+	decBuf []decision // the iteration's decisions (guarded by tickMu)
 
 	mu       sync.Mutex // guards everything below
 	cfg      *config.Config

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -172,9 +173,17 @@ func (d *Daemon) Tick(ctx context.Context) error {
 	// Decide for every service, then record every intent at once, then act, then record the
 	// results at once: at most two state writes per iteration, whatever the number of services,
 	// and still every intent persisted before its mutation.
+	// The decisions live in d.decBuf, reused by every iteration (one per service, ~600 bytes
+	// each) and emptied when the iteration ends, after it has reported (deferred first, so run
+	// last).
+	if cap(d.decBuf) < len(cfg.Services) {
+		d.decBuf = make([]decision, len(cfg.Services))
+	}
+	buf := d.decBuf[:len(cfg.Services)]
+	defer clear(buf)
 	decs := make([]*decision, 0, len(cfg.Services))
 	for i := range cfg.Services {
-		decs = append(decs, d.decide(ctx, &cfg.Services[i], snap, leader, now))
+		decs = append(decs, d.decide(ctx, &buf[i], &cfg.Services[i], snap, leader, now))
 	}
 	// Tell, whatever happens below: every service's state and the daemon's own problems are
 	// evaluated and pushed in this same iteration (an early return must not delay a page).
@@ -281,8 +290,8 @@ func refreshOffset(service string) time.Duration {
 	return time.Duration(h.Sum32()%uint32(routerRefresh/time.Second)) * time.Second
 }
 
-// decide observes one service and runs the decision core on it.
-func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snapshot, leader bool, now time.Time) *decision {
+// decide observes one service and runs the decision core on it, in dec.
+func (d *Daemon) decide(ctx context.Context, dec *decision, svc *config.Service, snap poll.Snapshot, leader bool, now time.Time) *decision {
 	d.mu.Lock()
 	st := d.states[svc.Name]
 	pending := d.commands[svc.Name]
@@ -291,12 +300,13 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 	for i, p := range pending {
 		cmds[i] = p.cmd
 	}
-	dec := &decision{svc: svc, tr: d.traffic[svc.Name], pausedTooLong: d.cfg.Alerting.PausedTooLong.D()}
+	*dec = decision{svc: svc, tr: d.traffic[svc.Name], pausedTooLong: d.cfg.Alerting.PausedTooLong.D()}
 	cached, hasCached := d.weights[svc.Name]
 	d.mu.Unlock()
 
 	obs := failover.Observation{
-		Health:   make(map[string]health.RegionStatus, len(svc.Regions)),
+		Health:   scratchMap(&d.scratch.health, svc.Regions),
+		RPO:      scratchMap(&d.scratch.rpo, svc.Regions),
 		Leader:   leader,
 		Commands: cmds,
 	}
@@ -312,7 +322,7 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 		d.hm.Observe(hs, svc.Health.Window.D())
 		obs.Health[r.Name] = hs
 	}
-	obs.RPO = d.tracker.Observe(ctx, svc, now)
+	d.tracker.ObserveInto(ctx, svc, now, obs.RPO)
 	settled := st.Plan == nil && len(cmds) == 0 && (st.State == failover.Healthy || st.State == failover.FailedOver) &&
 		!st.Practice.InProgress()
 	weightsAt := now
@@ -372,11 +382,28 @@ func (d *Daemon) decide(ctx context.Context, svc *config.Service, snap poll.Snap
 	if leader {
 		d.journalDecision(dec, true, nil, now)
 	}
-	// The maps are garbage from here: every service's decision stays alive until the iteration
-	// reports, and a collection during the iteration marked them all (~9 MB at 10,000
-	// endpoints); what reports and acts reads the kept entries.
+	// The maps are the next service's from here (d.scratch): what reports and acts reads the
+	// kept entries. Nothing decided keeps a reference to them: the machine, the practice runner
+	// and the journal read them and copy what they keep, and keep copies the entries.
 	dec.obs.Health, dec.obs.RPO, dec.obsKept = nil, nil, true
 	return dec
+}
+
+// scratchMap returns the map *m (made the first time) for one decision over regions, which
+// sets every region's entry: the entries of other regions are deleted, those of regions are
+// left to be overwritten. Overwriting keeps a slot's storage, where deleting and inserting again
+// would allocate a health verdict anew (a map holds values over 128 bytes by pointer). The
+// caller holds tickMu.
+func scratchMap[V any](m *map[string]V, regions []config.Region) map[string]V {
+	if *m == nil {
+		*m = make(map[string]V, len(regions))
+	}
+	for name := range *m {
+		if !slices.ContainsFunc(regions, func(r config.Region) bool { return r.Name == name }) {
+			delete(*m, name)
+		}
+	}
+	return *m
 }
 
 // restoreObs puts the maps decide dropped back into dec.obs, from the kept observation.

@@ -111,7 +111,8 @@ func Initial(svc *config.Service, now time.Time) State {
 // Dry-run: see docs/state-machine.md — actions become "would-act" events and the plan is
 // simulated to completion within the Step.
 func Step(svc *config.Service, st State, obs Observation, now time.Time) (State, []plan.Action, []Event) {
-	r := newRun(svc, st, obs, now)
+	var r run
+	r.init(svc, st, obs, now)
 	r.rolesFromConfig()
 	r.updateBaselines()
 	r.pruneFailovers()
@@ -141,7 +142,8 @@ func Step(svc *config.Service, st State, obs Observation, now time.Time) (State,
 // operation, a conflict (the split was changed by someone else) holds the plan and blocks the
 // service, other errors are retried by the next Step. It is pure, like Step.
 func Record(svc *config.Service, st State, results []plan.Result, now time.Time) (State, []Event) {
-	r := newRun(svc, st, Observation{Leader: true}, now)
+	var r run
+	r.init(svc, st, Observation{Leader: true}, now)
 	if r.st.Plan != nil && len(results) > 0 {
 		before := r.st.Plan.Phase
 		p := plan.Record(*r.st.Plan, results, now)
@@ -194,8 +196,10 @@ type run struct {
 	flap       bool // the failover decided in this Step is a flap's: emergency steps
 }
 
-func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run {
-	r := &run{svc: svc, st: cloneState(st), obs: obs, now: now}
+// init starts a run of st (deep-copied) on obs at now. A run is a value on its Step's stack,
+// not a heap object per service per iteration.
+func (r *run) init(svc *config.Service, st State, obs Observation, now time.Time) {
+	*r = run{svc: svc, st: cloneState(st), obs: obs, now: now}
 	if r.st.State == "" {
 		evs := r.st.Events
 		r.st = Initial(svc, now)
@@ -208,7 +212,6 @@ func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run 
 	if r.st.Active == "" {
 		r.st.Active = r.st.Primary
 	}
-	return r
 }
 
 func (r *run) finish() (State, []plan.Action, []Event) {
@@ -374,13 +377,8 @@ func describe(a plan.Action) string {
 // updateBaselines folds each healthy, serving region's error ratio into its baseline.
 func (r *run) updateBaselines() {
 	minReq := float64(max(r.svc.Shift.Analysis.MinRequests, 1))
-	names := make([]string, 0, len(r.obs.Health))
-	for n := range r.obs.Health {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h := r.obs.Health[n]
+	// Each region's baseline depends on its own verdict alone: the map's order does not matter.
+	for n, h := range r.obs.Health {
 		if h.Verdict != health.Healthy || h.Requests < minReq {
 			continue
 		}

@@ -1003,3 +1003,10 @@ func TestRecoveringRegionDoesNotTriggerFailover(t *testing.T) {
 		}
 	}
 }
+
+// newRun is a run on the heap, for the tests that call a run's methods directly.
+func newRun(svc *config.Service, st State, obs Observation, now time.Time) *run {
+	r := &run{}
+	r.init(svc, st, obs, now)
+	return r
+}

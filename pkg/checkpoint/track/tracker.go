@@ -72,11 +72,20 @@ func NewTracker(lag checkpoint.LagSource, lister checkpoint.ObjectLister, log *z
 // With both sources, the worse known answer wins. When no source can say, Known is false and
 // Stale is false: what unknown means for a failover is the failover machine's rpo_gate.
 func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Time) map[string]checkpoint.RegionRPO {
+	out := make(map[string]checkpoint.RegionRPO, len(svc.Regions))
+	t.ObserveInto(ctx, svc, now, out)
+	return out
+}
+
+// ObserveInto is Observe writing into out: it sets the entry of every region of svc, and
+// leaves any other entry to the caller. The daemon's loop reuses one map for every service of
+// every iteration instead of allocating a map per service (an 8-slot group of 128-byte
+// readings, ~1.2 kB: 6 MB per iteration at 10,000 endpoints).
+func (t *Tracker) ObserveInto(ctx context.Context, svc *config.Service, now time.Time, out map[string]checkpoint.RegionRPO) {
 	useMetric, useBuckets := t.sources(svc)
 	target := svc.RPO.Target.D()
 	t.m.target.Set([]string{svc.Name}, target.Seconds())
 
-	out := make(map[string]checkpoint.RegionRPO, len(svc.Regions))
 	var lags map[string]time.Duration
 	var lagErr error
 	if useMetric {
@@ -122,7 +131,6 @@ func (t *Tracker) Observe(ctx context.Context, svc *config.Service, now time.Tim
 		out[r.Name] = res
 		t.export(res)
 	}
-	return out
 }
 
 func (t *Tracker) export(r checkpoint.RegionRPO) {
