@@ -3,6 +3,7 @@ package daemon
 import (
 	"runtime"
 	"testing"
+	"time"
 )
 
 func TestIdleCollects(t *testing.T) {
@@ -45,5 +46,69 @@ func TestIdleReadsTheRuntime(t *testing.T) {
 	_ = sink
 	if !g.collect() {
 		t.Error("an idle loop that allocated a few kB is not collected")
+	}
+}
+
+// Two collections in a row over the budget make Idle leave the heap to GOGC for idleRetry
+// iterations; one alone (a busy machine's outlier) does not, and a cheap one resets the count.
+func TestIdleRestsAfterCostlyCollections(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		costs []time.Duration
+		rest  int
+	}{
+		{"cheap collections (1,000 endpoints)", []time.Duration{8 * ms, 7 * ms, 9 * ms}, 0},
+		{"one outlier", []time.Duration{8 * ms, 45 * ms}, 0},
+		{"an outlier between cheap ones", []time.Duration{45 * ms, 8 * ms, 45 * ms}, 0},
+		{"two costly in a row (10,000 endpoints)", []time.Duration{11 * ms, 50 * ms, 60 * ms}, idleRetry},
+		{"exactly the budget is within it", []time.Duration{idleBudget, idleBudget}, 0},
+		{"not measured", []time.Duration{-1, -1}, 0},
+	} {
+		var g idleGC
+		for _, c := range tc.costs {
+			g.collected(c)
+		}
+		if g.rest != tc.rest {
+			t.Errorf("%s: costs %v: rest %d, want %d", tc.name, tc.costs, g.rest, tc.rest)
+		}
+	}
+}
+
+// While resting, Idle does not collect, however little an iteration allocated; it collects
+// again after idleRetry iterations.
+func TestIdleRests(t *testing.T) {
+	var g idleGC
+	if !g.collect() {
+		t.Fatal("the first call (after building) does not collect")
+	}
+	g.collected(time.Second)
+	g.collected(time.Second)
+	for i := range idleRetry {
+		if g.collect() {
+			t.Fatalf("collected %d iterations into a rest of %d", i, idleRetry)
+		}
+	}
+	runtime.GC() // nothing allocated since: well under half the headroom
+	if !g.collect() {
+		t.Error("no collection after the rest")
+	}
+}
+
+// The runtime publishes the collector's CPU, which Idle measures its collections by.
+func TestIdleMeasuresCollections(t *testing.T) {
+	var g idleGC
+	before := g.gcCPU()
+	if before < 0 {
+		t.Fatalf("the runtime does not publish %s", metricGCCPU)
+	}
+	sink := make([][]byte, 0, 1<<12)
+	for range 1 << 12 {
+		sink = append(sink, make([]byte, 256))
+	}
+	runtime.GC()
+	runtime.KeepAlive(sink)
+	if after := g.gcCPU(); after <= before {
+		t.Errorf("collector CPU %v after a collection, %v before: not counted", after, before)
 	}
 }

@@ -78,7 +78,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // Idle collects the garbage of the iterations since the last collection, while the loop waits
-// for the next one, when GOGC alone would let several iterations' garbage pile up first.
+// for the next one, when GOGC alone would let several iterations' garbage pile up first and the
+// collection is cheap.
 //
 // A loop iteration allocates its observations, decisions and the Monitoring pages it decodes,
 // then sleeps a loop interval. Left to GOGC, the heap grows to (1 + GOGC/100) x what the last
@@ -89,17 +90,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 // The price is a collection per iteration instead of one every few: worth it while an
 // iteration allocates under half of GOGC's headroom (GOGC would collect at most every second
 // iteration), not above, where GOGC collects about once per iteration already and a forced
-// collection would add marking without saving much (10,000 endpoints: ~45 MiB per iteration over
-// ~63 MiB of headroom). docs/benchmarks.md, "fifth round", has the figures. With GOGC=off the
-// memory limit governs, and Idle does nothing.
+// collection would add marking without saving much. With GOGC=off the memory limit governs,
+// and Idle does nothing.
+//
+// A collection marks the whole live heap, so its CPU grows with the daemon: 7-9 ms at 1,000
+// endpoints, 50-80 ms at 10,000 (docs/benchmarks.md, "sixth round"), where an iteration that
+// allocates little would pay for a collection per iteration about half its own CPU again. Idle
+// measures each collection it makes (the runtime's /cpu/classes/gc/total) and, after two in a
+// row that cost over idleBudget (one can be a busy machine's outlier: 18 ms among 7-9 ms ones),
+// leaves the heap to GOGC for idleRetry iterations before trying again (a reload may have shrunk
+// the daemon).
 //
 // The collection runs between iterations, never inside one, so no decision waits for it. Run
 // calls Idle after building the daemon and after every iteration; the scale benchmark calls it
 // where Run does.
 func (d *Daemon) Idle() {
-	if d.idle.collect() {
-		runtime.GC()
+	if !d.idle.collect() {
+		return
 	}
+	cpu0 := d.idle.gcCPU()
+	runtime.GC()
+	d.idle.collected(d.idle.gcCPU() - cpu0)
 }
 
 // idleGC decides Idle's collections from the runtime's own figures.
@@ -107,21 +118,38 @@ type idleGC struct {
 	samples []rtmetrics.Sample
 	// lastAllocs: cumulative heap allocations at the previous Idle (0: none yet).
 	lastAllocs uint64
+	// over: consecutive collections that cost over idleBudget; rest: iterations left without
+	// collecting after the second.
+	over, rest int
 }
+
+// idleBudget is the most collector CPU an idle collection may cost for Idle to go on making
+// one after every iteration; idleRetry is how many iterations it waits after two costlier ones
+// (10 minutes at the default 10 s interval).
+const (
+	idleBudget = 20 * time.Millisecond
+	idleRetry  = 60
+)
 
 const (
 	metricAllocs = "/gc/heap/allocs:bytes"
 	metricLive   = "/gc/heap/live:bytes"
 	metricGOGC   = "/gc/gogc:percent"
+	metricGCCPU  = "/cpu/classes/gc/total:cpu-seconds"
 )
 
-// collect reads the runtime's figures and reports whether to collect now: the bytes allocated
-// since the previous call are under half the headroom GOGC leaves over the live heap.
-func (g *idleGC) collect() bool {
+func (g *idleGC) read() {
 	if g.samples == nil {
-		g.samples = []rtmetrics.Sample{{Name: metricAllocs}, {Name: metricLive}, {Name: metricGOGC}}
+		g.samples = []rtmetrics.Sample{{Name: metricAllocs}, {Name: metricLive}, {Name: metricGOGC}, {Name: metricGCCPU}}
 	}
 	rtmetrics.Read(g.samples)
+}
+
+// collect reads the runtime's figures and reports whether to collect now: the bytes allocated
+// since the previous call are under half the headroom GOGC leaves over the live heap, and no
+// collection over budget asked for a rest.
+func (g *idleGC) collect() bool {
+	g.read()
 	allocs, live, gogc := g.samples[0].Value, g.samples[1].Value, g.samples[2].Value
 	if allocs.Kind() != rtmetrics.KindUint64 || live.Kind() != rtmetrics.KindUint64 || gogc.Kind() != rtmetrics.KindUint64 {
 		return false // a runtime without these metrics: GOGC alone
@@ -129,7 +157,35 @@ func (g *idleGC) collect() bool {
 	since := allocs.Uint64() - g.lastAllocs
 	first := g.lastAllocs == 0
 	g.lastAllocs = allocs.Uint64()
+	if g.rest > 0 {
+		g.rest--
+		return false
+	}
 	return idleCollects(first, since, live.Uint64(), int64(gogc.Uint64()))
+}
+
+// gcCPU is the collector's CPU so far (an estimate that may overstate, as the runtime says of
+// its /cpu/classes metrics); -1 when the runtime does not publish it.
+func (g *idleGC) gcCPU() time.Duration {
+	g.read()
+	v := g.samples[3].Value
+	if v.Kind() != rtmetrics.KindFloat64 {
+		return -1
+	}
+	return time.Duration(v.Float64() * float64(time.Second))
+}
+
+// collected records what a collection cost (negative: not measured, within budget): after the
+// second in a row over idleBudget, Idle rests idleRetry iterations.
+func (g *idleGC) collected(cost time.Duration) {
+	if cost <= idleBudget {
+		g.over = 0
+		return
+	}
+	g.over++
+	if g.over >= 2 {
+		g.over, g.rest = 0, idleRetry
+	}
 }
 
 // idleCollects is Idle's rule: collect after building (first), and after an iteration that

@@ -212,7 +212,7 @@ func metricRPO(service, region string, primary bool, lags map[string]time.Durati
 	}
 	// The project's gauge may carry several services: this service's own series first, then
 	// a series that names no service.
-	lag, ok := lags[checkpoint.LagKey(service, region)]
+	lag, ok := lagOfService(lags, service, region)
 	if !ok {
 		lag, ok = lags[region]
 	}
@@ -227,6 +227,16 @@ func metricRPO(service, region string, primary bool, lags map[string]time.Durati
 		r.Reason = "no lag reported for " + region
 	}
 	return r
+}
+
+// lagOfService is lags[checkpoint.LagKey(service, region)], without building the key on the
+// heap (the lookup of a []byte converted in the index expression does not allocate): 10,000
+// lookups per iteration at 10,000 endpoints.
+func lagOfService(lags map[string]time.Duration, service, region string) (time.Duration, bool) {
+	var buf [96]byte
+	k := append(append(append(buf[:0], service...), '/'), region...)
+	lag, ok := lags[string(k)]
+	return lag, ok
 }
 
 // bucketView is one Observe's newest-checkpoint lookups.

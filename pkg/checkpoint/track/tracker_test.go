@@ -293,3 +293,29 @@ func TestBucketListingsAreReused(t *testing.T) {
 		t.Fatalf("%d listings, want a retry on every loop after an error (4)", l.calls)
 	}
 }
+
+// lagOfService finds exactly what an index by checkpoint.LagKey finds, for names of any length.
+func TestLagOfService(t *testing.T) {
+	long := strings.Repeat("s", 200)
+	lags := map[string]time.Duration{
+		checkpoint.LagKey("svc", "us-central1"): time.Minute,
+		checkpoint.LagKey(long, "europe-west4"): 2 * time.Minute,
+		"us-central1":                           time.Hour,
+	}
+	for _, tc := range []struct {
+		service, region string
+		want            time.Duration
+		ok              bool
+	}{
+		{"svc", "us-central1", time.Minute, true},
+		{long, "europe-west4", 2 * time.Minute, true},
+		{"svc", "europe-west4", 0, false},
+		{"other", "us-central1", 0, false},
+		{"", "us-central1", 0, false},
+	} {
+		got, ok := lagOfService(lags, tc.service, tc.region)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("lagOfService(%q, %q) = %v, %v; want %v, %v", tc.service, tc.region, got, ok, tc.want, tc.ok)
+		}
+	}
+}
