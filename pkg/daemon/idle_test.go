@@ -8,25 +8,42 @@ import (
 
 func TestIdleCollects(t *testing.T) {
 	const mib = 1 << 20
+	// at is the heap right after a collection that left live bytes live under GOGC gogc, then an
+	// iteration that allocated since (all of it still occupied: nothing swept yet).
+	at := func(since, live uint64, gogc int64) heap {
+		return heap{since: since, live: live, gogc: gogc, goal: live + live*uint64(max(gogc, 0))/100, objects: live + since}
+	}
 	for _, tc := range []struct {
-		name        string
-		first       bool
-		since, live uint64
-		gogc        int64
-		want        bool
+		name           string
+		first, resting bool
+		h              heap
+		want           bool
 	}{
-		{"after building", true, 300 * mib, 26 * mib, 75, true},
-		{"1,000 endpoints: 4 MiB an iteration over 26 MiB live", false, 4 * mib, 26 * mib, 75, true},
-		{"10,000 endpoints: 45 MiB an iteration over 84 MiB live", false, 45 * mib, 84 * mib, 75, false},
-		{"just under half the headroom", false, 9*mib - 1, 24 * mib, 75, true},
-		{"exactly half the headroom", false, 9 * mib, 24 * mib, 75, false},
-		{"GOGC=100 doubles the headroom", false, 11 * mib, 24 * mib, 100, true},
-		{"GOGC=off: the memory limit governs", false, 1, 24 * mib, -1, false},
-		{"GOGC=off, even after building", true, 1, 24 * mib, -1, false},
-		{"nothing live yet", false, 1, 0, 75, false},
+		{"after building", true, false, at(300*mib, 26*mib, 75), true},
+		{"1,000 endpoints: 4 MiB an iteration over 26 MiB live", false, false, at(4*mib, 26*mib, 75), true},
+		{"1,000 endpoints, resting", false, true, at(4*mib, 26*mib, 75), false},
+		{"10,000 endpoints: 45 MiB an iteration over 84 MiB live", false, false, at(45*mib, 84*mib, 75), true},
+		{"10,000 endpoints: 25 MiB over 70 MiB live, the next reaches the trigger", false, true, at(25*mib, 70*mib, 75), true},
+		{"10,000 endpoints: 25 MiB over 70 MiB live, right after a collection", false, true,
+			heap{since: 25 * mib, live: 70 * mib, gogc: 75, goal: 122 * mib, objects: 70 * mib}, false},
+		{"10,000 endpoints: 25 MiB over 70 MiB live, not resting: half the headroom is 26 MiB", false, false,
+			heap{since: 25 * mib, live: 70 * mib, gogc: 75, goal: 122 * mib, objects: 70 * mib}, true},
+		{"just under the earliest trigger", false, true,
+			heap{since: 10 * mib, live: 100 * mib, gogc: 100, goal: 200 * mib, objects: 160*mib - 1}, false},
+		{"just over the earliest trigger", false, true,
+			heap{since: 10 * mib, live: 100 * mib, gogc: 100, goal: 200 * mib, objects: 160*mib + 1}, true},
+		{"just under half the headroom", false, false,
+			heap{since: 9*mib - 1, live: 24 * mib, gogc: 75, goal: 42 * mib, objects: 24 * mib}, true},
+		{"exactly half the headroom", false, false,
+			heap{since: 9 * mib, live: 24 * mib, gogc: 75, goal: 42 * mib, objects: 24 * mib}, false},
+		{"GOGC=100 doubles the headroom", false, false,
+			heap{since: 11 * mib, live: 24 * mib, gogc: 100, goal: 48 * mib, objects: 24 * mib}, true},
+		{"GOGC=off: the memory limit governs", false, false, heap{since: 1, live: 24 * mib, gogc: -1, goal: 30 * mib, objects: 29 * mib}, false},
+		{"GOGC=off, even after building", true, false, heap{since: 1, live: 24 * mib, gogc: -1}, false},
+		{"nothing live yet", false, false, heap{since: 1, gogc: 75}, false},
 	} {
-		if got := idleCollects(tc.first, tc.since, tc.live, tc.gogc); got != tc.want {
-			t.Errorf("%s: idleCollects(%v, %d, %d, %d) = %v, want %v", tc.name, tc.first, tc.since, tc.live, tc.gogc, got, tc.want)
+		if got := idleCollects(tc.first, tc.resting, tc.h); got != tc.want {
+			t.Errorf("%s: idleCollects(%v, %v, %+v) = %v, want %v", tc.name, tc.first, tc.resting, tc.h, got, tc.want)
 		}
 	}
 }
@@ -75,8 +92,8 @@ func TestIdleRestsAfterCostlyCollections(t *testing.T) {
 	}
 }
 
-// While resting, Idle does not collect, however little an iteration allocated; it collects
-// again after idleRetry iterations.
+// While resting, Idle makes no collection that only saves memory, however little an iteration
+// allocated; it makes them again after idleRetry iterations.
 func TestIdleRests(t *testing.T) {
 	var g idleGC
 	if !g.collect() {
@@ -84,6 +101,9 @@ func TestIdleRests(t *testing.T) {
 	}
 	g.collected(time.Second)
 	g.collected(time.Second)
+	// Right after a collection, with nothing allocated in between, no iteration is near GOGC's
+	// trigger: only the rule that saves memory could collect, and it rests.
+	runtime.GC()
 	for i := range idleRetry {
 		if g.collect() {
 			t.Fatalf("collected %d iterations into a rest of %d", i, idleRetry)

@@ -77,33 +77,37 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
-// Idle collects the garbage of the iterations since the last collection, while the loop waits
-// for the next one, when GOGC alone would let several iterations' garbage pile up first and the
-// collection is cheap.
+// Idle collects the garbage of the iterations since the last collection while the loop waits
+// for the next one, when that saves memory cheaply or when the next iteration would start a
+// collection anyway.
 //
 // A loop iteration allocates its observations, decisions and the Monitoring pages it decodes,
 // then sleeps a loop interval. Left to GOGC, the heap grows to (1 + GOGC/100) x what the last
-// collection found live before the next one runs, however little an iteration allocates: at
-// 1,000 endpoints an iteration allocates ~4 MiB over ~26 MiB live (16 of them the dependencies'
-// protobuf descriptors, which never change), so the heap's peak holds five iterations' garbage.
-// Collected at idle, the heap never grows past what stays live plus one iteration's allocations.
-// The price is a collection per iteration instead of one every few: worth it while an
-// iteration allocates under half of GOGC's headroom (GOGC would collect at most every second
-// iteration), not above, where GOGC collects about once per iteration already and a forced
-// collection would add marking without saving much. With GOGC=off the memory limit governs,
-// and Idle does nothing.
+// collection found live before the next one runs. Two things make that more than the daemon needs:
 //
-// A collection marks the whole live heap, so its CPU grows with the daemon: 7-9 ms at 1,000
-// endpoints, 50-80 ms at 10,000 (docs/benchmarks.md, "sixth round"), where an iteration that
-// allocates little would pay for a collection per iteration about half its own CPU again. Idle
-// measures each collection it makes (the runtime's /cpu/classes/gc/total) and, after two in a
-// row that cost over idleBudget (one can be a busy machine's outlier: 18 ms among 7-9 ms ones),
-// leaves the heap to GOGC for idleRetry iterations before trying again (a reload may have shrunk
-// the daemon).
+//   - However little an iteration allocates, the heap's peak holds several iterations' garbage:
+//     at 1,000 endpoints an iteration allocates ~3-4 MiB over ~26 MiB live (16 of them the
+//     dependencies' protobuf descriptors, which never change), five iterations' worth. Collected
+//     at idle, the heap never grows past what stays live plus one iteration's allocations. The
+//     price is a collection per iteration instead of one every few: worth it while an iteration
+//     allocates under half of GOGC's headroom (GOGC would collect at most every second iteration)
+//     and a collection is cheap. A collection marks the whole live heap, so its CPU grows with the
+//     daemon: 7-9 ms at 1,000 endpoints, 50-80 ms at 10,000 (docs/benchmarks.md, "sixth round"),
+//     where a collection per iteration would cost about half an iteration's CPU again. Idle
+//     measures each collection it makes (the runtime's /cpu/classes/gc/total) and, after two in a
+//     row that cost over idleBudget (one can be a busy machine's outlier: 18 ms among 7-9 ms
+//     ones), makes no more of these for idleRetry iterations (a reload may have shrunk the daemon).
+//   - A collection GOGC starts inside an iteration marks that iteration's pages and decisions as
+//     live, and sizes the heap's next goal on them: at 10,000 endpoints it found 82-92 MB live
+//     inside iterations and 68-73 MB between them. So when the next iteration would reach the
+//     point where GOGC may start one (the earliest trigger: 70 % of the headroom, Go's pacer's
+//     lower bound, assuming the next iteration allocates what the last did), Idle collects now,
+//     whatever the cost: that collection was coming within the iteration anyway, and between
+//     iterations it marks less and sets a lower goal.
 //
-// The collection runs between iterations, never inside one, so no decision waits for it. Run
-// calls Idle after building the daemon and after every iteration; the scale benchmark calls it
-// where Run does.
+// With GOGC=off the memory limit governs, and Idle does nothing. The collection runs between
+// iterations, never inside one, so no decision waits for it. Run calls Idle after building the
+// daemon and after every iteration; the scale benchmark calls it where Run does.
 func (d *Daemon) Idle() {
 	if !d.idle.collect() {
 		return
@@ -119,7 +123,7 @@ type idleGC struct {
 	// lastAllocs: cumulative heap allocations at the previous Idle (0: none yet).
 	lastAllocs uint64
 	// over: consecutive collections that cost over idleBudget; rest: iterations left without
-	// collecting after the second.
+	// the collections that only save memory, after the second.
 	over, rest int
 }
 
@@ -132,36 +136,49 @@ const (
 )
 
 const (
-	metricAllocs = "/gc/heap/allocs:bytes"
-	metricLive   = "/gc/heap/live:bytes"
-	metricGOGC   = "/gc/gogc:percent"
-	metricGCCPU  = "/cpu/classes/gc/total:cpu-seconds"
+	metricAllocs  = "/gc/heap/allocs:bytes"
+	metricLive    = "/gc/heap/live:bytes"
+	metricGOGC    = "/gc/gogc:percent"
+	metricGCCPU   = "/cpu/classes/gc/total:cpu-seconds"
+	metricGoal    = "/gc/heap/goal:bytes"
+	metricObjects = "/memory/classes/heap/objects:bytes"
 )
 
 func (g *idleGC) read() {
 	if g.samples == nil {
-		g.samples = []rtmetrics.Sample{{Name: metricAllocs}, {Name: metricLive}, {Name: metricGOGC}, {Name: metricGCCPU}}
+		g.samples = []rtmetrics.Sample{{Name: metricAllocs}, {Name: metricLive}, {Name: metricGOGC},
+			{Name: metricGCCPU}, {Name: metricGoal}, {Name: metricObjects}}
 	}
 	rtmetrics.Read(g.samples)
 }
 
-// collect reads the runtime's figures and reports whether to collect now: the bytes allocated
-// since the previous call are under half the headroom GOGC leaves over the live heap, and no
-// collection over budget asked for a rest.
+// heap is what Idle's rule reads of the runtime.
+type heap struct {
+	since   uint64 // bytes allocated since the previous Idle (the last iteration)
+	live    uint64 // marked live by the last collection
+	goal    uint64 // the heap's goal for the end of the next collection
+	objects uint64 // occupied by objects now, live or not yet swept
+	gogc    int64
+}
+
+// collect reads the runtime's figures and reports whether to collect now (idleCollects).
 func (g *idleGC) collect() bool {
 	g.read()
-	allocs, live, gogc := g.samples[0].Value, g.samples[1].Value, g.samples[2].Value
-	if allocs.Kind() != rtmetrics.KindUint64 || live.Kind() != rtmetrics.KindUint64 || gogc.Kind() != rtmetrics.KindUint64 {
-		return false // a runtime without these metrics: GOGC alone
+	for _, i := range []int{0, 1, 2, 4, 5} {
+		if g.samples[i].Value.Kind() != rtmetrics.KindUint64 {
+			return false // a runtime without these metrics: GOGC alone
+		}
 	}
-	since := allocs.Uint64() - g.lastAllocs
+	allocs := g.samples[0].Value.Uint64()
+	h := heap{since: allocs - g.lastAllocs, live: g.samples[1].Value.Uint64(), gogc: int64(g.samples[2].Value.Uint64()),
+		goal: g.samples[4].Value.Uint64(), objects: g.samples[5].Value.Uint64()}
 	first := g.lastAllocs == 0
-	g.lastAllocs = allocs.Uint64()
-	if g.rest > 0 {
+	g.lastAllocs = allocs
+	resting := g.rest > 0
+	if resting {
 		g.rest--
-		return false
 	}
-	return idleCollects(first, since, live.Uint64(), int64(gogc.Uint64()))
+	return idleCollects(first, resting, h)
 }
 
 // gcCPU is the collector's CPU so far (an estimate that may overstate, as the runtime says of
@@ -188,17 +205,24 @@ func (g *idleGC) collected(cost time.Duration) {
 	}
 }
 
-// idleCollects is Idle's rule: collect after building (first), and after an iteration that
-// allocated (since) under half of GOGC's headroom over the live heap; never with GOGC off.
-func idleCollects(first bool, since, live uint64, gogc int64) bool {
-	if gogc <= 0 {
+// idleCollects is Idle's rule; never with GOGC off:
+//   - after building (first);
+//   - when the next iteration, allocating what the last did (since), would pass the earliest
+//     point GOGC may start a collection: 70 % of the headroom between live and the goal;
+//   - unless resting, after an iteration that allocated under half of GOGC's headroom over the
+//     live heap.
+func idleCollects(first, resting bool, h heap) bool {
+	if h.gogc <= 0 {
 		return false
 	}
 	if first {
 		return true
 	}
-	headroom := live * uint64(gogc) / 100
-	return since < headroom/2
+	if h.goal > h.live && h.objects+h.since > h.live+(h.goal-h.live)*7/10 {
+		return true
+	}
+	headroom := h.live * uint64(h.gogc) / 100
+	return !resting && h.since < headroom/2
 }
 
 // Tick runs one observe-decide-act-record iteration at the clock's now.
