@@ -11,7 +11,9 @@ import (
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/iterator"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -295,7 +297,8 @@ func listTimeSeries(ctx context.Context, c *monitoring.MetricClient, timeout tim
 	defer cancel()
 	start := time.Now()
 	defer func() { obs.observe("monitoring.ListTimeSeries", start, classify(err, read, "")) }()
-	it := c.ListTimeSeries(ctx, req, retry.callOption())
+	// The pages are decoded by drwatchd's own decoder, with protobuf's as the fallback (tsdecode.go).
+	it := c.ListTimeSeries(ctx, req, retry.callOption(), gax.WithGRPCOptions(grpc.ForceCodecV2(listCodec)))
 	for {
 		ts, err := it.Next()
 		if err == iterator.Done {
