@@ -37,7 +37,8 @@ package gcp
 //
 // Strings never alias the gRPC buffer (it is pooled and reused): labels, types and units are
 // interned in a small bounded table (the same endpoint IDs, locations and response codes arrive
-// every loop), the rest copied.
+// every loop), the rest copied. The structs of a page are carved from chunks (slab): a few dozen
+// allocations a page instead of ~14 a series.
 
 import (
 	"math"
@@ -112,6 +113,41 @@ func (c *timeSeriesCodec) decode(b []byte, m *monitoringpb.ListTimeSeriesRespons
 // (merging into what is there, as protobuf does) and says false on anything it does not handle.
 type tsDecoder struct {
 	strs *internTable
+
+	series    slab[monitoringpb.TimeSeries]
+	metrics   slab[metric.Metric]
+	resources slab[monitoredres.MonitoredResource]
+	points    slab[monitoringpb.Point]
+	pointPtrs slab[*monitoringpb.Point]
+	intervals slab[monitoringpb.TimeInterval]
+	times     slab[timestamppb.Timestamp]
+	values    slab[monitoringpb.TypedValue]
+	int64s    slab[monitoringpb.TypedValue_Int64Value]
+	doubles   slab[monitoringpb.TypedValue_DoubleValue]
+}
+
+// slab hands out zero T's from chunks allocated together, so a page's thousands of small structs
+// cost a few dozen allocations instead of one each. Chunks grow from 8 to 256 Ts, so a small page
+// wastes little. (A T kept alive keeps its chunk alive: drwatchd keeps none past a page.)
+type slab[T any] struct {
+	free  []T
+	chunk int
+}
+
+// new returns a zero T.
+func (s *slab[T]) new() *T {
+	return &s.one()[0]
+}
+
+// one returns a slice of one zero T whose capacity is one: appending to it copies.
+func (s *slab[T]) one() []T {
+	if len(s.free) == 0 {
+		s.chunk = min(max(2*s.chunk, 8), 256)
+		s.free = make([]T, s.chunk)
+	}
+	t := s.free[:1:1]
+	s.free = s.free[1:]
+	return t
 }
 
 func (d *tsDecoder) response(b []byte, m *monitoringpb.ListTimeSeriesResponse) bool {
@@ -123,8 +159,8 @@ func (d *tsDecoder) response(b []byte, m *monitoringpb.ListTimeSeriesResponse) b
 		b = rest
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			ts := new(monitoringpb.TimeSeries)
-			if !d.series(v, ts) {
+			ts := d.series.new()
+			if !d.timeSeries(v, ts) {
 				return false
 			}
 			m.TimeSeries = append(m.TimeSeries, ts)
@@ -142,7 +178,7 @@ func (d *tsDecoder) response(b []byte, m *monitoringpb.ListTimeSeriesResponse) b
 	return true
 }
 
-func (d *tsDecoder) series(b []byte, ts *monitoringpb.TimeSeries) bool {
+func (d *tsDecoder) timeSeries(b []byte, ts *monitoringpb.TimeSeries) bool {
 	for len(b) > 0 {
 		num, typ, v, x, rest, ok := field(b)
 		if !ok {
@@ -152,12 +188,12 @@ func (d *tsDecoder) series(b []byte, ts *monitoringpb.TimeSeries) bool {
 		switch {
 		case num == 1 && typ == protowire.BytesType:
 			if ts.Metric == nil {
-				ts.Metric = new(metric.Metric)
+				ts.Metric = d.metrics.new()
 			}
 			ok = d.metric(v, ts.Metric)
 		case num == 2 && typ == protowire.BytesType:
 			if ts.Resource == nil {
-				ts.Resource = new(monitoredres.MonitoredResource)
+				ts.Resource = d.resources.new()
 			}
 			ok = d.resource(v, ts.Resource)
 		case num == 3 && typ == protowire.VarintType:
@@ -165,8 +201,11 @@ func (d *tsDecoder) series(b []byte, ts *monitoringpb.TimeSeries) bool {
 		case num == 4 && typ == protowire.VarintType:
 			ts.ValueType = metric.MetricDescriptor_ValueType(int32(x))
 		case num == 5 && typ == protowire.BytesType:
-			p := new(monitoringpb.Point)
+			p := d.points.new()
 			if ok = d.point(v, p); ok {
+				if ts.Points == nil { // most series have one point
+					ts.Points = d.pointPtrs.one()[:0]
+				}
 				ts.Points = append(ts.Points, p)
 			}
 		case num == 8 && typ == protowire.BytesType:
@@ -265,12 +304,12 @@ func (d *tsDecoder) point(b []byte, p *monitoringpb.Point) bool {
 		switch num {
 		case 1:
 			if p.Interval == nil {
-				p.Interval = new(monitoringpb.TimeInterval)
+				p.Interval = d.intervals.new()
 			}
 			ok = d.interval(v, p.Interval)
 		case 2:
 			if p.Value == nil {
-				p.Value = new(monitoringpb.TypedValue)
+				p.Value = d.values.new()
 			}
 			ok = d.value(v, p.Value)
 		default:
@@ -293,12 +332,12 @@ func (d *tsDecoder) interval(b []byte, i *monitoringpb.TimeInterval) bool {
 		switch num {
 		case 1:
 			if i.StartTime == nil {
-				i.StartTime = new(timestamppb.Timestamp)
+				i.StartTime = d.times.new()
 			}
 			ok = timestamp(v, i.StartTime)
 		case 2:
 			if i.EndTime == nil {
-				i.EndTime = new(timestamppb.Timestamp)
+				i.EndTime = d.times.new()
 			}
 			ok = timestamp(v, i.EndTime)
 		default:
@@ -342,9 +381,13 @@ func (d *tsDecoder) value(b []byte, tv *monitoringpb.TypedValue) bool {
 		case num == 1 && typ == protowire.VarintType:
 			tv.Value = &monitoringpb.TypedValue_BoolValue{BoolValue: protowire.DecodeBool(x)}
 		case num == 2 && typ == protowire.VarintType:
-			tv.Value = &monitoringpb.TypedValue_Int64Value{Int64Value: int64(x)}
+			w := d.int64s.new()
+			w.Int64Value = int64(x)
+			tv.Value = w
 		case num == 3 && typ == protowire.Fixed64Type:
-			tv.Value = &monitoringpb.TypedValue_DoubleValue{DoubleValue: math.Float64frombits(x)}
+			w := d.doubles.new()
+			w.DoubleValue = math.Float64frombits(x)
+			tv.Value = w
 		case num == 4 && typ == protowire.BytesType:
 			var s string
 			if !d.str(v, &s, false) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -534,4 +535,35 @@ func BenchmarkDecodePage(b *testing.B) {
 			b.Fatal("the page fell back")
 		}
 	})
+}
+
+// Projects are polled in parallel through one codec: concurrent decodes share the intern table
+// (here small enough to be emptied while they run) and each gets protobuf's result (-race).
+func TestDecodeConcurrent(t *testing.T) {
+	c := newTimeSeriesCodec()
+	c.strs.max = 16
+	pages := realPages(t, 12, 20)
+	want := make([]*monitoringpb.ListTimeSeriesResponse, len(pages))
+	for i, b := range pages {
+		want[i] = new(monitoringpb.ListTimeSeriesResponse)
+		if err := proto.Unmarshal(b, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for round := range 5 {
+				for i := range pages {
+					b := pages[(i+g+round)%len(pages)]
+					got := new(monitoringpb.ListTimeSeriesResponse)
+					if err := c.decode(b, got); err != nil || !proto.Equal(got, want[(i+g+round)%len(pages)]) {
+						t.Errorf("goroutine %d, page %d: error %v or a different result", g, i, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
