@@ -20,7 +20,7 @@ package gcp
 //	Metric                  labels 2 (map<string,string>), type 3
 //	MonitoredResource       type 1, labels 2 (map<string,string>)
 //	Point                   interval 1, value 2
-//	TimeInterval            end_time 2, start_time 1
+//	TimeInterval            start_time 1, end_time 2
 //	Timestamp               seconds 1, nanos 2
 //	TypedValue              bool_value 1, int64_value 2, double_value 3, string_value 4
 //
