@@ -79,6 +79,14 @@ func newTimeSeriesCodec() *timeSeriesCodec {
 // listCodec decodes every ListTimeSeries page drwatchd reads (one table shared by all projects).
 var listCodec = newTimeSeriesCodec()
 
+// DecodedPages counts the ListTimeSeries pages this process has decoded, by drwatchd's decoder
+// (fast) and by protobuf-go (fallback: a page with a field the fast path does not read). A
+// fallback is correct, only slower: all pages falling back (the API added a field to every
+// series, say) would cost the loop the CPU the decoder saves. pkg/wire exports both.
+func DecodedPages() (fast, fallback int64) {
+	return listCodec.fast.Load(), listCodec.slow.Load()
+}
+
 // Name is the default codec's ("proto"): the content-subtype sent is unchanged.
 func (c *timeSeriesCodec) Name() string { return c.proto.Name() }
 

@@ -43,6 +43,20 @@ type apiMetrics struct {
 
 func newAPIMetrics(reg prometheus.Registerer) *apiMetrics {
 	f := promauto.With(reg)
+	// The Monitoring pages' decoders: process-wide counts (gcp.DecodedPages).
+	for _, d := range []struct {
+		decoder string
+		n       func() int64
+	}{
+		{"drwatchd", func() int64 { fast, _ := gcp.DecodedPages(); return fast }},
+		{"protobuf", func() int64 { _, slow := gcp.DecodedPages(); return slow }},
+	} {
+		f.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "drwatchd_monitoring_pages_decoded_total",
+			Help:        "ListTimeSeries pages decoded, by decoder: drwatchd's own, or protobuf-go for a page with a field drwatchd's does not read (correct, but slower).",
+			ConstLabels: prometheus.Labels{"decoder": d.decoder},
+		}, func() float64 { return float64(d.n()) })
+	}
 	return &apiMetrics{
 		calls: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "drwatchd_cloud_api_calls_total",

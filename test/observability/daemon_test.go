@@ -196,6 +196,22 @@ func TestDaemon(t *testing.T) {
 			t.Errorf("only %d drwatchd_ families in the scrape", n)
 		}
 	})
+	t.Run("MonitoringPagesDecodedByDrwatchd", func(t *testing.T) {
+		// The simulated Monitoring sends what the real API sends for drwatchd's queries: every
+		// page takes drwatchd's decoder, none falls back (docs/metrics.md).
+		var fast, fallback string
+		for _, line := range strings.Split(string(scrape), "\n") {
+			switch {
+			case strings.HasPrefix(line, `drwatchd_monitoring_pages_decoded_total{decoder="drwatchd"} `):
+				fast = strings.Fields(line)[1]
+			case strings.HasPrefix(line, `drwatchd_monitoring_pages_decoded_total{decoder="protobuf"} `):
+				fallback = strings.Fields(line)[1]
+			}
+		}
+		if fast == "" || fast == "0" || fallback != "0" {
+			t.Errorf("pages decoded: drwatchd %q, protobuf %q; want some by drwatchd's decoder, none by the fallback", fast, fallback)
+		}
+	})
 	t.Run("JournalAndExplain", func(t *testing.T) { checkJournal(t, bin, base, svc.Name) })
 	t.Run("StatusPageScreenshot", func(t *testing.T) { checkStatusPage(t, base, svc.Name, svc.State.State) })
 	t.Run("EndToEndAlerting", func(t *testing.T) {

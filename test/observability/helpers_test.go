@@ -274,7 +274,7 @@ type declared struct {
 	Pos  string
 }
 
-var constructor = regexp.MustCompile(`^New(Counter|Gauge|Histogram|Summary)(Vec)?$`)
+var constructor = regexp.MustCompile(`^New(Counter|Gauge|Histogram|Summary)(Vec|Func)?$`)
 
 // declaredMetrics parses every non-test Go file under pkg/ and cmd/ and returns the metrics
 // constructed there (`f.NewGaugeVec(prometheus.GaugeOpts{Name: "drwatchd_..."}, ...)`, or a
@@ -369,7 +369,7 @@ func declaredMetrics(t testing.TB) map[string]declared {
 						name, err := strconv.Unquote(bl.Value)
 						if err == nil && strings.HasPrefix(name, "drwatchd_") {
 							rel, _ := filepath.Rel(repoRoot(t), fset.Position(bl.Pos()).Filename)
-							out[name] = declared{Name: name, Kind: m[1], Vec: m[2] != "", Pos: fmt.Sprintf("%s:%d", rel, fset.Position(bl.Pos()).Line)}
+							out[name] = declared{Name: name, Kind: m[1], Vec: m[2] == "Vec", Pos: fmt.Sprintf("%s:%d", rel, fset.Position(bl.Pos()).Line)}
 						}
 					}
 				}
