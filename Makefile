@@ -52,8 +52,9 @@ vet: ## go vet
 lint: ## staticcheck, pinned in go.mod as a tool
 	$(GO) tool staticcheck ./...
 
-fuzz: ## fuzz config parsing for a minute (each new input minimised for at most 1s, not the default 60s)
+fuzz: ## fuzz config parsing and the Monitoring page decoder, a minute each (each new input minimised for at most 1s, not the default 60s)
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 60s -fuzzminimizetime 1s ./pkg/config
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 1s ./pkg/gcp
 
 bench: build ## scenario comparison and scale benchmarks; writes bench/results.md
 	$(GO) run ./bench -out bench/results.md
